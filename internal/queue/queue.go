@@ -59,3 +59,9 @@ type Queue interface {
 	Stats(ctx context.Context) (Stats, error)
 	Close() error
 }
+
+// DeadLetterer is implemented by queues that can set a poison entry aside
+// (with the error that made it fail) so it stops blocking the rest.
+type DeadLetterer interface {
+	DeadLetter(ctx context.Context, msgs []Message, cause error) error
+}
