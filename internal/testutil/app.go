@@ -80,7 +80,7 @@ type App struct {
 
 // pocketlyticsEnv lists the variables a test must set explicitly.
 var pocketlyticsEnv = []string{
-	"REDIS_URL", "CLICKHOUSE_URL", "GEOIP_DB", "GEO_HEADERS", "TRACK_LOCALHOST",
+	"REDIS_URL", "REDIS_PREFIX", "LIVE_CHANNEL", "CLICKHOUSE_URL", "GEOIP_DB", "GEO_HEADERS", "TRACK_LOCALHOST",
 	"RATE_LIMIT", "QUEUE_DIR", "QUEUE_FSYNC", "FLUSH_BATCH", "FLUSH_INTERVAL",
 	"CLAIM_IDLE", "MAX_DELIVERIES", "RETENTION_DAYS", "LIVE_WINDOW", "METRICS_TOKEN",
 }
