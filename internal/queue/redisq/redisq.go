@@ -42,6 +42,8 @@ const fieldEvent = "e"
 // ErrClosed is returned by Enqueue after Close.
 var ErrClosed = errors.New("redisq: queue closed")
 
+var errOldRedis = errors.New("redisq: Redis 7.0 or newer is required")
+
 var (
 	_ queue.Queue        = (*Queue)(nil)
 	_ queue.DeadLetterer = (*Queue)(nil)
@@ -130,8 +132,10 @@ type request struct {
 }
 
 // New opens the queue on the stream, creating the stream and the consumer
-// group when missing. The client stays owned by the caller: Close does not
-// close it.
+// group when missing. A server that answers with an error (NOAUTH, a version
+// older than 7.0, a key of another type) fails New; a server that cannot be
+// reached does not: the queue is returned and its calls fail until Redis
+// answers. The client stays owned by the caller: Close does not close it.
 func New(client *redis.Client, opts Options) (*Queue, error) {
 	if client == nil {
 		return nil, errors.New("redisq: nil client")
@@ -148,16 +152,27 @@ func New(client *redis.Client, opts Options) (*Queue, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := q.checkVersion(ctx); err != nil {
+	err := q.checkVersion(ctx)
+	if err == nil {
+		err = q.ensureGroup(ctx)
+	}
+	if err != nil && (errors.Is(err, errOldRedis) || !isConnError(err)) {
 		return nil, err
 	}
-	if err := q.ensureGroup(ctx); err != nil {
-		return nil, err
-	}
+	// Redis unreachable: start anyway, so that ingest can spool locally
+	// (see package spool) during an outage that spans a restart. XADD
+	// creates the stream, and Read creates the group on its first NOGROUP.
 
 	q.wg.Add(1)
 	go q.commitLoop()
 	return q, nil
+}
+
+// isConnError tells a failure to reach Redis from an error reply of a
+// reachable server (wrong type, NOAUTH, an old version, ...).
+func isConnError(err error) bool {
+	var rerr redis.Error
+	return !errors.As(err, &rerr)
 }
 
 // checkVersion refuses servers older than 7.0, whose XINFO GROUPS has no lag
@@ -178,7 +193,7 @@ func (q *Queue) checkVersion(ctx context.Context) error {
 		}
 		major, _, _ := strings.Cut(v, ".")
 		if n, err := strconv.Atoi(major); err == nil && n < 7 {
-			return fmt.Errorf("redisq: Redis %s is too old, 7.0 or newer is required", v)
+			return fmt.Errorf("%w: Redis %s", errOldRedis, v)
 		}
 	}
 	return nil

@@ -6,7 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -15,23 +15,10 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
-// testClient connects to REDIS_URL, skipping when it is unset.
-func testClient(tb testing.TB) *redis.Client {
-	tb.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		tb.Skip("REDIS_URL not set: the redisq tests need a Redis server (scripts/services.sh starts one)")
-	}
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		tb.Fatalf("REDIS_URL: %v", err)
-	}
-	c := redis.NewClient(opt)
-	tb.Cleanup(func() { c.Close() })
-	return c
-}
+func testClient(tb testing.TB) *redis.Client { return testutil.Redis(tb) }
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -42,7 +29,7 @@ func randHex(n int) string {
 // testOptions returns options on a fresh stream, deleted at cleanup.
 func testOptions(tb testing.TB, c *redis.Client) Options {
 	tb.Helper()
-	stream := "pl:test:" + randHex(6)
+	stream := testutil.Unique("pl:test:")
 	tb.Cleanup(func() { c.Del(context.Background(), stream, stream+":dead") })
 	return Options{Stream: stream, Consumer: "c1"}
 }
@@ -150,6 +137,47 @@ func TestEnqueueAfterClose(t *testing.T) {
 	q.Close()
 	if err := q.Enqueue(context.Background(), testEvent(0)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Enqueue after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestNewWhileRedisIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { c.Close() })
+	q, err := New(c, Options{Stream: testutil.Unique("pl:test:")})
+	if err != nil {
+		t.Fatalf("New with Redis down = %v, want a queue that fails per call", err)
+	}
+	defer q.Close()
+	if err := q.Enqueue(context.Background(), testEvent(0)); err == nil {
+		t.Fatal("Enqueue with Redis down succeeded")
+	}
+	if err := q.Ping(context.Background()); err == nil {
+		t.Fatal("Ping with Redis down succeeded")
+	}
+}
+
+func TestReadRecreatesDeletedGroup(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	c.Del(ctx, q.opts.Stream) // an operator's FLUSHALL, or Redis started empty
+	if msgs, err := q.Read(ctx, 10, 10*time.Millisecond); err != nil || len(msgs) != 0 {
+		t.Fatalf("Read after the stream vanished = %v, %v", msgs, err)
+	}
+	ev := testEvent(0)
+	if err := q.Enqueue(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := readAll(t, q, 1); msgs[0].Event.ID != ev.ID {
+		t.Fatalf("read %s, want %s", msgs[0].Event.ID, ev.ID)
 	}
 }
 
