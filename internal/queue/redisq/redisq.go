@@ -121,6 +121,11 @@ type Queue struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
+	// commitCtx bounds the committer's round trips; Close cancels it when
+	// one hangs (Redis unreachable) for longer than closeGrace.
+	commitCtx    context.Context
+	cancelCommit context.CancelFunc
+
 	claimMu     sync.Mutex
 	claimCursor string
 	nextClaim   time.Time
@@ -149,6 +154,7 @@ func New(client *redis.Client, opts Options) (*Queue, error) {
 		closed:      make(chan struct{}),
 		claimCursor: "0-0",
 	}
+	q.commitCtx, q.cancelCommit = context.WithCancel(context.Background())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -283,8 +289,8 @@ func (q *Queue) commitLoop() {
 
 func (q *Queue) commit(batch []*request) {
 	// Not the callers' contexts: one caller giving up must not fail the
-	// others' writes. The client's read/write timeouts bound the round trip.
-	ctx := context.Background()
+	// others' writes. The client's timeouts and retries bound the round trip.
+	ctx := q.commitCtx
 
 	pipe := q.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, 0, len(batch))
@@ -311,14 +317,30 @@ func (q *Queue) commit(batch []*request) {
 	}
 }
 
-// Close stops the committer after the round trip in flight; Enqueue calls
-// after it fail with ErrClosed. It also removes this consumer from the group
-// when it holds no pending entries, so restarts do not pile up consumer
-// names. The Redis client is left open.
+// closeGrace is how long Close lets a round trip in flight finish.
+const closeGrace = time.Second
+
+// Close stops the committer after the round trip in flight (interrupting it
+// after a second when Redis does not answer); Enqueue calls after it fail
+// with ErrClosed. It also removes this consumer from the group when it holds
+// no pending entries, so restarts do not pile up consumer names. The Redis
+// client is left open.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		close(q.closed)
-		q.wg.Wait()
+		stopped := make(chan struct{})
+		go func() {
+			q.wg.Wait()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(closeGrace):
+			q.cancelCommit()
+			<-stopped
+			return // Redis is not answering: leave the consumer be
+		}
+		defer q.cancelCommit()
 
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
