@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -205,6 +206,7 @@ func (o *opsHandlers) check(parent context.Context) Health {
 	}
 	wg.Wait()
 
+	slices.Sort(h.Problems)
 	h.Status = "ok"
 	if len(h.Problems) > 0 {
 		h.Status = "degraded"
