@@ -8,7 +8,7 @@ import { isDark, onThemeChange } from './theme.js';
 
 const GROW_MS = 600;
 const FADE_MS = 2500;
-const PIN = 0.07;
+const PIN = 0.05;
 
 function toAngles(lat, lon) {
   return [Math.PI - ((lon * Math.PI) / 180 - Math.PI / 2), (lat * Math.PI) / 180];
@@ -89,7 +89,6 @@ export function globe() {
     const dpr = Math.min(window.devicePixelRatio || 1, 2);
     canvas.width = w * dpr;
     canvas.height = w * dpr;
-    canvas.style.width = canvas.style.height = `${w}px`;
     g?.destroy();
     try {
       g = createGlobe(canvas, {
