@@ -140,16 +140,40 @@ export async function breakdown(siteId, dimension, state, opts = {}) {
   };
 }
 
-// live returns the live snapshot: {count, push, arrivals, pages, referrers, online}.
+// normalizeArrival gives arrivals (live messages and snapshot entries) one
+// shape: entry (landing path), path (current path), at (ms).
+export function normalizeArrival(a) {
+  const time = a.time ?? a.t;
+  return {
+    ...a,
+    entry: a.entry ?? a.page ?? '',
+    path: a.page ?? a.path ?? a.entry ?? '',
+    at: time ? new Date(time).getTime() || Date.now() : Date.now(),
+  };
+}
+
+// onlineSeries accepts [{t, visitors}] or {start, step (seconds), counts}.
+function onlineSeries(o) {
+  if (Array.isArray(o)) return o.map((p) => ({ t: new Date(p.t ?? p.time), visitors: num(p.visitors ?? p.count) }));
+  if (o && Array.isArray(o.counts)) {
+    const start = new Date(o.start).getTime();
+    const step = (Number(o.step) || 60) * 1000;
+    return o.counts.map((c, i) => ({ t: new Date(start + i * step), visitors: num(c) }));
+  }
+  return [];
+}
+
+// live returns the live snapshot: {count, push, arrivals, pages: [{path,
+// visitors}], referrers: [{host, visitors}], online: [{t, visitors}]}.
 export async function live(siteId) {
   const r = await analytics(siteId, 'live');
   return {
-    count: num(r.count),
+    count: num(r.count ?? r.visitors),
     push: r.push !== false,
-    arrivals: r.arrivals || [],
-    pages: r.pages || [],
-    referrers: r.referrers || [],
-    online: r.online || [],
+    arrivals: (r.arrivals || []).map(normalizeArrival),
+    pages: (r.pages || []).map((p) => ({ path: p.path ?? p.value ?? p.page ?? '', visitors: num(p.visitors) })),
+    referrers: (r.referrers || []).map((x) => ({ host: x.host ?? x.value ?? '', visitors: num(x.visitors) })),
+    online: onlineSeries(r.online),
   };
 }
 

@@ -2,7 +2,7 @@
 // SSE connection when it works, and polling of the live endpoint every 15 s
 // when the server says push is off or the connection fails or is blocked.
 // Push is retried with a growing delay; nothing of this is an error to show.
-import { pb, live, liveTopic } from './api.js';
+import { pb, live, liveTopic, normalizeArrival } from './api.js';
 
 export const POLL_MS = 15000;
 const RETRY_MIN_MS = 15000;
@@ -167,10 +167,10 @@ export class LiveFeed {
     const seen = new Set();
     const fresh = [];
     for (const a of snap.arrivals) {
-      const key = a.visitor || `${a.country}|${a.city}|${a.entry}|${a.t}`;
+      const key = a.visitor || `${a.country}|${a.city}|${a.entry}|${a.at}`;
       seen.add(key);
       if (!this.visitors.has(key)) {
-        const v = { ...a, visitor: key, at: a.t ? new Date(a.t).getTime() || Date.now() : Date.now(), path: a.path || a.entry };
+        const v = { ...a, visitor: key };
         this.visitors.set(key, v);
         fresh.push(v);
       }
@@ -215,12 +215,14 @@ export class LiveFeed {
 
   handle(msg) {
     if (!msg || typeof msg !== 'object') return;
+    // The count message's field is `visitors` (or `count`).
+    if (msg.type === 'count' && msg.count === undefined) msg = { ...msg, count: msg.visitors };
     this.emit('message', msg);
     switch (msg.type) {
       case 'arrival': {
         const key = msg.visitor || `${Date.now()}-${Math.random()}`;
         const known = this.visitors.has(key);
-        const v = { ...msg, visitor: key, at: Date.now(), path: msg.entry };
+        const v = { ...normalizeArrival(msg), visitor: key, at: Date.now() };
         this.visitors.set(key, v);
         if (!known) {
           this.arrive(v);
@@ -234,7 +236,7 @@ export class LiveFeed {
       }
       case 'pageview': {
         const v = msg.visitor && this.visitors.get(msg.visitor);
-        if (v) v.path = msg.path || v.path;
+        if (v) v.path = msg.page || msg.path || v.path;
         this.markData();
         this.scheduleResync();
         break;

@@ -42,6 +42,9 @@ export function siteForm(site, { submitLabel = 'Save', onSaved } = {}) {
   const err = h('p', { class: 'error', role: 'alert', hidden: true });
   const saved = h('p', { class: 'ok', role: 'status' });
   const submit = h('button', { class: 'btn primary', type: 'submit' }, submitLabel);
+  // A superuser creates sites on behalf of a user, who owns them.
+  const ownerId = uid('owner');
+  const owner = !site && isSuperuser() ? h('input', { id: ownerId, name: 'owner', required: true, placeholder: 'user@example.com' }) : null;
 
   return h(
     'form',
@@ -57,9 +60,10 @@ export function siteForm(site, { submitLabel = 'Save', onSaved } = {}) {
           err.hidden = false;
           return;
         }
-        if (!site && !isSuperuser()) data.owner = me()?.id;
         submit.disabled = true;
         try {
+          if (owner) data.owner = (await findUser(owner.value)).id;
+          else if (!site) data.owner = me()?.id;
           const result = site ? await sites.update(site.id, data) : await sites.create(data);
           saved.textContent = 'Saved.';
           onSaved?.(result);
@@ -78,6 +82,7 @@ export function siteForm(site, { submitLabel = 'Save', onSaved } = {}) {
     h('p', { class: 'hint', id: ids.hint }, 'Host names whose pages may send hits, separated by commas.'),
     h('label', { class: 'field', for: ids.tz }, h('span', {}, 'Time zone of the reports')),
     tz,
+    owner ? [h('label', { class: 'field', for: ownerId }, h('span', {}, 'Owner (e-mail or user id)')), owner] : null,
     err,
     h('div', { class: 'row' }, submit, saved),
   );
