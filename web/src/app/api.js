@@ -90,6 +90,13 @@ function query(state, extra) {
 
 const num = (v) => (typeof v === 'number' ? v : Number(v) || 0);
 
+// pick reads a metric by its snake_case key or its camelCase twin.
+const camel = (k) => k.replace(/_(\w)/g, (_, c) => c.toUpperCase());
+export function pick(obj, key) {
+  if (!obj) return undefined;
+  return obj[key] ?? obj[camel(key)];
+}
+
 // Metrics of the overview, in display order.
 export const METRICS = [
   { key: 'visitors', label: 'Unique visitors' },
@@ -107,9 +114,9 @@ export async function overview(siteId, state) {
   const prev = r.previous || r.comparison || {};
   const out = {};
   for (const m of METRICS) {
-    const v = cur[m.key];
+    const v = pick(cur, m.key);
     const value = num(v && typeof v === 'object' ? v.value : v);
-    const p = v && typeof v === 'object' && 'previous' in v ? v.previous : prev[m.key];
+    const p = v && typeof v === 'object' && 'previous' in v ? v.previous : pick(prev, m.key);
     const previous = p === undefined || p === null ? null : num(p && typeof p === 'object' ? p.value : p);
     let change = v && typeof v === 'object' && 'change' in v ? v.change : undefined;
     if (change === undefined || change === null) {
@@ -126,7 +133,11 @@ export async function timeseries(siteId, state) {
   const rows = Array.isArray(r) ? r : r.points || r.items || r.results || r.series || [];
   return {
     interval: r.interval || state.interval || '',
-    points: rows.map((p) => ({ ...p, t: new Date(p.t ?? p.time ?? p.date ?? p.bucket) })),
+    points: rows.map((p) => {
+      const out = { t: new Date(p.t ?? p.time ?? p.date ?? p.bucket) };
+      for (const m of METRICS) out[m.key] = num(pick(p, m.key));
+      return out;
+    }),
   };
 }
 
@@ -136,7 +147,7 @@ export async function breakdown(siteId, dimension, state, opts = {}) {
   const rows = Array.isArray(r) ? r : r.items || r.results || r.rows || [];
   return {
     rows: rows.map((row) => ({ ...row, value: row.value ?? row.name ?? row[dimension] ?? '' })),
-    total: r.totalItems ?? r.total ?? rows.length,
+    total: r.totalItems ?? r.total ?? r.totalValues ?? rows.length,
   };
 }
 

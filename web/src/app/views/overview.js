@@ -38,7 +38,7 @@ export const DIMENSIONS = {
   device: 'Device',
   browser: 'Browser',
   os: 'OS',
-  event: 'Event',
+  event_name: 'Event',
 };
 
 const PANELS = [
@@ -46,7 +46,7 @@ const PANELS = [
   { title: 'Sources', tabs: [['channel', 'Channels'], ['referrer', 'Sources'], ['utm_source', 'UTM source'], ['utm_medium', 'UTM medium'], ['utm_campaign', 'UTM campaign']] },
   { title: 'Locations', tabs: [['country', 'Countries'], ['region', 'Regions'], ['city', 'Cities']] },
   { title: 'Devices', tabs: [['device', 'Devices'], ['browser', 'Browsers'], ['os', 'Operating systems']] },
-  { title: 'Custom events', tabs: [['event', 'Events']] },
+  { title: 'Custom events', tabs: [['event_name', 'Events']] },
 ];
 
 export function readState() {
@@ -269,7 +269,7 @@ export function overviewView(site, feed) {
     const table = h(
       'table',
       { class: 'breakdown' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), dim === 'event' ? h('th', { scope: 'col', class: 'num' }, 'Events') : null)),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), dim === 'event_name' ? h('th', { scope: 'col', class: 'num' }, 'Events') : null)),
       h(
         'tbody',
         {},
@@ -294,7 +294,7 @@ export function overviewView(site, feed) {
               ),
             ),
             h('td', { class: 'num' }, num(r.visitors)),
-            dim === 'event' ? h('td', { class: 'num' }, num(r.events ?? r.count ?? r.pageviews)) : null,
+            dim === 'event_name' ? h('td', { class: 'num' }, num(r.events ?? r.count ?? r.pageviews)) : null,
           );
         }),
       ),
