@@ -26,13 +26,16 @@
     return script.getAttribute('data-' + name);
   };
   var site = data('site');
-  var endpoint = data('api') || new URL('/api/collect', script.src).href;
+  var endpoint = data('api');
+  try {
+    endpoint = endpoint || new URL('/api/collect', script.src).href;
+  } catch (e) {}
   var beat = data('heartbeat');
   beat = (beat === null || beat === '' || isNaN(beat) ? 15 : +beat) * 1000;
   var local =
     loc.protocol === 'file:' ||
     /^(localhost|127(\.\d+){3}|\[::1\])$/.test(loc.hostname);
-  var off = !site || (local && data('allow-localhost') === null);
+  var off = !site || !endpoint || (local && data('allow-localhost') === null);
 
   var lastPath = null;
   var timer = 0;
