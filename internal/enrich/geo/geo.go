@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"sync"
 
@@ -95,6 +96,11 @@ func (db *DB) Close() error {
 // database has a country but no coordinates. Unknown, private and invalid
 // addresses give the zero Location.
 func (db *DB) Lookup(ip netip.Addr) Location {
+	return db.lookup(ip).withCentroid()
+}
+
+// lookup is Lookup without the centroid fallback.
+func (db *DB) lookup(ip netip.Addr) Location {
 	if db == nil || db.reader == nil || !ip.IsValid() {
 		return Location{}
 	}
@@ -103,6 +109,35 @@ func (db *DB) Lookup(ip netip.Addr) Location {
 		return Location{}
 	}
 	return rec.location()
+}
+
+// Locate returns the location of a request from ip. When hs trusts a CDN
+// whose headers name a country, the headers win; the database only fills
+// what they lack (region, city, coordinates) if it agrees on the country,
+// so a country-only CDN plus a city database still gives cities. Without
+// such headers it is db.Lookup(ip).
+func Locate(db *DB, hs Headers, h http.Header, ip netip.Addr) Location {
+	loc, ok := hs.lookup(h)
+	if !ok {
+		return db.Lookup(ip)
+	}
+	noCoords := loc.Latitude == 0 && loc.Longitude == 0
+	if loc.City == "" || loc.Region == "" || noCoords {
+		// Take from the database only what describes the same place.
+		d := db.lookup(ip)
+		if normCountry(d.Country) == loc.Country && (loc.City == "" || loc.City == d.City) {
+			if loc.City == "" {
+				loc.City = d.City
+			}
+			if loc.Region == "" {
+				loc.Region = d.Region
+			}
+			if noCoords {
+				loc.Latitude, loc.Longitude = d.Latitude, d.Longitude
+			}
+		}
+	}
+	return loc.withCentroid()
 }
 
 // withCentroid normalises the country code and fills missing coordinates

@@ -301,3 +301,44 @@ func round4(f float64) float64 {
 	}
 	return float64(int64(f*10000+0.5)) / 10000
 }
+
+func TestLocate(t *testing.T) {
+	db, err := geo.Open(geotest.Write(t, geotest.GeoIP2City, entries...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	cf, _ := geo.NewHeaders([]string{"cloudflare"})
+	london := geo.Location{Country: "GB", Region: "England", City: "London", Latitude: 51.5142, Longitude: -0.0931}
+
+	cases := []struct {
+		name   string
+		hs     geo.Headers
+		header map[string]string
+		ip     string
+		want   geo.Location
+	}{
+		{"no trusted headers: the database", geo.Headers{}, map[string]string{"cf-ipcountry": "FR"}, "192.0.2.1", london},
+		{"country-only header agreeing with the database", cf, map[string]string{"cf-ipcountry": "GB"}, "192.0.2.1", london},
+		{"header disagreeing with the database wins alone", cf, map[string]string{"cf-ipcountry": "FR"}, "192.0.2.1", centroid(t, "FR")},
+		{"complete header ignores the database", cf, map[string]string{
+			"cf-ipcountry": "GB", "cf-region": "Scotland", "cf-ipcity": "Edinburgh", "cf-iplatitude": "55.95", "cf-iplongitude": "-3.19",
+		}, "192.0.2.1", geo.Location{Country: "GB", Region: "Scotland", City: "Edinburgh", Latitude: 55.95, Longitude: -3.19}},
+		{"another city in the header takes nothing from the database", cf, map[string]string{"cf-ipcountry": "GB", "cf-ipcity": "Leeds"}, "192.0.2.1",
+			withCity(centroid(t, "GB"), "Leeds")},
+		{"same city in the header gets the database's coordinates", cf, map[string]string{"cf-ipcountry": "GB", "cf-ipcity": "London"}, "192.0.2.1", london},
+		{"unusable header country: the database", cf, map[string]string{"cf-ipcountry": "XX"}, "2001:db8:1::1",
+			geo.Location{Country: "DE", Region: "Berlin", City: "Berlin", Latitude: 52.52, Longitude: 13.405}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range c.header {
+				h.Set(k, v)
+			}
+			if got := geo.Locate(db, c.hs, h, netip.MustParseAddr(c.ip)); got != c.want {
+				t.Fatalf("Locate = %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}

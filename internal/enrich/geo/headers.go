@@ -86,6 +86,12 @@ func (hs Headers) Enabled() bool { return len(hs.sets) > 0 }
 // usable country code ("XX" and "T1" are not). Missing coordinates fall back
 // to the country's centroid.
 func (hs Headers) Lookup(h http.Header) (Location, bool) {
+	loc, ok := hs.lookup(h)
+	return loc.withCentroid(), ok
+}
+
+// lookup is Lookup without the centroid fallback.
+func (hs Headers) lookup(h http.Header) (Location, bool) {
 	for i := range hs.sets {
 		set := &hs.sets[i]
 		cc := normCountry(first(h, set.country))
@@ -103,7 +109,7 @@ func (hs Headers) Lookup(h http.Header) (Location, bool) {
 		if errLat == nil && errLon == nil && lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180 {
 			loc.Latitude, loc.Longitude = lat, lon
 		}
-		return loc.withCentroid(), true
+		return loc, true
 	}
 	return Location{}, false
 }

@@ -37,7 +37,7 @@ func (r *record) location() Location {
 		// satellite ranges but still name the registrant's country.
 		loc.Country = r.registered
 	}
-	return loc.withCentroid()
+	return loc
 }
 
 // UnmarshalMaxMindDBCursor implements mmdbdata.CursorUnmarshaler.
