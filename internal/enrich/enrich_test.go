@@ -330,7 +330,7 @@ func TestGeo(t *testing.T) {
 		{name: "untrusted header ignored", ip: testIP4, header: map[string]string{"CF-IPCountry": "FR"}, country: "GB", region: "England", city: "London"},
 		{name: "trusted header wins", cdns: []string{"cloudflare"}, ip: testIP4, header: map[string]string{"CF-IPCountry": "FR", "CF-IPCity": "Paris"}, country: "FR", city: "Paris"},
 		{name: "trusted Vercel header", cdns: []string{"vercel"}, ip: netip.MustParseAddr("203.0.113.1"),
-			header: map[string]string{"X-Vercel-IP-Country": "US", "X-Vercel-IP-Country-Region": "CA", "X-Vercel-IP-City": "San%20Francisco"},
+			header:  map[string]string{"X-Vercel-IP-Country": "US", "X-Vercel-IP-Country-Region": "CA", "X-Vercel-IP-City": "San%20Francisco"},
 			country: "US", region: "CA", city: "San Francisco"},
 		{name: "XX header falls back to the database", cdns: []string{"cloudflare"}, ip: testIP4, header: map[string]string{"CF-IPCountry": "XX"}, country: "GB", region: "England", city: "London"},
 	}
