@@ -164,7 +164,7 @@ func New(cfg Config) (*Pipeline, error) {
 	return p, nil
 }
 
-// Close releases the GeoIP database.
+// Close releases the GeoIP database. Call it after the last Run.
 func (p *Pipeline) Close() error {
 	return p.geo.Close()
 }
@@ -190,7 +190,10 @@ func (p *Pipeline) Run(in *Input) (ev event.Event, drop string) {
 	}
 
 	s := p.states.Get().(*state)
-	defer p.states.Put(s)
+	defer func() {
+		s.in, s.ev = nil, event.Event{} // a pooled state keeps nothing of the hit
+		p.states.Put(s)
+	}()
 	*s = state{in: in}
 	s.ev = event.Event{
 		Time:   now.UTC().Truncate(time.Millisecond),
