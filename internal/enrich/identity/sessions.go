@@ -37,7 +37,8 @@ type Sessions interface {
 
 // MemoryOptions configure NewMemory. Zero values mean the defaults.
 type MemoryOptions struct {
-	// MaxSessions bounds the sessions held (default 1<<20, roughly 80 MB).
+	// MaxSessions bounds the sessions held (default 1<<20, about 100 MB when
+	// full).
 	// When full, expired sessions are dropped first, then the ones closest to
 	// expiry.
 	MaxSessions int
@@ -119,7 +120,11 @@ func (m *Memory) Touch(h Hit) (Session, bool) {
 	}
 
 	if _, ok := sh.m[h.Visitor]; !ok && len(sh.m) >= m.perShard {
-		sh.sweep(now)
+		// Full: sweep at most once a second (a shard full of live sessions
+		// would otherwise be scanned on every new visitor), then evict.
+		if now-sh.lastSweep >= 1000 {
+			sh.sweep(now)
+		}
 		if len(sh.m) >= m.perShard {
 			sh.evict()
 		}
