@@ -37,10 +37,9 @@ type Sessions interface {
 
 // MemoryOptions configure NewMemory. Zero values mean the defaults.
 type MemoryOptions struct {
-	// MaxSessions bounds the sessions held (default 1<<20, about 100 MB when
-	// full).
-	// When full, expired sessions are dropped first, then the ones closest to
-	// expiry.
+	// MaxSessions bounds the sessions held (default 1<<20, about 100 MB
+	// when full). When full, expired sessions are dropped first, then the
+	// ones closest to expiry.
 	MaxSessions int
 	// SweepInterval is how often each shard drops its expired sessions
 	// (default 1m).
