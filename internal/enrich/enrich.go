@@ -134,10 +134,6 @@ func New(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enrich: %w", err)
 	}
-	db, err := geo.Open(cfg.GeoIPDB)
-	if err != nil {
-		return nil, fmt.Errorf("enrich: %w", err)
-	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 30 * time.Minute
 	}
@@ -150,6 +146,10 @@ func New(cfg Config) (*Pipeline, error) {
 		if err := cfg.Salts.Rotate(context.Background(), time.Now()); err != nil {
 			return nil, fmt.Errorf("enrich: %w", err)
 		}
+	}
+	db, err := geo.Open(cfg.GeoIPDB)
+	if err != nil {
+		return nil, fmt.Errorf("enrich: %w", err)
 	}
 
 	p := &Pipeline{
