@@ -42,14 +42,12 @@ func readCheckpoint(dir string) (checkpoint, error) {
 	return ck, nil
 }
 
-// writeCheckpoint persists the acknowledged and read positions with a
-// temp file and a rename, so a crash leaves the old or the new checkpoint,
-// never a torn one. sync asks for an fsync (with Options.Fsync) before the
-// rename; losing a checkpoint only causes redeliveries.
-func (q *Queue) writeCheckpoint(sync bool) error {
-	q.ckMu.Lock()
-	defer q.ckMu.Unlock()
-
+// writeCheckpointLocked persists the acknowledged and read positions with
+// a temp file and a rename, so a crash leaves the old or the new
+// checkpoint, never a torn one. sync asks for an fsync (with Options.Fsync)
+// before the rename; losing a checkpoint only causes redeliveries. The
+// caller holds ckMu.
+func (q *Queue) writeCheckpointLocked(sync bool) error {
 	q.mu.Lock()
 	ck := checkpoint{Segment: q.ack.seg, Offset: q.ack.off, Deliveries: 1}
 	read := q.readAt

@@ -119,7 +119,7 @@ type Queue struct {
 	prevRead       pos
 	prevDeliveries int
 
-	ckMu sync.Mutex // serialises checkpoint writes
+	ckMu sync.Mutex // serialises checkpoint writes and segment deletion
 
 	deadMu sync.Mutex
 	deadF  *os.File

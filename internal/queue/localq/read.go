@@ -100,7 +100,10 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 	if len(msgs) == 0 {
 		return msgs, nil
 	}
-	if err := q.writeCheckpoint(false); err != nil {
+	q.ckMu.Lock()
+	err = q.writeCheckpointLocked(false)
+	q.ckMu.Unlock()
+	if err != nil {
 		// Only delivery counting after a crash depends on it.
 		q.opts.Logger.Warn("localq: saving the read position", "error", err)
 	}
@@ -311,7 +314,9 @@ func (q *Queue) Ack(ctx context.Context, msgs []queue.Message) error {
 	q.popSkippedLocked()
 	q.mu.Unlock()
 
-	if err := q.writeCheckpoint(true); err != nil {
+	q.ckMu.Lock()
+	defer q.ckMu.Unlock()
+	if err := q.writeCheckpointLocked(true); err != nil {
 		return err
 	}
 	return q.removeAcked()
@@ -343,7 +348,8 @@ func (q *Queue) popSkippedLocked() {
 	}
 }
 
-// removeAcked deletes the segments before the acknowledged position.
+// removeAcked deletes the segments before the acknowledged position. The
+// caller holds ckMu, so that a backup holding it sees no file vanish.
 func (q *Queue) removeAcked() error {
 	q.mu.Lock()
 	var ids []uint64

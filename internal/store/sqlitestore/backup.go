@@ -32,11 +32,11 @@ import (
 // files under their own names, so the copy could not be restored as
 // analytics.db; it would also double the disk space the backup needs.
 //
-// The queue directory is zipped as it is; on a restore its unacknowledged
-// entries are delivered again, which the idempotent inserts absorb. Since
-// the flusher acknowledges only after an insert committed and inserts wait
-// during the backup, the archived queue never acknowledges an event the
-// archived database lacks.
+// Together with localq.RegisterBackup for the queue directory: the flusher
+// acknowledges only after an insert committed, and inserts wait during the
+// backup, so the archived queue never acknowledges an event the archived
+// database lacks; entries it still holds are delivered again after a
+// restore and the idempotent inserts absorb any that were stored.
 //
 // A database outside the app's data dir is not part of its backups and is
 // left alone.
