@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -52,12 +51,6 @@ type Store struct {
 	database string
 	features chmigrations.Features
 	opts     Options
-
-	// uncertain holds the tokens of inserts that failed after the data may
-	// have reached the server; their retry checks for stored ids even when
-	// the server could deduplicate by token.
-	mu        sync.Mutex
-	uncertain map[string]struct{}
 
 	stop chan struct{}
 	done chan struct{}
@@ -94,10 +87,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("chstore: %w", classify("connect", err))
 	}
 	s := &Store{
-		conn:      conn,
-		database:  database,
-		opts:      opts,
-		uncertain: make(map[string]struct{}),
+		conn:     conn,
+		database: database,
+		opts:     opts,
 	}
 	if err := s.init(ctx); err != nil {
 		conn.Close()

@@ -459,3 +459,25 @@ func reversed(events []event.Event) []event.Event {
 	slices.Reverse(out)
 	return out
 }
+
+func TestBlockToken(t *testing.T) {
+	events := makeEvents(5, time.Now())
+	base := blockToken("t", events)
+	scenarios := []struct {
+		name  string
+		token string
+		same  bool
+	}{
+		{"same batch again", blockToken("t", slices.Clone(events)), true},
+		{"rows removed by the check", blockToken("t", events[1:]), false},
+		{"other batch token", blockToken("u", events), false},
+		{"other order", blockToken("t", reversed(events)), false},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			if got := sc.token == base; got != sc.same {
+				t.Errorf("%s vs %s: same = %t, want %t", sc.token, base, got, sc.same)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package chstore
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -18,15 +19,15 @@ import (
 // the order of the insert's explicit column list (18.16 needs one).
 var columns = []struct {
 	name   string
-	values func([]event.Event) any
+	values func(*block) any
 }{
 	{"id", col(func(ev *event.Event) string { return ev.ID })},
 	{"ts", col(func(ev *event.Event) time.Time { return ev.Time })},
 	{"site_id", col(func(ev *event.Event) string { return ev.SiteID })},
 	{"type", col(func(ev *event.Event) string { return ev.Type })},
 	{"name", col(func(ev *event.Event) string { return ev.Name })},
-	{"prop_keys", col(func(ev *event.Event) []string { k, _ := splitProps(ev.Props); return k })},
-	{"prop_values", col(func(ev *event.Event) []string { _, v := splitProps(ev.Props); return v })},
+	{"prop_keys", func(b *block) any { return b.props().keys }},
+	{"prop_values", func(b *block) any { return b.props().values }},
 	{"hostname", col(func(ev *event.Event) string { return ev.Hostname })},
 	{"pathname", col(func(ev *event.Event) string { return ev.Pathname })},
 	{"title", col(func(ev *event.Event) string { return ev.Title })},
@@ -56,13 +57,50 @@ var columns = []struct {
 	})},
 }
 
+// block is the events of one insert on their way to columns.
+type block struct {
+	events []event.Event
+	split  *splitProps
+}
+
+// splitProps are the props as parallel key and value arrays, sorted by key
+// so equal maps give equal rows.
+type splitProps struct {
+	keys, values [][]string
+}
+
+// props splits the props once for both of their columns.
+func (b *block) props() *splitProps {
+	if b.split != nil {
+		return b.split
+	}
+	b.split = &splitProps{keys: make([][]string, len(b.events)), values: make([][]string, len(b.events))}
+	for i := range b.events {
+		props := b.events[i].Props
+		if len(props) == 0 {
+			b.split.keys[i], b.split.values[i] = noStrings, noStrings
+			continue
+		}
+		keys := slices.Sorted(maps.Keys(props))
+		values := make([]string, len(keys))
+		for j, k := range keys {
+			values[j] = props[k]
+		}
+		b.split.keys[i], b.split.values[i] = keys, values
+	}
+	return b.split
+}
+
+// noStrings is the prop arrays of most events; the driver only reads it.
+var noStrings = []string{}
+
 // col builds a whole column at once: appending a slice per column is
 // several times faster than appending row by row.
-func col[T any](value func(*event.Event) T) func([]event.Event) any {
-	return func(events []event.Event) any {
-		out := make([]T, len(events))
-		for i := range events {
-			out[i] = value(&events[i])
+func col[T any](value func(*event.Event) T) func(*block) any {
+	return func(b *block) any {
+		out := make([]T, len(b.events))
+		for i := range b.events {
+			out[i] = value(&b.events[i])
 		}
 		return out
 	}
@@ -91,8 +129,17 @@ var (
 // the batch's sites and time range) and writes only the others, so a batch
 // delivered again after a crash between insert and ack, or a retry after an
 // ambiguous network error, or a redelivered batch that only partly overlaps
-// the first one, adds no row twice. Servers that support it also get the
-// token as insert_deduplication_token.
+// the first one, adds no row twice.
+//
+// Servers that support it also drop a block they already have by its
+// insert_deduplication_token, which closes the window in which two flushers
+// insert the same batch at once. The block token is the batch token bound to
+// the block's event ids: after the check removed rows, the same batch token
+// names different rows, and the server must not take them for a repeat.
+//
+// The check costs one query per batch that reads the batch's ids (as
+// external data) and the granules of the batch's sites within its time
+// range; see BenchmarkStoredIDs.
 func (s *Store) Insert(ctx context.Context, token string, events []event.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -120,11 +167,7 @@ func (s *Store) Insert(ctx context.Context, token string, events []event.Event) 
 	// stored-id check.
 	size := s.features.MaxInsertBlockSize
 	for i := 0; i < len(events); i += size {
-		blockToken := token
-		if i > 0 {
-			blockToken = fmt.Sprintf("%s/%d", token, i/size)
-		}
-		if err := s.insertBlock(ctx, blockToken, events[i:min(i+size, len(events))]); err != nil {
+		if err := s.insertBlock(ctx, token, events[i:min(i+size, len(events))]); err != nil {
 			return err
 		}
 	}
@@ -133,17 +176,18 @@ func (s *Store) Insert(ctx context.Context, token string, events []event.Event) 
 
 // insertBlock sends events as one native block.
 func (s *Store) insertBlock(ctx context.Context, token string, events []event.Event) error {
-	if token != "" && s.features.TokenDeduplication() {
+	if s.features.TokenDeduplication() {
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
-			"insert_deduplication_token": token,
+			"insert_deduplication_token": blockToken(token, events),
 		}))
 	}
 	batch, err := s.conn.PrepareBatch(ctx, insertQuery)
 	if err != nil {
 		return classify("prepare insert", err)
 	}
+	b := &block{events: events}
 	for i, c := range columns {
-		if err := batch.Column(i).Append(c.values(events)); err != nil {
+		if err := batch.Column(i).Append(c.values(b)); err != nil {
 			batch.Abort()
 			return &Error{Op: "append " + c.name, Err: err, permanent: true}
 		}
@@ -154,18 +198,14 @@ func (s *Store) insertBlock(ctx context.Context, token string, events []event.Ev
 	return nil
 }
 
-// splitProps returns the props as parallel key and value arrays, sorted by
-// key so equal maps give equal rows.
-func splitProps(props map[string]string) (keys, values []string) {
-	keys = slices.Sorted(maps.Keys(props))
-	if keys == nil {
-		keys = []string{}
+// blockToken binds the batch token to the ids of the block's events.
+func blockToken(token string, events []event.Event) string {
+	h := fnv.New64a()
+	for i := range events {
+		h.Write([]byte(events[i].ID))
+		h.Write([]byte{0})
 	}
-	values = make([]string, len(keys))
-	for i, k := range keys {
-		values[i] = props[k]
-	}
-	return keys, values
+	return fmt.Sprintf("%s:%d:%016x", token, len(events), h.Sum64())
 }
 
 // validate rejects events that ClickHouse would store wrongly. Such an event
