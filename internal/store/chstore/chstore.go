@@ -52,7 +52,8 @@ type Store struct {
 	features chmigrations.Features
 	opts     Options
 
-	stop chan struct{}
+	// stop ends the retention loop, which closes done when it returns.
+	stop context.CancelFunc
 	done chan struct{}
 }
 
@@ -97,9 +98,10 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 
 	if opts.RetentionDays > 0 {
-		s.stop = make(chan struct{})
+		var loopCtx context.Context
+		loopCtx, s.stop = context.WithCancel(context.Background())
 		s.done = make(chan struct{})
-		go s.retentionLoop()
+		go s.retentionLoop(loopCtx)
 	}
 	return s, nil
 }
@@ -166,7 +168,7 @@ func (s *Store) Kind() string {
 // Close stops the retention loop and closes the connections.
 func (s *Store) Close() error {
 	if s.stop != nil {
-		close(s.stop)
+		s.stop()
 		<-s.done
 		s.stop = nil
 	}

@@ -36,8 +36,9 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 			old = append(old, month)
 		}
 	}
+	err = rows.Err()
 	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return 0, classify("list partitions", err)
 	}
 
@@ -49,22 +50,27 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	return len(old), nil
 }
 
-// retentionLoop drops expired partitions at start and every RetentionInterval.
-func (s *Store) retentionLoop() {
+// retentionLoop drops expired partitions at start and every RetentionInterval
+// until ctx is done.
+func (s *Store) retentionLoop(ctx context.Context) {
 	defer close(s.done)
 	ticker := time.NewTicker(s.opts.RetentionInterval)
 	defer ticker.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		cutoff := time.Now().AddDate(0, 0, -s.opts.RetentionDays)
-		if n, err := s.DeleteBefore(ctx, cutoff); err != nil {
+		runCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		n, err := s.DeleteBefore(runCtx, cutoff)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
 			s.opts.Logger.Error("chstore: dropping expired partitions failed", "error", err)
-		} else if n > 0 {
+		case n > 0:
 			s.opts.Logger.Info("chstore: dropped expired partitions", "count", n, "before", cutoff.Format("2006-01"))
 		}
-		cancel()
 		select {
-		case <-s.stop:
+		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
