@@ -2,10 +2,7 @@ package chmigrations
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -13,37 +10,25 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
 // testConn connects to a fresh database on the server of CLICKHOUSE_URL,
 // dropped at cleanup, or skips without a server.
 func testConn(t *testing.T) driver.Conn {
 	t.Helper()
-	base := os.Getenv("CLICKHOUSE_URL")
-	if base == "" {
-		t.Skip("CLICKHOUSE_URL is not set; run eval \"$(bash scripts/services.sh)\" first")
-	}
-	u, err := url.Parse(base)
+	dsn := testutil.ClickHouseDSN(t) // dropped at cleanup
+	u, err := url.Parse(dsn)
 	if err != nil {
-		t.Fatalf("CLICKHOUSE_URL: %v", err)
-	}
-	suffix := make([]byte, 6)
-	rand.Read(suffix)
-	db := "pl_test_" + hex.EncodeToString(suffix)
-	ctx := context.Background()
-
-	u.Path = "/default"
-	admin := open(t, u.String())
-	if err := EnsureDatabase(ctx, admin, db); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+QuoteIdentifier(db)); err != nil {
-			t.Errorf("drop test database: %v", err)
-		}
-	})
-	u.Path = "/" + db
-	return open(t, u.String())
+	db := strings.TrimPrefix(u.Path, "/")
+	u.Path = "/default"
+	if err := EnsureDatabase(context.Background(), open(t, u.String()), db); err != nil {
+		t.Fatal(err)
+	}
+	return open(t, dsn)
 }
 
 func open(t *testing.T, dsn string) driver.Conn {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"reflect"
 	"slices"
 	"sort"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/store"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 	chmigrations "github.com/pocketlytics/pocketlytics/migrations/clickhouse"
 )
 
@@ -24,7 +26,7 @@ var _ store.Store = (*Store)(nil)
 
 func TestOpen(t *testing.T) {
 	ctx := context.Background()
-	dsn := testDSN(t)
+	dsn := testutil.ClickHouseDSN(t)
 
 	s, err := Open(ctx, dsn, Options{})
 	if err != nil {
@@ -73,7 +75,7 @@ func TestOpen(t *testing.T) {
 }
 
 func TestOpenConcurrent(t *testing.T) {
-	dsn := testDSN(t)
+	dsn := testutil.ClickHouseDSN(t)
 
 	const n = 4
 	var wg sync.WaitGroup
@@ -261,7 +263,7 @@ func TestDeleteBefore(t *testing.T) {
 }
 
 func TestRetentionLoop(t *testing.T) {
-	dsn := testDSN(t)
+	dsn := testutil.ClickHouseDSN(t)
 	ctx := context.Background()
 
 	s, err := Open(ctx, dsn, Options{})
@@ -327,6 +329,62 @@ func TestUnreachable(t *testing.T) {
 			t.Fatalf("Ping = %v, want a transient error", err)
 		}
 	})
+}
+
+// A store whose server goes away mid-life fails with transient errors, stores
+// nothing twice and picks up again once the server is back.
+func TestOutage(t *testing.T) {
+	dsn := testutil.ClickHouseDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testutil.StartProxy(t, u.Host)
+	u.Host = proxy.Addr
+	q := u.Query()
+	q.Set("dial_timeout", "1s")
+	u.RawQuery = q.Encode()
+
+	ctx := context.Background()
+	s, err := Open(ctx, u.String(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	events := makeEvents(500, time.Now().Add(-time.Minute))
+	if err := s.Insert(ctx, "a", events[:200]); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.Cut()
+	for _, op := range []struct {
+		name string
+		run  func() error
+	}{
+		{"insert", func() error { return s.Insert(ctx, "b", events) }},
+		{"ping", func() error { return s.Ping(ctx) }},
+	} {
+		if err := op.run(); err == nil || IsPermanent(err) {
+			t.Errorf("%s while the server is away = %v, want a transient error", op.name, err)
+		}
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.Insert(ctx, "b", events)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Insert after the server came back: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := countRows(t, s); got != len(events) {
+		t.Errorf("rows = %d, want %d", got, len(events))
+	}
 }
 
 func TestIsPermanent(t *testing.T) {

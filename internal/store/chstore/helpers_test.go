@@ -6,56 +6,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
-	"net/url"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
-
-// testDSN returns a DSN for a fresh database on the server of CLICKHOUSE_URL
-// (created by Open, dropped at cleanup), or skips without a server.
-func testDSN(tb testing.TB) string {
-	tb.Helper()
-	base := os.Getenv("CLICKHOUSE_URL")
-	if base == "" {
-		tb.Skip("CLICKHOUSE_URL is not set; run eval \"$(bash scripts/services.sh)\" first")
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		tb.Fatalf("CLICKHOUSE_URL: %v", err)
-	}
-	db := "pl_test_" + randomHex(6)
-	u.Path = "/" + db
-	dsn := u.String()
-
-	tb.Cleanup(func() {
-		opts, err := clickhouse.ParseDSN(dsn)
-		if err != nil {
-			tb.Error(err)
-			return
-		}
-		opts.Auth.Database = "default"
-		conn, err := clickhouse.Open(opts)
-		if err != nil {
-			tb.Error(err)
-			return
-		}
-		defer conn.Close()
-		if err := conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db); err != nil {
-			tb.Errorf("drop test database: %v", err)
-		}
-	})
-	return dsn
-}
 
 // openTest opens a Store on a fresh database, closed at cleanup.
 func openTest(tb testing.TB, opts Options) *Store {
 	tb.Helper()
-	s, err := Open(context.Background(), testDSN(tb), opts)
+	s, err := Open(context.Background(), testutil.ClickHouseDSN(tb), opts)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
