@@ -137,9 +137,13 @@ var (
 // the block's event ids: after the check removed rows, the same batch token
 // names different rows, and the server must not take them for a repeat.
 //
-// The check costs one query per batch that reads the batch's ids (as
-// external data) and the granules of the batch's sites within its time
-// range; see BenchmarkStoredIDs.
+// The check runs for every batch, so it needs no help from the flusher: it
+// also covers an in-process retry, where the queue's delivery count has not
+// moved. It costs one query that reads the batch's ids (as external data)
+// and the granules of the batch's sites within its time range. On a 2-core
+// machine with 18.16 that is about 5–15 ms for 10,000 ids (the upper figure
+// when all are stored), a quarter of a 10,000-row insert and a few percent
+// of a 100,000-row one; see BenchmarkStoredIDs.
 func (s *Store) Insert(ctx context.Context, token string, events []event.Event) error {
 	if len(events) == 0 {
 		return nil
