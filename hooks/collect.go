@@ -150,6 +150,7 @@ func (c *collector) collect(e *core.RequestEvent) error {
 	ip := e.RealIP()
 	if !c.limiter.Allow(ip) {
 		c.refused[reasonRateLimited].Inc()
+		h.Set("Retry-After", "1")
 		return e.TooManyRequestsError("Too many hits from this address, slow down.", nil)
 	}
 

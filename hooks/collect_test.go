@@ -319,6 +319,9 @@ func TestCollectRateLimit(t *testing.T) {
 			}
 		},
 		AfterTestFunc: func(t testing.TB, app *tests.TestApp, res *http.Response) {
+			if res.Header.Get("Retry-After") == "" {
+				t.Error("no Retry-After header")
+			}
 			if n := len(f.queue.all()); n != 3 {
 				t.Fatalf("%d events queued, want 3", n)
 			}
