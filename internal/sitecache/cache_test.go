@@ -3,6 +3,8 @@ package sitecache_test
 import (
 	"errors"
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -178,6 +180,43 @@ func TestCacheLoadsOnServe(t *testing.T) {
 	s, ok := c.Get("rawsite00000001")
 	if !ok || s.Timezone != "Europe/Berlin" || !s.AllowsHost("example.com") {
 		t.Fatalf("after serve: got %+v, %v", s, ok)
+	}
+}
+
+func TestCacheConcurrentReadsAndWrites(t *testing.T) {
+	app := newApp(t)
+	c := sitecache.Register(app)
+	u := newUser(t, app, "owner@example.com")
+	r := newSite(t, app, u.Id, "example.com")
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if s, ok := c.Get(r.Id); !ok || len(s.Domains) != 1 {
+					t.Errorf("read a broken site: %+v, %v", s, ok)
+					return
+				}
+			}
+		})
+	}
+	for i := range 20 {
+		r.Set("domains", []string{"example" + strconv.Itoa(i) + ".com"})
+		if err := app.Save(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+
+	if s, _ := c.Get(r.Id); !slices.Equal(s.Domains, []string{"example19.com"}) {
+		t.Fatalf("after the last update: %v", s.Domains)
 	}
 }
 
