@@ -3,7 +3,6 @@ package hooks_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,7 +34,7 @@ func TestCollect(t *testing.T) {
 	type check func(t testing.TB, f *fixture, res *http.Response)
 	queued := func(n int) check {
 		return func(t testing.TB, f *fixture, res *http.Response) {
-			if got := len(f.queue.all()); got != n {
+			if got := len(f.events(t)); got != n {
 				t.Fatalf("%d events queued, want %d", got, n)
 			}
 			if got := f.live.len(); got != n {
@@ -67,8 +66,9 @@ func TestCollect(t *testing.T) {
 			status: http.StatusAccepted,
 			checks: []check{queued(1), header("Access-Control-Allow-Origin", "*"), header(hooks.DroppedHeader, ""),
 				func(t testing.TB, f *fixture, res *http.Response) {
-					ev := f.queue.all()[0]
-					if ev.SiteID != siteID || ev.Type != "pageview" || ev.Hostname != "example.com" || ev.Pathname != "/pricing" {
+					ev := f.events(t)[0]
+					if ev.ID == "" || ev.SiteID != siteID || ev.Type != "pageview" || ev.Hostname != "example.com" || ev.Pathname != "/pricing" ||
+						ev.ReferrerHost != "duckduckgo.com" || ev.UTMSource != "x" || ev.Browser == "" || ev.ScreenWidth != 1280 || ev.VisitorID == 0 {
 						t.Fatalf("queued %+v", ev)
 					}
 				}},
@@ -85,7 +85,7 @@ func TestCollect(t *testing.T) {
 			body:   strings.NewReader(`{"site":"` + siteID + `","type":"event","url":"https://example.com/","name":"Signup","props":{"plan":"pro","seats":3}}`),
 			status: http.StatusAccepted,
 			checks: []check{queued(1), func(t testing.TB, f *fixture, res *http.Response) {
-				ev := f.queue.all()[0]
+				ev := f.events(t)[0]
 				if ev.Name != "Signup" || ev.Props["plan"] != "pro" || ev.Props["seats"] != "3" {
 					t.Fatalf("queued %+v", ev)
 				}
@@ -113,6 +113,20 @@ func TestCollect(t *testing.T) {
 			name:    "bot",
 			body:    strings.NewReader(valid),
 			headers: map[string]string{"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"},
+			status:  http.StatusAccepted,
+			checks:  []check{queued(0), header(hooks.DroppedHeader, "bot")},
+		},
+		{
+			name:    "headless browser",
+			body:    strings.NewReader(valid),
+			headers: map[string]string{"User-Agent": strings.Replace(chromeUA, "Chrome/", "HeadlessChrome/", 1)},
+			status:  http.StatusAccepted,
+			checks:  []check{queued(0), header(hooks.DroppedHeader, "headless")},
+		},
+		{
+			name:    "no user agent",
+			body:    strings.NewReader(valid),
+			headers: map[string]string{"User-Agent": ""},
 			status:  http.StatusAccepted,
 			checks:  []check{queued(0), header(hooks.DroppedHeader, "bot")},
 		},
@@ -215,11 +229,15 @@ func TestCollect(t *testing.T) {
 		},
 		{
 			name:    "queue failure",
-			opts:    fixtureOptions{queueErr: errors.New("disk full")},
+			opts:    fixtureOptions{queueClosed: true},
 			body:    strings.NewReader(valid),
 			status:  http.StatusServiceUnavailable,
 			content: []string{`"message":"The hit was not queued, try again later."`},
-			checks:  []check{queued(0)},
+			checks: []check{func(t testing.TB, f *fixture, res *http.Response) {
+				if n := f.live.len(); n != 0 {
+					t.Fatalf("%d events published live for a hit that was not queued", n)
+				}
+			}},
 		},
 	}
 
@@ -322,7 +340,7 @@ func TestCollectRateLimit(t *testing.T) {
 			if res.Header.Get("Retry-After") == "" {
 				t.Error("no Retry-After header")
 			}
-			if n := len(f.queue.all()); n != 3 {
+			if n := len(f.events(t)); n != 3 {
 				t.Fatalf("%d events queued, want 3", n)
 			}
 		},

@@ -12,6 +12,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
 	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/queue/localq"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 
 	_ "github.com/pocketlytics/pocketlytics/migrations"
@@ -32,14 +33,15 @@ const (
 // collect route registered, users and sites seeded.
 type fixture struct {
 	app   *tests.TestApp
-	queue *memQueue
+	queue *localq.Queue // the embedded queue, in a temp dir
 	live  *recorder
+	read  []event.Event // read from queue so far
 }
 
 type fixtureOptions struct {
 	rateLimit      float64
 	trackLocalhost bool
-	queueErr       error
+	queueClosed    bool // Enqueue fails
 }
 
 // TestMain removes the shared data dir the fixtures start from.
@@ -146,7 +148,16 @@ func newFixture(t testing.TB, opts fixtureOptions) *fixture {
 		t.Fatal(err)
 	}
 
-	f := &fixture{app: app, queue: &memQueue{err: opts.queueErr}, live: &recorder{}}
+	q, err := localq.Open(t.TempDir(), localq.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	if opts.queueClosed {
+		q.Close()
+	}
+
+	f := &fixture{app: app, queue: q, live: &recorder{}}
 
 	if err := hooks.RegisterSites(app); err != nil {
 		t.Fatal(err)
@@ -155,6 +166,7 @@ func newFixture(t testing.TB, opts fixtureOptions) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { pipeline.Close() })
 	err = hooks.RegisterCollect(app, hooks.CollectConfig{
 		Sites:          sitecache.Register(app),
 		Enricher:       pipeline,
@@ -169,43 +181,37 @@ func newFixture(t testing.TB, opts fixtureOptions) *fixture {
 	return f
 }
 
-// memQueue is an in-test producer until the embedded queue lands.
-type memQueue struct {
-	mu     sync.Mutex
-	err    error
-	events []event.Event
-}
-
-func (q *memQueue) Enqueue(ctx context.Context, events ...event.Event) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.err != nil {
-		return q.err
+// events returns what the route queued so far, read back from the queue.
+func (f *fixture) events(t testing.TB) []event.Event {
+	t.Helper()
+	for {
+		msgs, err := f.queue.Read(context.Background(), 100, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			return f.read
+		}
+		for _, m := range msgs {
+			f.read = append(f.read, m.Event)
+		}
 	}
-	q.events = append(q.events, events...)
-	return nil
 }
 
-func (q *memQueue) all() []event.Event {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return append([]event.Event(nil), q.events...)
-}
-
-// recorder is a LivePublisher that remembers what it was told.
+// recorder is a LivePublisher that counts what it was told.
 type recorder struct {
-	mu     sync.Mutex
-	events []event.Event
+	mu sync.Mutex
+	n  int
 }
 
 func (r *recorder) Publish(ev event.Event) {
 	r.mu.Lock()
-	r.events = append(r.events, ev)
+	r.n++
 	r.mu.Unlock()
 }
 
 func (r *recorder) len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.events)
+	return r.n
 }
