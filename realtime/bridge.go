@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -78,6 +79,16 @@ func (b *bridge) bind() {
 	})
 
 	b.app.OnRealtimeSubscribeRequest().BindFunc(b.onSubscribe)
+
+	b.app.OnRealtimeMessageSend().BindFunc(func(e *core.RealtimeMessageEvent) error {
+		if e.Message == nil || e.Message.Name != batchName {
+			return e.Next()
+		}
+		if _, err := e.Response.Write(e.Message.Data); err != nil {
+			return err
+		}
+		return e.Flush()
+	})
 
 	// Access can change after subscribing: re-check and unsubscribe those who lost it.
 	recheckSite := func(e *core.RecordEvent) error {
@@ -466,25 +477,6 @@ func (s *subscriber) signal() {
 	}
 }
 
-// pop returns the next message: counts first (they are the latest state),
-// then the ring in order.
-func (s *subscriber) pop() (subscriptions.Message, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for k, m := range s.counts {
-		delete(s.counts, k)
-		return m, true
-	}
-	if s.n == 0 || s.stopped {
-		return subscriptions.Message{}, false
-	}
-	m := s.ring[s.head]
-	s.ring[s.head] = subscriptions.Message{}
-	s.head = (s.head + 1) % len(s.ring)
-	s.n--
-	return m, true
-}
-
 // purge drops queued messages of keys the client no longer holds.
 func (s *subscriber) purge(keys []string) {
 	s.mu.Lock()
@@ -520,6 +512,7 @@ func (s *subscriber) stop() {
 }
 
 func (s *subscriber) run() {
+	var buf []subscriptions.Message
 	for {
 		select {
 		case <-s.wake:
@@ -527,14 +520,66 @@ func (s *subscriber) run() {
 			return
 		}
 		for {
-			m, ok := s.pop()
-			if !ok {
+			buf = s.popBatch(buf[:0])
+			switch len(buf) {
+			case 0:
+			case 1:
+				s.client.Send(buf[0]) // blocks until the connection takes it
+			default:
+				s.client.Send(subscriptions.Message{Name: batchName, Data: renderBatch(s.client.Id(), buf)})
+			}
+			if len(buf) == 0 || s.client.IsDiscarded() {
 				break
 			}
-			s.client.Send(m) // blocks until the connection takes it
-			if s.client.IsDiscarded() {
-				return
-			}
+		}
+		if s.client.IsDiscarded() {
+			return
 		}
 	}
+}
+
+// batchName marks a message that carries several rendered SSE events; the
+// OnRealtimeMessageSend hook bound by the bridge writes them with a single
+// flush. A client that fell behind thus catches up with one write instead
+// of one per message.
+const batchName = "\x00pocketlytics-live-batch"
+
+// Batch bounds: messages and rendered bytes per write.
+const (
+	maxBatchMessages = 64
+	maxBatchBytes    = 64 << 10
+)
+
+// popBatch appends the next messages to buf: counts first (they are the
+// latest state), then the ring in order, within the batch bounds.
+func (s *subscriber) popBatch(buf []subscriptions.Message) []subscriptions.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return buf
+	}
+	size := 0
+	for k, m := range s.counts {
+		delete(s.counts, k)
+		buf = append(buf, m)
+		size += len(m.Data)
+	}
+	for s.n > 0 && len(buf) < maxBatchMessages && size < maxBatchBytes {
+		m := s.ring[s.head]
+		s.ring[s.head] = subscriptions.Message{}
+		s.head = (s.head + 1) % len(s.ring)
+		s.n--
+		buf = append(buf, m)
+		size += len(m.Data)
+	}
+	return buf
+}
+
+// renderBatch renders messages as PocketBase's Message.WriteSSE does.
+func renderBatch(clientID string, msgs []subscriptions.Message) []byte {
+	var b bytes.Buffer
+	for _, m := range msgs {
+		m.WriteSSE(&b, clientID)
+	}
+	return b.Bytes()
 }

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ var visitors atomic.Uint64
 func visitor() uint64 { return visitors.Add(1) + uint64(time.Now().UnixNano())&0xffffff<<20 }
 
 // start returns a test app with the live layer registered and served.
-func start(t *testing.T, cfg realtime.Config) (*tests.TestApp, *realtime.Live, string) {
+func start(t testing.TB, cfg realtime.Config) (*tests.TestApp, *realtime.Live, string) {
 	t.Helper()
 	app := livetest.NewApp(t)
 	live, err := realtime.Register(app, cfg)
@@ -325,19 +326,25 @@ func TestExpiry(t *testing.T) {
 }
 
 // TestSlowClient: a client that stops reading must not hold back others.
-// Its messages pile up in its own buffer and the oldest are dropped.
+// Its messages pile up in its own buffer and the oldest are dropped; once
+// it reads again it catches up with the newest, written in batches.
 func TestSlowClient(t *testing.T) {
 	app, live, base := start(t, realtime.Config{QueueSize: 1 << 16})
 	token := livetest.Token(t, app, "users", livetest.Owner)
 
 	stuck := make(chan struct{})
-	var slowGot atomic.Int64
+	slowEvents := make(chan livetest.Event, 1<<14)
+	var first atomic.Bool
 	slow := &livetest.Client{}
-	slowID := livetest.ConnectFunc(t, base, slow, func(livetest.Event) {
-		slowGot.Add(1)
-		<-stuck // never reads again
+	slowID := livetest.ConnectFunc(t, base, slow, func(e livetest.Event) {
+		if !first.Swap(true) {
+			<-stuck // stops reading after the first message
+		}
+		slowEvents <- e
 	})
-	t.Cleanup(func() { close(stuck) }) // runs before the connection's own cleanup
+	var once sync.Once
+	unstick := func() { once.Do(func() { close(stuck) }) }
+	t.Cleanup(unstick) // runs before the connection's own cleanup
 	livetest.SubscribeID(t, base, slowID, token, realtime.Topic(livetest.Site))
 
 	fast := livetest.Connect(t, base)
@@ -351,11 +358,14 @@ func TestSlowClient(t *testing.T) {
 	}
 	// Bursts the fast client can absorb (each hit makes an arrival and an
 	// event message); the slow one falls further behind with each.
+	var last string
 	for range 30 {
 		for range 100 {
-			h := livetest.Hit(livetest.Site, visitor(), event.TypeEvent, "/")
+			vid := visitor()
+			h := livetest.Hit(livetest.Site, vid, event.TypeEvent, "/")
 			h.Name, h.Props = "big", props
 			live.Publish(h)
+			last = realtime.VisitorKey(livetest.Site, vid)
 		}
 		for i := range 100 {
 			if e, _ := fast.NextType(t, realtime.TypeEvent); e.Name != realtime.Topic(livetest.Site) {
@@ -364,7 +374,23 @@ func TestSlowClient(t *testing.T) {
 		}
 	}
 	if d := value(t, metrics.LiveDropped) - dropped; d == 0 {
-		t.Fatalf("the slow client dropped nothing (it received %d)", slowGot.Load())
+		t.Fatal("the slow client dropped nothing")
+	}
+
+	unstick()
+	for {
+		select {
+		case e := <-slowEvents:
+			m := e.Decode(t) // batched events must still be separate, valid events
+			if e.Name != realtime.Topic(livetest.Site) {
+				t.Fatalf("slow client got an event named %q", e.Name)
+			}
+			if m["type"] == realtime.TypeEvent && m["visitor"] == last {
+				return
+			}
+		case <-time.After(livetest.Wait):
+			t.Fatal("the slow client never caught up with the newest message")
+		}
 	}
 }
 
@@ -393,7 +419,7 @@ func TestDisablePush(t *testing.T) {
 	}
 }
 
-func redisClient(t *testing.T) *redis.Client {
+func redisClient(t testing.TB) *redis.Client {
 	t.Helper()
 	u := os.Getenv("REDIS_URL")
 	if u == "" {
