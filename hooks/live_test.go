@@ -73,7 +73,7 @@ func TestLiveRoute(t *testing.T) {
 		{Name: "public site as guest", URL: "/api/analytics/sites/" + livetest.Public + "/live", ExpectedStatus: 200,
 			ExpectedContent: []string{`"count":0`, `"arrivals":[]`, `"pages":[]`, `"referrers":[]`}},
 		{Name: "arrivals bounded", URL: url + "?arrivals=1", Headers: owner, ExpectedStatus: 200,
-			ExpectedContent: []string{`"visitor":"` + realtime.VisitorKey(livetest.Site, 2) + `"`},
+			ExpectedContent:    []string{`"visitor":"` + realtime.VisitorKey(livetest.Site, 2) + `"`},
 			NotExpectedContent: []string{`"visitor":"` + realtime.VisitorKey(livetest.Site, 1) + `"`}},
 		{Name: "bad arrivals", URL: url + "?arrivals=x", Headers: owner, ExpectedStatus: 400, ExpectedContent: []string{`"status":400`}},
 		{Name: "too many arrivals", URL: url + "?arrivals=1000", Headers: owner, ExpectedStatus: 400, ExpectedContent: []string{`"status":400`}},
