@@ -2,7 +2,6 @@ package realtime_test
 
 import (
 	"bytes"
-	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 	"github.com/pocketlytics/pocketlytics/realtime"
 	"github.com/pocketlytics/pocketlytics/realtime/livetest"
 )
@@ -19,11 +19,8 @@ func benchConfigs(b *testing.B) map[string]func(*testing.B) realtime.Config {
 	return map[string]func(*testing.B) realtime.Config{
 		"memory": func(*testing.B) realtime.Config { return realtime.Config{} },
 		"redis": func(b *testing.B) realtime.Config {
-			if os.Getenv("REDIS_URL") == "" {
-				b.Skip("REDIS_URL not set")
-			}
-			rdb := redisClient(b)
-			cfg := realtime.Config{Redis: rdb, Channel: unique("pltest-live-"), KeyPrefix: unique("pltest")}
+			rdb := testutil.Redis(b)
+			cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.Unique("pltest")}
 			b.Cleanup(func() { cleanupKeys(rdb, cfg.KeyPrefix) })
 			return cfg
 		},

@@ -3,7 +3,6 @@ package realtime_test
 import (
 	"context"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/pocketbase/pocketbase/tests"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 	"github.com/pocketlytics/pocketlytics/realtime"
 	"github.com/pocketlytics/pocketlytics/realtime/livetest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -419,25 +419,6 @@ func TestDisablePush(t *testing.T) {
 	}
 }
 
-func redisClient(t testing.TB) *redis.Client {
-	t.Helper()
-	u := os.Getenv("REDIS_URL")
-	if u == "" {
-		t.Skip("REDIS_URL not set: skipping the multi-instance live test")
-	}
-	opts, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
-
-func unique(prefix string) string {
-	return prefix + strings.ReplaceAll(time.Now().Format("150405.000000000"), ".", "") + "-" + realtime.VisitorKey("x", visitor())[:6]
-}
-
 func cleanupKeys(rdb *redis.Client, prefix string) {
 	ctx := context.Background()
 	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
@@ -449,8 +430,8 @@ func cleanupKeys(rdb *redis.Client, prefix string) {
 // TestTwoInstances: two app instances share Redis; a hit accepted by one
 // reaches a dashboard connected to the other, with the shared count.
 func TestTwoInstances(t *testing.T) {
-	rdb := redisClient(t)
-	cfg := realtime.Config{Redis: rdb, Channel: unique("pltest-live-"), KeyPrefix: unique("pltest")}
+	rdb := testutil.Redis(t)
+	cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.Unique("pltest")}
 	t.Cleanup(func() { cleanupKeys(rdb, cfg.KeyPrefix) })
 
 	_, liveA, _ := start(t, cfg)

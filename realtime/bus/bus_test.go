@@ -2,16 +2,13 @@ package bus_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 	"github.com/pocketlytics/pocketlytics/realtime/bus"
-	"github.com/redis/go-redis/v9"
 )
 
 // collector records what a handler received.
@@ -72,19 +69,8 @@ func TestBus(t *testing.T) {
 	})
 
 	t.Run("redis: every instance receives every message", func(t *testing.T) {
-		url := os.Getenv("REDIS_URL")
-		if url == "" {
-			t.Skip("REDIS_URL not set: skipping the Redis bus test")
-		}
-		opts, err := redis.ParseURL(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rdb := redis.NewClient(opts)
-		defer rdb.Close()
-		raw := make([]byte, 6)
-		rand.Read(raw)
-		channel := "pltest-live-" + hex.EncodeToString(raw)
+		rdb := testutil.Redis(t)
+		channel := testutil.Unique("pltest-live-")
 
 		ca, cb := newCollector(), newCollector()
 		a, err := bus.NewRedis(context.Background(), rdb, channel, ca.handle)

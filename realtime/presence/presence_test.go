@@ -2,10 +2,7 @@ package presence_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net"
-	"os"
 	"os/exec"
 	"reflect"
 	"slices"
@@ -14,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 	"github.com/pocketlytics/pocketlytics/realtime/presence"
 	"github.com/redis/go-redis/v9"
 )
@@ -34,27 +32,6 @@ const (
 	grace  = 5 * time.Second
 )
 
-func redisClient(t testing.TB) *redis.Client {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		t.Skip("REDIS_URL not set: skipping the Redis presence tests")
-	}
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opts)
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func unique(prefix string) string {
-	b := make([]byte, 6)
-	rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
-
 // stores returns a factory per implementation. A Redis factory call makes a
 // new Store on the test's shared keys, so a test can play several instances.
 func stores() map[string]func(*testing.T, *clock) presence.Store {
@@ -63,8 +40,8 @@ func stores() map[string]func(*testing.T, *clock) presence.Store {
 			return presence.NewMemory(presence.Options{Window: window, Grace: grace, Now: c.Now})
 		},
 		"redis": func(t *testing.T, c *clock) presence.Store {
-			rdb := redisClient(t)
-			prefix := unique("pltest:")
+			rdb := testutil.Redis(t)
+			prefix := testutil.Unique("pltest:")
 			t.Cleanup(func() { cleanup(rdb, prefix) })
 			st, err := presence.NewRedis(context.Background(), rdb, presence.Options{Window: window, Grace: grace, Prefix: prefix, Now: c.Now})
 			if err != nil {
@@ -309,8 +286,8 @@ func TestPresence(t *testing.T) {
 // TestRedisShared plays two instances on one Redis: they agree on the count,
 // and only one of them samples a given minute.
 func TestRedisShared(t *testing.T) {
-	rdb := redisClient(t)
-	prefix := unique("pltest:")
+	rdb := testutil.Redis(t)
+	prefix := testutil.Unique("pltest:")
 	t.Cleanup(func() { cleanup(rdb, prefix) })
 	c := &clock{t: t0}
 	open := func() presence.Store {
@@ -354,7 +331,7 @@ func TestRedisShared(t *testing.T) {
 // restart, SCRIPT FLUSH) is served again without an error. SCRIPT FLUSH is
 // server-wide, so it runs on a private redis-server, not the shared one.
 func TestRedisLostScripts(t *testing.T) {
-	redisClient(t) // the shared one must be there: CI installs redis-server with it
+	testutil.RedisURL(t) // runs where the shared Redis runs: CI installs redis-server with it
 	rdb := privateRedis(t)
 	c := &clock{t: t0}
 	st, err := presence.NewRedis(context.Background(), rdb, presence.Options{Now: c.Now})
