@@ -191,6 +191,15 @@ func Register(app core.App, cfg Config) (*Live, error) {
 	return l, nil
 }
 
+// MustRegister is Register that panics on error, for main.go wiring.
+func MustRegister(app core.App, cfg Config) *Live {
+	l, err := Register(app, cfg)
+	if err != nil {
+		panic(err)
+	}
+	return l
+}
+
 // Publish hands an accepted hit to the live layer. It never blocks: when the
 // worker is behind by QueueSize hits, the hit is dropped from the live view
 // (it is still stored) and counted in pocketlytics_live_dropped_total.
