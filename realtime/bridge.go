@@ -90,22 +90,23 @@ func (b *bridge) bind() {
 		return e.Flush()
 	})
 
-	// Access can change after subscribing: re-check and unsubscribe those who lost it.
+	// Access can change after subscribing: re-check and unsubscribe those
+	// who lost it. These hooks run after the change was committed.
 	recheckSite := func(e *core.RecordEvent) error {
 		id := e.Record.Id
-		b.recheck(e.App, func(site string, _ *subscriber) bool { return site == id }, nil)
+		b.recheck(func(site string, _ *subscriber) bool { return site == id }, nil)
 		return e.Next()
 	}
 	b.app.OnRecordAfterUpdateSuccess(SitesCollection).BindFunc(recheckSite)
 	b.app.OnRecordAfterDeleteSuccess(SitesCollection).BindFunc(recheckSite)
 	b.app.OnCollectionAfterUpdateSuccess(SitesCollection).BindFunc(func(e *core.CollectionEvent) error {
-		b.recheck(e.App, func(string, *subscriber) bool { return true }, nil)
+		b.recheck(func(string, *subscriber) bool { return true }, nil)
 		return e.Next()
 	})
 	b.app.OnRecordAfterDeleteSuccess().BindFunc(func(e *core.RecordEvent) error {
 		if e.Record.Collection().IsAuth() {
 			deleted := e.Record
-			b.recheck(e.App, func(_ string, s *subscriber) bool { return sameAuth(authOf(s.client), deleted) },
+			b.recheck(func(_ string, s *subscriber) bool { return sameAuth(authOf(s.client), deleted) },
 				func(*subscriber) *core.Record { return nil })
 		}
 		return e.Next()
@@ -255,7 +256,8 @@ func (b *bridge) set(client subscriptions.Client, topics map[string][]string) {
 
 // recheck re-evaluates the view rule for the subscriptions match selects and
 // unsubscribes the forbidden ones. auth overrides the client's auth state.
-func (b *bridge) recheck(app core.App, match func(site string, s *subscriber) bool, auth func(*subscriber) *core.Record) {
+// It reads through the app itself, never a finished transaction's.
+func (b *bridge) recheck(match func(site string, s *subscriber) bool, auth func(*subscriber) *core.Record) {
 	type check struct {
 		s    *subscriber
 		site string
@@ -280,7 +282,7 @@ func (b *bridge) recheck(app core.App, match func(site string, s *subscriber) bo
 		}
 		opts := c.s.client.Subscriptions()
 		for _, key := range c.keys {
-			if !canView(app, c.site, a, opts[key]) {
+			if !canView(b.app, c.site, a, opts[key]) {
 				c.s.client.Unsubscribe(key)
 				changed[c.s] = append(changed[c.s], key)
 			}
