@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
@@ -101,6 +102,8 @@ type Flusher struct {
 	stats statser            // nil when the queue has no stats
 	opts  Options
 	log   *slog.Logger
+
+	lastFlush atomic.Int64 // unix nanoseconds of the last stored batch
 }
 
 // New returns a Flusher reading from c and writing to w. If c implements
@@ -176,9 +179,18 @@ func (f *Flusher) flush(ctx context.Context, msgs []queue.Message) error {
 	if err := f.store(ctx, msgs, 0); err != nil {
 		return err
 	}
+	f.lastFlush.Store(time.Now().UnixNano())
 	f.ack(ctx, msgs)
 	f.updateDepth(ctx)
 	return nil
+}
+
+// LastFlush returns when a batch was last stored; zero before the first.
+func (f *Flusher) LastFlush() time.Time {
+	if n := f.lastFlush.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // store inserts msgs, retrying transient failures until ctx ends. When the
