@@ -7,12 +7,13 @@
 //
 //	pb.realtime.subscribe("analytics/live/" + siteId, (msg) => { ... })
 //
-// A client may subscribe to a site's topic only if the site's view rule
-// allows its auth record (superusers: always). Forbidden topics are dropped
-// from the subscription request, like PocketBase treats record topics a
-// client may not see: the request succeeds and the client receives nothing
-// for them. Clients that lose access (owner/members or rule changed, site or
-// user deleted) are unsubscribed at once. docs/LIVE.md lists the messages.
+// Anyone may subscribe to a public site's topic, as anyone may read its
+// statistics; any other site's topic only a client whose auth record the
+// sites view rule admits (owner, members; superusers always). Forbidden
+// topics are dropped from the subscription request, like PocketBase treats
+// record topics a client may not see: the request succeeds and the client
+// receives nothing for them. Clients that lose access (owner, members,
+// public flag or rule changed, site or user deleted) are unsubscribed at once. docs/LIVE.md lists the messages.
 //
 // Wiring, in main.go:
 //
