@@ -36,6 +36,7 @@ func start(t testing.TB, cfg realtime.Config) (*tests.TestApp, *realtime.Live, s
 	}
 	t.Cleanup(func() { live.Close() })
 	srv := livetest.Serve(t, app)
+	livetest.Ready(t, live)
 	return app, live, srv.URL
 }
 

@@ -122,6 +122,16 @@ func Token(t testing.TB, app core.App, collection, email string) string {
 	return tok
 }
 
+// Ready waits until the live layer delivers messages (see realtime.Live.Ready).
+func Ready(t testing.TB, live *realtime.Live) {
+	t.Helper()
+	select {
+	case <-live.Ready():
+	case <-time.After(Wait):
+		t.Fatal("the live layer never became ready")
+	}
+}
+
 // Serve runs the app's router on an httptest server, after triggering
 // OnServe as PocketBase does, so routes and hooks bound there are live.
 func Serve(t testing.TB, app core.App) *httptest.Server {
@@ -316,6 +326,16 @@ func (c *Client) Next(t testing.TB) Event {
 	case <-time.After(Wait):
 		t.Fatal("no live message arrived")
 		return Event{}
+	}
+}
+
+// Within returns the next event if one comes within d.
+func (c *Client) Within(d time.Duration) (Event, bool) {
+	select {
+	case e := <-c.events:
+		return e, true
+	case <-time.After(d):
+		return Event{}, false
 	}
 }
 
