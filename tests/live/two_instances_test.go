@@ -7,7 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
@@ -83,6 +86,12 @@ func TestTwoInstances(t *testing.T) {
 // collect posts a pageview as the tracker does.
 func collect(t *testing.T, base, site, path string) {
 	t.Helper()
+	collectAs(t, base, site, path, desktopUA)
+}
+
+// collectAs posts a pageview with the given user agent.
+func collectAs(t *testing.T, base, site, path, ua string) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{
 		"site": site, "type": "pageview", "url": "https://" + domain + path,
 		"referrer": "https://news.ycombinator.com/", "w": 1280,
@@ -92,7 +101,7 @@ func collect(t *testing.T, base, site, path string) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "text/plain")
-	req.Header.Set("User-Agent", desktopUA)
+	req.Header.Set("User-Agent", ua)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -119,5 +128,84 @@ func deleteKeys(rdb *redis.Client, prefix string) {
 	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		rdb.Del(ctx, iter.Val())
+	}
+}
+
+// TestRedisOutage cuts a running app off Redis (a proxy in front of the
+// shared server): ingest goes on, the dashboard's connection stays open and
+// the polling route answers 503; once Redis is back, live messages resume
+// without a restart.
+func TestRedisOutage(t *testing.T) {
+	opts, err := redis.ParseURL(testutil.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testutil.StartProxy(t, opts.Addr)
+	prefix := testutil.Unique("pltest") + ":"
+	rdb := testutil.Redis(t)
+	t.Cleanup(func() { deleteKeys(rdb, prefix) })
+	app := testutil.StartApp(t, testutil.AppOptions{Env: []string{
+		"REDIS_URL=redis://" + proxy.Addr + "/" + strconv.Itoa(opts.DB),
+		"REDIS_PREFIX=" + prefix,
+		"LIVE_CHANNEL=" + testutil.Unique("pltest-live-"),
+	}})
+	site, owner := app.CreateSite(t, domain)
+	c := livetest.Connect(t, app.URL)
+	c.Subscribe(t, owner, realtime.Topic(site))
+
+	visitor := 0
+	// hit posts a pageview of a new visitor (another browser build) and
+	// returns its page.
+	hit := func() string {
+		visitor++
+		page := "/v/" + strconv.Itoa(visitor)
+		collectAs(t, app.URL, site, page, strings.Replace(desktopUA, "131.0.0.0", "131.0."+strconv.Itoa(visitor)+".0", 1))
+		return page
+	}
+	hit()
+	c.NextType(t, realtime.TypeArrival)
+
+	proxy.Cut()
+	for range 20 {
+		hit() // accepted: the spool keeps them until Redis is back
+	}
+	req, _ := http.NewRequest(http.MethodGet, app.URL+"/api/analytics/sites/"+site+"/live", nil)
+	req.Header.Set("Authorization", owner)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("polling route while Redis is cut off: status %d, want 503", res.StatusCode)
+	}
+
+	proxy.Restore()
+	// Reconnecting takes a moment: post until a new arrival gets through.
+	deadline := time.Now().Add(livetest.Wait)
+	for {
+		page := hit()
+		if arrivedOn(t, c, page, 200*time.Millisecond) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no live message after Redis came back:\n%s", app.Log())
+		}
+	}
+}
+
+// arrivedOn reads events for up to d and reports whether an arrival on page
+// was among them.
+func arrivedOn(t *testing.T, c *livetest.Client, page string, d time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		e, ok := c.Within(time.Until(deadline))
+		if !ok {
+			return false
+		}
+		if m := e.Decode(t); m["type"] == realtime.TypeArrival && m["page"] == page {
+			return true
+		}
 	}
 }
