@@ -39,7 +39,7 @@ async function signIn(page, email, password) {
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Sites' }).waitFor();
+  await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
 }
 
 const count = async (page) => Number((await page.locator('.live-count').first().textContent()).replace(/\D/g, '') || 0);
@@ -56,7 +56,7 @@ run(async () => {
 
     step('session survives a reload');
     await page.reload();
-    await page.getByRole('heading', { name: 'Sites' }).waitFor();
+    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
 
     step('create a site');
     await page.getByRole('link', { name: /New site/ }).first().click();
