@@ -273,7 +273,7 @@ export function overviewView(site, feed) {
     chart?.destroy?.();
     const m = METRICS.find((x) => x.key === state.metric);
     const points = series.points.map((p) => ({ t: p.t, v: Number(p[m.key]) || 0 }));
-    chart = lineChart({ points, label: m.label, format: (v) => fmtMetric(m, v), timeFormat: timeFormatter(series.range) });
+    chart = lineChart({ points, label: m.label, format: (v) => fmtMetric(m, v), timeFormat: timeFormatter(series.range), timeZone: series.range.timezone });
     clear(chartBox).append(h('h2', { class: 'sr-only' }, `${m.label} over time`), chart);
   };
 
