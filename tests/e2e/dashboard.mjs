@@ -207,7 +207,7 @@ run(async () => {
     assert(!(await blocked.locator('[role="alert"]:visible').count()), 'no error shown for the fallback');
     const polled = await count(blocked);
     await hit(site, IPS[2], 'pageview', '/docs');
-    await waitFor('the polled counter to go up', async () => (await count(blocked)) > polled, { timeout: 20000, interval: 250 });
+    await waitFor('the polled counter to go up', async () => (await count(blocked)) > polled, { timeout: 35000, interval: 250 });
     await blocked.locator('.arrivals li', { hasText: '/docs' }).waitFor();
     await blocked.close();
 
