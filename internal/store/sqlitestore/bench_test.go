@@ -1,0 +1,69 @@
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/store"
+	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
+)
+
+func BenchmarkQueries(b *testing.B) {
+	rows, _ := strconv.Atoi(os.Getenv("PL_BENCH_ROWS"))
+	if rows <= 0 {
+		b.Skip("set PL_BENCH_ROWS (e.g. 1000000) to benchmark the analytics queries")
+	}
+	opts := storetest.BenchOptions(rows)
+	path := filepath.Join(os.TempDir(), fmt.Sprintf("pl_bench_sqlite_%d.db", rows))
+	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if db.QueryRow("SELECT count(*) FROM events").Scan(&n); n == 0 {
+		tb := &testing.T{}
+		_ = tb
+		createSchema(b, db)
+		start := time.Now()
+		storetest.Stream(opts, 20000, func(evs []event.Event) error {
+			insertEvents(b, db, evs)
+			return nil
+		})
+		b.Logf("loaded %d rows in %s", rows, time.Since(start))
+	}
+	q := newQuerier(db)
+	loc, _ := time.LoadLocation(opts.Sites[0].Timezone)
+	query := store.Query{SiteID: opts.Sites[0].ID, From: opts.From, To: opts.To, Location: loc}
+	ctx := context.Background()
+	b.Run("overview", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := q.Overview(ctx, query); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("timeseries", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := q.Timeseries(ctx, query, store.IntervalDay); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, dim := range []store.Dimension{store.DimPage, store.DimCountry, store.DimEntryPage} {
+		b.Run("breakdown-"+string(dim), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := q.Breakdown(ctx, query, dim, 10, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
