@@ -53,7 +53,9 @@ func (dialect) MaxIf(expr, cond string) string { return "maxIf(" + expr + ", " +
 
 func (dialect) Concat(secs, s string) string { return "concat(toString(" + secs + "), " + s + ")" }
 
-func (dialect) Substr(s string, pos int) string { return "substring(" + s + ", " + strconv.Itoa(pos) + ")" }
+func (dialect) Substr(s string, pos int) string {
+	return "substring(" + s + ", " + strconv.Itoa(pos) + ")"
+}
 
 func (dialect) Case(conds, vals []string, last string) string {
 	var sb strings.Builder

@@ -53,7 +53,9 @@ func (dialect) MaxIf(expr, cond string) string {
 
 func (dialect) Concat(secs, s string) string { return "(" + secs + " || " + s + ")" }
 
-func (dialect) Substr(s string, pos int) string { return "substr(" + s + ", " + strconv.Itoa(pos) + ")" }
+func (dialect) Substr(s string, pos int) string {
+	return "substr(" + s + ", " + strconv.Itoa(pos) + ")"
+}
 
 func (dialect) Case(conds, vals []string, last string) string {
 	var sb strings.Builder
