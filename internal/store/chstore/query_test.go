@@ -48,7 +48,12 @@ func openTestConn(t testing.TB) driver.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS events (
+	createSchema(t, conn)
+	return conn
+}
+
+func createSchema(t testing.TB, conn driver.Conn) {
+	err := conn.Exec(context.Background(), `CREATE TABLE IF NOT EXISTS events (
   id String, ts DateTime, site_id String, type String, name String,
   prop_keys Array(String), prop_values Array(String),
   hostname String, pathname String, title String, referrer_host String, channel String,
@@ -60,7 +65,6 @@ func openTestConn(t testing.TB) driver.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return conn
 }
 
 func insertEvents(t testing.TB, conn driver.Conn, evs []event.Event) {
