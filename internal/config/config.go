@@ -14,6 +14,12 @@ import (
 type Config struct {
 	// RedisURL enables the Redis queue, live bus and presence (REDIS_URL).
 	RedisURL string
+	// RedisPrefix namespaces every Redis key and stream (REDIS_PREFIX,
+	// default "pl:"), so several deployments can share one server.
+	RedisPrefix string
+	// LiveChannel is the Redis pub/sub channel of live events
+	// (LIVE_CHANNEL, default "live-events").
+	LiveChannel string
 	// ClickHouseURL enables the ClickHouse analytics store (CLICKHOUSE_URL),
 	// a clickhouse-go DSN such as clickhouse://default:@127.0.0.1:9000/analytics.
 	ClickHouseURL string
@@ -71,6 +77,8 @@ func FromEnv() (Config, error) {
 func parse(getenv func(string) string) (Config, error) {
 	c := Config{
 		RedisURL:      getenv("REDIS_URL"),
+		RedisPrefix:   getenv("REDIS_PREFIX"),
+		LiveChannel:   getenv("LIVE_CHANNEL"),
 		ClickHouseURL: getenv("CLICKHOUSE_URL"),
 		GeoIPDB:       getenv("GEOIP_DB"),
 		QueueDir:      getenv("QUEUE_DIR"),
@@ -80,6 +88,13 @@ func parse(getenv func(string) string) (Config, error) {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
 			c.GeoHeaders = append(c.GeoHeaders, h)
 		}
+	}
+
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = "pl:"
+	}
+	if c.LiveChannel == "" {
+		c.LiveChannel = "live-events"
 	}
 
 	var errs []string

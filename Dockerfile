@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+
+# The embedded country database (CC0), fetched from the npm registry.
+FROM node:20-alpine AS geo
+WORKDIR /geo
+COPY scripts/geo.sh scripts/geo.sh
+RUN apk add --no-cache bash && mkdir -p internal/enrich/geo/data && bash scripts/geo.sh
+
+FROM golang:1.27-alpine AS build
+WORKDIR /src
+ENV CGO_ENABLED=0 GOTOOLCHAIN=local
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+COPY --from=geo /geo/internal/enrich/geo/data/country.mmdb internal/enrich/geo/data/country.mmdb
+RUN go build -trimpath -ldflags='-s -w' -o /out/pocketlytics .
+
+FROM alpine:3.20
+RUN apk add --no-cache ca-certificates tzdata wget \
+	&& addgroup -S pocketlytics && adduser -S -G pocketlytics -h /app pocketlytics \
+	&& mkdir -p /app/pb_data && chown pocketlytics:pocketlytics /app/pb_data
+COPY --from=build /out/pocketlytics /app/pocketlytics
+USER pocketlytics
+WORKDIR /app
+VOLUME /app/pb_data
+EXPOSE 8090
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s \
+	CMD wget -qO- http://127.0.0.1:8090/api/health >/dev/null || exit 1
+ENTRYPOINT ["/app/pocketlytics"]
+CMD ["serve", "--http=0.0.0.0:8090", "--dir=/app/pb_data"]

@@ -1,0 +1,72 @@
+package hooks
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/pocketbase/pocketbase/core"
+
+	pbpublic "github.com/pocketlytics/pocketlytics/pb_public"
+)
+
+const (
+	// Hashed file names change with their content, so they never go stale.
+	immutableCacheControl = "public, max-age=31536000, immutable"
+	// The page names the current hashed assets: always revalidate it.
+	pageCacheControl = "no-cache"
+	// Unhashed files (the favicon).
+	plainCacheControl = "public, max-age=3600"
+
+	dashboardCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
+		"img-src 'self' data:; connect-src 'self'; frame-ancestors 'self'; base-uri 'self'; form-action 'self'"
+)
+
+// RegisterDashboard serves the embedded dashboard at / as a single-page app:
+// known files as they are, hashed assets/ with a year-long cache, and any
+// other path without a file extension falls back to index.html so that deep
+// links load the app.
+//
+// It binds the lowest-priority route (GET /{path...}), as PocketBase's
+// apis.Static does in its examples, so every other route wins; paths under
+// /api/ and /_/ that no route claimed get PocketBase's JSON 404 instead of
+// the page.
+func RegisterDashboard(app core.App) error {
+	assets, err := loadAssets(pbpublic.FS())
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
+	index, ok := assets["index.html"]
+	if !ok {
+		return fmt.Errorf("dashboard: index.html is missing from the embedded files; run scripts/build-web.sh")
+	}
+
+	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		se.Router.GET("/{path...}", func(e *core.RequestEvent) error {
+			name := e.Request.PathValue("path")
+			if name == "api" || name == "_" || strings.HasPrefix(name, "api/") || strings.HasPrefix(name, "_/") {
+				return e.NotFoundError("", nil)
+			}
+
+			if a, ok := assets[name]; ok && name != "index.html" {
+				cc := plainCacheControl
+				if strings.HasPrefix(name, "assets/") {
+					cc = immutableCacheControl
+				}
+				return a.serve(e, cc)
+			}
+
+			// A missing script or stylesheet must be a 404: the page in its
+			// place would fail in confusing ways.
+			if name != "index.html" && (strings.HasPrefix(name, "assets/") || path.Ext(name) != "") {
+				return e.NotFoundError("", nil)
+			}
+
+			e.Response.Header().Set("Content-Security-Policy", dashboardCSP)
+			e.Response.Header().Set("Referrer-Policy", "same-origin")
+			return index.serve(e, pageCacheControl)
+		})
+		return se.Next()
+	})
+	return nil
+}

@@ -1,0 +1,181 @@
+// Package geo turns a client IP address, or the location headers of a
+// trusted CDN, into a coarse location: country, region, city and the
+// coordinates the dashboard's globe plots.
+//
+// Any MaxMind-format database works: GeoLite2/GeoIP2 City or Country, DB-IP
+// City Lite, and the flat ip-location-db layouts. Records are decoded by
+// field name and kind, not by a fixed schema. When a database has no
+// coordinates (country-level databases), the country's centroid is used.
+//
+//	db, err := geo.Open("")                 // the embedded country database
+//	loc := db.Lookup(netip.MustParseAddr("81.2.69.142"))
+//	fmt.Println(loc.Country)                // "GB"
+package geo
+
+import (
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+)
+
+// Location is where a hit came from. The zero value means unknown.
+type Location struct {
+	Country   string // ISO 3166-1 alpha-2, upper case
+	Region    string
+	City      string
+	Latitude  float64
+	Longitude float64
+}
+
+// embedded holds data/README.md and, when scripts/geo.sh fetched it before
+// the build, data/country.mmdb.
+//
+//go:embed data
+var embedded embed.FS
+
+const embeddedName = "data/country.mmdb"
+
+// DB looks up locations in a MaxMind-format database. A nil *DB, or one
+// without a database, finds nothing. It is safe for concurrent use.
+type DB struct {
+	reader *maxminddb.Reader
+}
+
+var warnOnce sync.Once
+
+// Open opens the database at path; an empty path opens the embedded country
+// database. When the binary was built without it, Open logs a warning once
+// (through slog's default logger) and returns a DB that finds nothing.
+func Open(path string) (*DB, error) {
+	if path != "" {
+		r, err := maxminddb.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("geo: open %s: %w", path, err)
+		}
+		return &DB{reader: r}, nil
+	}
+
+	data, err := embedded.ReadFile(embeddedName)
+	if errors.Is(err, fs.ErrNotExist) {
+		warnOnce.Do(func() {
+			slog.Warn("geo: built without the embedded country database; run scripts/geo.sh before building or set GEOIP_DB. Locations stay empty.")
+		})
+		return &DB{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("geo: read embedded database: %w", err)
+	}
+	return OpenBytes(data)
+}
+
+// OpenBytes opens a database held in memory. data must not change afterwards.
+func OpenBytes(data []byte) (*DB, error) {
+	r, err := maxminddb.OpenBytes(data)
+	if err != nil {
+		return nil, fmt.Errorf("geo: open database: %w", err)
+	}
+	return &DB{reader: r}, nil
+}
+
+// Close releases the database (a memory-mapped file for Open(path)).
+func (db *DB) Close() error {
+	if db == nil || db.reader == nil {
+		return nil
+	}
+	return db.reader.Close()
+}
+
+// Lookup returns the location of ip, with centroid coordinates when the
+// database has a country but no coordinates. Unknown, private and invalid
+// addresses give the zero Location.
+func (db *DB) Lookup(ip netip.Addr) Location {
+	return db.lookup(ip).withCentroid()
+}
+
+// lookup is Lookup without the centroid fallback.
+func (db *DB) lookup(ip netip.Addr) Location {
+	if db == nil || db.reader == nil || !ip.IsValid() {
+		return Location{}
+	}
+	var rec record
+	if err := db.reader.Lookup(ip.Unmap()).Decode(&rec); err != nil {
+		return Location{}
+	}
+	return rec.location()
+}
+
+// Locate returns the location of a request from ip. When hs trusts a CDN
+// whose headers name a country, the headers win; the database only fills
+// what they lack (region, city, coordinates) if it agrees on the country,
+// so a country-only CDN plus a city database still gives cities. Without
+// such headers it is db.Lookup(ip).
+func Locate(db *DB, hs Headers, h http.Header, ip netip.Addr) Location {
+	loc, ok := hs.lookup(h)
+	if !ok {
+		return db.Lookup(ip)
+	}
+	noCoords := loc.Latitude == 0 && loc.Longitude == 0
+	if loc.City == "" || loc.Region == "" || noCoords {
+		// Take from the database only what describes the same place.
+		d := db.lookup(ip)
+		if normCountry(d.Country) == loc.Country && (loc.City == "" || loc.City == d.City) {
+			if loc.City == "" {
+				loc.City = d.City
+			}
+			if loc.Region == "" {
+				loc.Region = d.Region
+			}
+			if noCoords {
+				loc.Latitude, loc.Longitude = d.Latitude, d.Longitude
+			}
+		}
+	}
+	return loc.withCentroid()
+}
+
+// withCentroid normalises the country code and fills missing coordinates
+// from the country's centroid. Unusable codes clear the whole location.
+func (l Location) withCentroid() Location {
+	l.Country = normCountry(l.Country)
+	if l.Country == "" {
+		return Location{}
+	}
+	if l.Latitude == 0 && l.Longitude == 0 {
+		l.Latitude, l.Longitude, _ = Centroid(l.Country)
+	}
+	return l
+}
+
+// normCountry upper-cases a two-letter code and rejects the placeholders
+// CDNs and databases use for "unknown" (XX), Tor (T1) and continents (EU, AP).
+func normCountry(cc string) string {
+	if len(cc) != 2 {
+		return ""
+	}
+	b := [2]byte{upper(cc[0]), upper(cc[1])}
+	if b[0] < 'A' || b[0] > 'Z' || b[1] < 'A' || b[1] > 'Z' {
+		return ""
+	}
+	switch string(b[:]) {
+	case "XX", "T1", "EU", "AP", "ZZ":
+		return ""
+	}
+	if cc[0] == b[0] && cc[1] == b[1] {
+		return cc
+	}
+	return string(b[:])
+}
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
+}

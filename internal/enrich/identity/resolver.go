@@ -1,0 +1,75 @@
+package identity
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/pocketlytics/pocketlytics/internal/salt"
+)
+
+// Request is what Resolve needs of a hit. The IP is hashed, never kept.
+type Request struct {
+	SiteID    string
+	IP        netip.Addr
+	UserAgent string
+	Time      time.Time
+	Pageview  bool // may be the session's entry
+	Create    bool // may start a session
+}
+
+// Identity is the visitor and session of a hit.
+type Identity struct {
+	Visitor uint64
+	Session uint64
+	Entry   bool
+}
+
+// Resolver assigns visitor and session ids. It is safe for concurrent use.
+type Resolver struct {
+	sessions Sessions
+	timeout  time.Duration
+	keys     atomic.Pointer[keys]
+}
+
+// keys caches the hashers of one salt generation.
+type keys struct {
+	salts            *salt.Salts
+	today, yesterday *Hasher
+}
+
+// NewResolver returns a Resolver tracking sessions in sessions, ended after
+// timeout without a hit.
+func NewResolver(sessions Sessions, timeout time.Duration) *Resolver {
+	return &Resolver{sessions: sessions, timeout: timeout}
+}
+
+// Resolve returns the identity of req under salts. ok is false when req may
+// not start a session (req.Create unset) and its visitor has none live.
+//
+// A live session under yesterday's visitor id wins: someone browsing across
+// midnight stays one visitor in one session until that session times out.
+func (r *Resolver) Resolve(salts *salt.Salts, req Request) (Identity, bool) {
+	k := r.keys.Load()
+	if k == nil || k.salts != salts {
+		// Rebuilt once per salt generation; a racing duplicate is harmless.
+		k = &keys{salts: salts, today: NewHasher(salts.Today), yesterday: NewHasher(salts.Yesterday)}
+		r.keys.Store(k)
+	}
+
+	hit := Hit{Time: req.Time, Timeout: r.timeout, Pageview: req.Pageview}
+	if len(salts.Yesterday) > 0 {
+		hit.Visitor = k.yesterday.Visitor(req.SiteID, req.IP, req.UserAgent)
+		if s, ok := r.sessions.Touch(hit); ok {
+			return Identity{Visitor: hit.Visitor, Session: s.ID, Entry: s.Entry}, true
+		}
+	}
+
+	hit.Visitor = k.today.Visitor(req.SiteID, req.IP, req.UserAgent)
+	hit.Create = req.Create
+	s, ok := r.sessions.Touch(hit)
+	if !ok {
+		return Identity{}, false
+	}
+	return Identity{Visitor: hit.Visitor, Session: s.ID, Entry: s.Entry}, true
+}

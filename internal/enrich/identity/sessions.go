@@ -1,0 +1,189 @@
+package identity
+
+import (
+	"sync"
+	"time"
+)
+
+// Hit is one hit as the session store sees it.
+type Hit struct {
+	Visitor uint64
+	Time    time.Time
+	// Timeout ends a session after this much inactivity.
+	Timeout time.Duration
+	// Pageview marks a pageview: the first one of a session is its entry.
+	Pageview bool
+	// Create lets the hit start a session when none is live. Engagement
+	// hits (pings, leaves) don't, so a late ping cannot open an empty visit.
+	Create bool
+}
+
+// Session is the session a hit belongs to.
+type Session struct {
+	ID    uint64
+	Start time.Time
+	// Entry is true for the session's first pageview.
+	Entry bool
+}
+
+// Sessions tracks live sessions by visitor id. Implementations must be safe
+// for concurrent use.
+type Sessions interface {
+	// Touch extends the visitor's live session to cover h, or, when none is
+	// live and h.Create is set, starts one at h.Time. ok is false when no
+	// session is live and h.Create is not set.
+	Touch(h Hit) (s Session, ok bool)
+}
+
+// MemoryOptions configure NewMemory. Zero values mean the defaults.
+type MemoryOptions struct {
+	// MaxSessions bounds the sessions held (default 1<<20, about 100 MB
+	// when full). When full, expired sessions are dropped first, then the
+	// ones closest to expiry.
+	MaxSessions int
+	// SweepInterval is how often each shard drops its expired sessions
+	// (default 1m).
+	SweepInterval time.Duration
+}
+
+const shardCount = 64
+
+// Memory is an in-memory Sessions. It is per instance: several instances
+// behind a load balancer each see only their own hits, so route a client
+// to one instance (sticky by IP) or share a store.
+//
+// Sessions live in 64 shards, each behind its own mutex. A shard drops its
+// expired sessions on the first Touch after SweepInterval, so memory stays
+// bounded without a background goroutine; Sweep does all shards at once.
+type Memory struct {
+	shards   [shardCount]shard
+	perShard int
+	interval int64 // milliseconds
+}
+
+type shard struct {
+	mu        sync.Mutex
+	m         map[uint64]entry
+	lastSweep int64    // unix ms
+	_         [40]byte // keep shards on separate cache lines
+}
+
+type entry struct {
+	id      uint64
+	start   int64 // unix ms
+	expires int64 // unix ms: last hit + timeout
+	entered bool  // a pageview was seen
+}
+
+// NewMemory returns an empty in-memory session store.
+func NewMemory(opts MemoryOptions) *Memory {
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = 1 << 20
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = time.Minute
+	}
+	m := &Memory{
+		perShard: max(1, opts.MaxSessions/shardCount),
+		interval: opts.SweepInterval.Milliseconds(),
+	}
+	for i := range m.shards {
+		m.shards[i].m = make(map[uint64]entry)
+	}
+	return m
+}
+
+// Touch implements Sessions.
+func (m *Memory) Touch(h Hit) (Session, bool) {
+	// Visitor ids are uniform hashes, so their low bits spread the shards.
+	sh := &m.shards[h.Visitor%shardCount]
+	now := h.Time.UnixMilli()
+	timeout := h.Timeout.Milliseconds()
+
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+
+	if now-sh.lastSweep >= m.interval {
+		sh.sweep(now)
+	}
+
+	if e, ok := sh.m[h.Visitor]; ok && now < e.expires {
+		s := Session{ID: e.id, Start: time.UnixMilli(e.start), Entry: h.Pageview && !e.entered}
+		e.expires = max(e.expires, now+timeout)
+		e.entered = e.entered || h.Pageview
+		sh.m[h.Visitor] = e
+		return s, true
+	}
+	if !h.Create {
+		return Session{}, false
+	}
+
+	if _, ok := sh.m[h.Visitor]; !ok && len(sh.m) >= m.perShard {
+		// Full: sweep at most once a second (a shard full of live sessions
+		// would otherwise be scanned on every new visitor), then evict.
+		if now-sh.lastSweep >= 1000 {
+			sh.sweep(now)
+		}
+		if len(sh.m) >= m.perShard {
+			sh.evict()
+		}
+	}
+	start := time.UnixMilli(now)
+	e := entry{id: SessionID(h.Visitor, start), start: now, expires: now + timeout, entered: h.Pageview}
+	sh.m[h.Visitor] = e
+	return Session{ID: e.id, Start: start, Entry: h.Pageview}, true
+}
+
+// sweep drops expired sessions; the caller holds sh.mu.
+func (sh *shard) sweep(now int64) int {
+	n := 0
+	for k, e := range sh.m {
+		if e.expires <= now {
+			delete(sh.m, k)
+			n++
+		}
+	}
+	sh.lastSweep = now
+	return n
+}
+
+// evict drops the session closest to expiry among a few, which in a full
+// shard of live sessions is about as good as the true oldest and O(1).
+func (sh *shard) evict() {
+	var victim uint64
+	oldest := int64(1<<63 - 1)
+	i := 0
+	for k, e := range sh.m { // map order is random: a random sample
+		if e.expires < oldest {
+			victim, oldest = k, e.expires
+		}
+		if i++; i == 8 {
+			break
+		}
+	}
+	delete(sh.m, victim)
+}
+
+// Sweep drops every expired session now and reports how many.
+func (m *Memory) Sweep(now time.Time) int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += sh.sweep(now.UnixMilli())
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// Len reports the number of sessions held, live or not yet swept.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}

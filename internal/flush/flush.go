@@ -1,0 +1,313 @@
+// Package flush moves events from the durable queue into the analytics
+// store: it reads them in batches, inserts each batch, and acknowledges the
+// queue entries only after the insert succeeded, so an event leaves the
+// queue only once it is stored.
+//
+// A failed insert is retried with the same batch and the same token (the
+// stores make that idempotent) with exponential backoff, for as long as it
+// takes: while the store is down the queue absorbs the backlog. An insert
+// that fails with a permanent error (store.IsPermanent) is bisected to find
+// the entries the store rejects; those go to the queue's dead-letter log
+// (when it has one) after Options.MaxDeliveries failures, and the rest of
+// the batch is stored.
+//
+// Usage:
+//
+//	f := flush.New(q, s, flush.Options{Logger: app.Logger()})
+//	go func() { done <- f.Run(ctx) }() // returns after ctx ends and what it held is stored
+package flush
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/metrics"
+	"github.com/pocketlytics/pocketlytics/internal/queue"
+	"github.com/pocketlytics/pocketlytics/internal/store"
+)
+
+// Options configure a Flusher. Zero values select the defaults.
+type Options struct {
+	// BatchSize is the most events per store insert (default 10000).
+	BatchSize int
+
+	// Interval is the longest a read event waits in a partial batch
+	// before the batch is inserted anyway (default 1s).
+	Interval time.Duration
+
+	// MaxDeliveries is how many failed attempts an entry that the store
+	// rejects gets, counting earlier deliveries, before it is dead-lettered
+	// (default 5).
+	MaxDeliveries int
+
+	// MinBackoff and MaxBackoff bound the wait between retries of a failed
+	// insert, read or ack; it doubles per attempt, with jitter
+	// (defaults 100ms and 30s).
+	MinBackoff time.Duration
+	MaxBackoff time.Duration
+
+	// DrainTimeout bounds how long Run keeps trying to store what it holds
+	// after its context ended (default 10s). What is not stored by then
+	// stays unacknowledged in the queue for the next start.
+	DrainTimeout time.Duration
+
+	// Logger receives insert failures and dead-letter notices
+	// (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 10000
+	}
+	if o.Interval <= 0 {
+		o.Interval = time.Second
+	}
+	if o.MaxDeliveries <= 0 {
+		o.MaxDeliveries = 5
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 30 * time.Second
+	}
+	o.MaxBackoff = max(o.MaxBackoff, o.MinBackoff)
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// statser is implemented by queues that report their backlog.
+type statser interface {
+	Stats(ctx context.Context) (queue.Stats, error)
+}
+
+// Flusher is the single consumer between a queue and a store.
+type Flusher struct {
+	c     queue.Consumer
+	w     store.Writer
+	dl    queue.DeadLetterer // nil when the queue cannot set entries aside
+	stats statser            // nil when the queue has no stats
+	opts  Options
+	log   *slog.Logger
+}
+
+// New returns a Flusher reading from c and writing to w. If c implements
+// queue.DeadLetterer, entries the store keeps rejecting are set aside;
+// otherwise they are retried forever, never dropped.
+func New(c queue.Consumer, w store.Writer, opts Options) *Flusher {
+	opts = opts.withDefaults()
+	f := &Flusher{c: c, w: w, opts: opts, log: opts.Logger}
+	f.dl, _ = c.(queue.DeadLetterer)
+	f.stats, _ = c.(statser)
+	return f
+}
+
+// Run flushes until ctx ends, then stores what it holds (within
+// Options.DrainTimeout) and returns. It returns nil after a complete drain,
+// and an error when held events could not be stored in time; those stay
+// in the queue unacknowledged and are delivered again on the next start.
+func (f *Flusher) Run(ctx context.Context) error {
+	var held []queue.Message
+	var since time.Time // when the oldest held message was read
+	readFailures := 0
+
+	for ctx.Err() == nil {
+		wait := f.opts.Interval
+		if len(held) > 0 {
+			wait = max(time.Until(since.Add(f.opts.Interval)), 0)
+		}
+		msgs, err := f.c.Read(ctx, f.opts.BatchSize-len(held), wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			f.log.Warn("flush: reading the queue failed", "error", err)
+			if f.sleep(ctx, f.backoff(readFailures)) != nil {
+				break
+			}
+			readFailures++
+			continue
+		}
+		readFailures = 0
+
+		if len(held) == 0 && len(msgs) > 0 {
+			since = time.Now()
+		}
+		held = append(held, msgs...)
+		if len(held) == 0 {
+			f.updateDepth(ctx)
+			continue
+		}
+		if len(held) < f.opts.BatchSize && time.Since(since) < f.opts.Interval {
+			continue
+		}
+		if err := f.flush(ctx, held); err != nil {
+			break // ctx ended; the drain below retries the same batch
+		}
+		held = nil
+	}
+
+	if len(held) == 0 {
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.opts.DrainTimeout)
+	defer cancel()
+	if err := f.flush(dctx, held); err != nil {
+		return fmt.Errorf("flush: %d events not stored before shutdown, they stay queued: %w", len(held), err)
+	}
+	return nil
+}
+
+// flush stores a batch and then acknowledges it. It fails only when ctx
+// ends first, leaving the batch unacknowledged.
+func (f *Flusher) flush(ctx context.Context, msgs []queue.Message) error {
+	if err := f.store(ctx, msgs, 0); err != nil {
+		return err
+	}
+	f.ack(ctx, msgs)
+	f.updateDepth(ctx)
+	return nil
+}
+
+// store inserts msgs, retrying transient failures until ctx ends. When the
+// store rejects the batch outright it splits the batch in halves to find
+// the entries at fault and dead-letters those. failures counts the
+// permanent failures of batches that contained all of msgs.
+func (f *Flusher) store(ctx context.Context, msgs []queue.Message, failures int) error {
+	events := make([]event.Event, len(msgs))
+	for i := range msgs {
+		events[i] = msgs[i].Event
+	}
+	token := Token(msgs)
+
+	for transient := 0; ; {
+		start := time.Now()
+		err := f.w.Insert(ctx, token, events)
+		if err == nil {
+			metrics.FlushLatency.Observe(time.Since(start).Seconds())
+			metrics.BatchSize.Observe(float64(len(events)))
+			metrics.FlushedRows.Add(float64(len(events)))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		metrics.InsertErrors.Inc()
+
+		if !store.IsPermanent(err) || f.dl == nil {
+			d := f.backoff(transient)
+			f.log.Warn("flush: insert failed, retrying", "events", len(events), "retryIn", d, "error", err)
+			if err := f.sleep(ctx, d); err != nil {
+				return err
+			}
+			transient++
+			continue
+		}
+
+		failures++
+		if len(msgs) > 1 {
+			mid := len(msgs) / 2
+			if err := f.store(ctx, msgs[:mid], failures); err != nil {
+				return err
+			}
+			return f.store(ctx, msgs[mid:], failures)
+		}
+		// Earlier deliveries count as failed attempts too.
+		if max(msgs[0].Deliveries-1, 0)+failures >= f.opts.MaxDeliveries {
+			return f.deadLetter(ctx, msgs, err)
+		}
+		if err := f.sleep(ctx, f.opts.MinBackoff); err != nil {
+			return err
+		}
+	}
+}
+
+// deadLetter sets a rejected entry aside, retrying until ctx ends.
+func (f *Flusher) deadLetter(ctx context.Context, msgs []queue.Message, cause error) error {
+	for attempt := 0; ; attempt++ {
+		err := f.dl.DeadLetter(ctx, msgs, cause)
+		if err == nil {
+			for _, m := range msgs {
+				f.log.Warn("flush: event dead-lettered", "id", m.ID, "event", m.Event.ID, "deliveries", m.Deliveries, "error", cause)
+			}
+			return nil
+		}
+		f.log.Error("flush: dead-lettering failed", "error", err)
+		if err := f.sleep(ctx, f.backoff(attempt)); err != nil {
+			return err
+		}
+	}
+}
+
+// ack acknowledges a stored batch. If the queue keeps failing, the entries
+// are left to be delivered again: the stores ignore the duplicates.
+func (f *Flusher) ack(ctx context.Context, msgs []queue.Message) {
+	const attempts = 5
+	for attempt := 0; attempt < attempts; attempt++ {
+		err := f.c.Ack(ctx, msgs)
+		if err == nil {
+			return
+		}
+		f.log.Warn("flush: ack failed", "events", len(msgs), "attempt", attempt+1, "error", err)
+		if attempt+1 == attempts || f.sleep(ctx, f.backoff(attempt)) != nil {
+			return
+		}
+	}
+}
+
+func (f *Flusher) updateDepth(ctx context.Context) {
+	if f.stats == nil {
+		return
+	}
+	if st, err := f.stats.Stats(ctx); err == nil {
+		metrics.QueueDepth.Set(float64(st.Length))
+	}
+}
+
+// backoff returns the wait before retry number attempt (from 0): doubling
+// from MinBackoff up to MaxBackoff, with jitter so that restarted peers
+// don't retry in step.
+func (f *Flusher) backoff(attempt int) time.Duration {
+	d := f.opts.MaxBackoff
+	if attempt < 32 {
+		if b := f.opts.MinBackoff << attempt; b > 0 && b < d {
+			d = b
+		}
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+func (f *Flusher) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Token derives a batch's idempotency token from its message ids: the same
+// messages give the same token, so a retried or redelivered batch can be
+// recognised by stores that deduplicate by token.
+func Token(msgs []queue.Message) string {
+	h := sha256.New()
+	for _, m := range msgs {
+		h.Write([]byte(m.ID))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}

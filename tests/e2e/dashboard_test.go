@@ -1,0 +1,46 @@
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
+)
+
+// TestDashboard signs in, creates a site and follows hits live in the
+// browser, with push and with SSE blocked. Screenshots of the overview and
+// the live view go to E2E_SCREENSHOTS (default: a temporary directory; set
+// it to docs/screenshots to refresh the committed ones).
+func TestDashboard(t *testing.T) {
+	browser := chromium(t)
+	app := testutil.StartApp(t, testutil.AppOptions{})
+	requireRoute(t, app, "/", `<div id="app">`)
+
+	// The script sends hits from many countries through X-Forwarded-For.
+	admin := app.SuperuserToken(t)
+	app.Call(t, "PATCH", "/api/settings", admin, map[string]any{
+		"trustedProxy": map[string]any{"headers": []string{"X-Forwarded-For"}, "useLeftmostIP": true},
+	}, nil, http.StatusOK)
+
+	const password = "user-password-123"
+	user := testutil.Unique("user") + "@example.com"
+	other := testutil.Unique("other") + "@example.com"
+	app.CreateUser(t, user, password)
+	app.CreateUser(t, other, password)
+
+	shots := os.Getenv("E2E_SCREENSHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	runScript(t, "dashboard.mjs", 3*time.Minute,
+		"CHROMIUM_PATH="+browser,
+		"APP_URL="+app.URL,
+		"USER_EMAIL="+user,
+		"USER_PASSWORD="+password,
+		"OTHER_EMAIL="+other,
+		"OTHER_PASSWORD="+password,
+		"SCREENSHOTS="+shots,
+	)
+}

@@ -1,0 +1,85 @@
+// Shared helpers of the browser scripts: launch Debian's chromium through
+// playwright-core, fail loudly, wait for conditions.
+import { chromium } from 'playwright-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+// Headless Chromium says "HeadlessChrome" in its user agent, which the ingest
+// route drops as a bot; the tests present a regular desktop Chrome.
+export const DESKTOP_UA =
+  'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36';
+
+export function env(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+}
+
+// launch starts chromium with a fresh profile; *.test names resolve to
+// 127.0.0.1 so pages can be served on host names other than localhost.
+export async function launch() {
+  const profile = mkdtempSync(join(tmpdir(), 'pl-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: env('CHROMIUM_PATH'),
+    headless: true,
+    userAgent: DESKTOP_UA,
+    viewport: { width: 1280, height: 900 },
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--host-resolver-rules=MAP *.test 127.0.0.1',
+      // WebGL (the live globe) on the CPU.
+      '--enable-unsafe-swiftshader',
+      '--use-angle=swiftshader',
+    ],
+  });
+  const close = async () => {
+    await context.close().catch(() => {});
+    rmSync(profile, { recursive: true, force: true });
+  };
+  return { context, close };
+}
+
+export function assert(cond, msg) {
+  if (!cond) throw new Error(`assertion failed: ${msg}`);
+}
+
+export async function waitFor(what, fn, { timeout = 5000, interval = 50 } = {}) {
+  const start = Date.now();
+  let last;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() - start > timeout) throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
+    await new Promise((r) => setTimeout(r, interval));
+  }
+}
+
+export function step(name) {
+  console.log(`step: ${name}`);
+}
+
+// run wraps a script's main function: exit 0 on success, 1 with the error.
+export function run(main) {
+  main().then(
+    () => {
+      console.log('ok');
+      process.exit(0);
+    },
+    (err) => {
+      console.error(err?.stack || String(err));
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,66 @@
+// A small history-API router. Routes are patterns such as '/sites/:id/live';
+// links inside the app navigate without a reload.
+const routes = [];
+let current = null;
+let onChange = () => {};
+
+export function route(pattern, view) {
+  const keys = [];
+  const re = new RegExp(
+    '^' +
+      pattern.replace(/\/:(\w+)/g, (_, k) => {
+        keys.push(k);
+        return '/([^/]+)';
+      }) +
+      '/?$',
+  );
+  routes.push({ re, keys, view, pattern });
+}
+
+export function match(path) {
+  for (const r of routes) {
+    const m = r.re.exec(path);
+    if (m) {
+      const params = {};
+      r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1])));
+      return { ...r, params };
+    }
+  }
+  return null;
+}
+
+export function navigate(url, { replace = false } = {}) {
+  const before = location.pathname;
+  history[replace ? 'replaceState' : 'pushState'](null, '', url);
+  onChange(before !== location.pathname);
+}
+
+// setQuery changes the query string in place (no new view), for state that
+// should survive reloads and be shareable.
+export function setQuery(params, { replace = false } = {}) {
+  const u = new URL(location.href);
+  u.search = '';
+  for (const [k, v] of Object.entries(params)) {
+    if (Array.isArray(v)) v.forEach((x) => u.searchParams.append(k, x));
+    else if (v !== undefined && v !== null && v !== '') u.searchParams.set(k, v);
+  }
+  if (u.href !== location.href) history[replace ? 'replaceState' : 'pushState'](null, '', u);
+}
+
+export function start(handler) {
+  onChange = handler;
+  addEventListener('popstate', () => handler(current !== location.pathname));
+  document.addEventListener('click', (e) => {
+    const a = e.target.closest?.('a[href]');
+    if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+    if (a.target || a.hasAttribute('download') || a.origin !== location.origin) return;
+    if (a.pathname.startsWith('/api/') || a.pathname.startsWith('/_/')) return;
+    e.preventDefault();
+    navigate(a.pathname + a.search + a.hash);
+  });
+  handler(true);
+}
+
+export function setCurrent(path) {
+  current = path;
+}

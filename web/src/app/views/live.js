@@ -1,0 +1,132 @@
+// The live view: globe with a pin per current visitor, the arrivals feed,
+// active pages, live referrers, visitors online over the day, and a toast
+// for each new visitor.
+import { h, clear } from '../dom.js';
+import { num, flag, place, deviceIcon, capitalize, timeAgo, clockTime } from '../format.js';
+import { globe } from '../globe.js';
+import { lineChart } from '../chart.js';
+import { toasts } from '../toasts.js';
+
+function list(title, rows, empty, render) {
+  return h(
+    'section',
+    { class: 'card live-list' },
+    h('h2', {}, title),
+    rows.length ? h('ol', {}, rows.map(render)) : h('p', { class: 'muted' }, empty),
+  );
+}
+
+export function liveView(site, feed) {
+  const g = globe();
+  const big = h('strong', { class: 'big-count' }, num(feed.count));
+  const mode = h('p', { class: 'live-mode-line muted', role: 'status' });
+  const feedList = h('ol', { class: 'arrivals', 'aria-label': 'Latest arrivals' });
+  const pagesBox = h('div');
+  const refsBox = h('div');
+  const onlineBox = h('section', { class: 'card online' }, h('h2', {}, 'Online over the day'));
+  const errorBox = h('p', { class: 'error', role: 'alert', hidden: true });
+
+  const el = h(
+    'div',
+    { class: 'live' },
+    h(
+      'div',
+      { class: 'live-stage' },
+      h('div', { class: 'globe-box' }, g.el),
+      h(
+        'div',
+        { class: 'live-side' },
+        h('section', { class: 'card now' }, h('h2', {}, 'Visitors right now'), big, mode, errorBox),
+        h('section', { class: 'card feed' }, h('h2', {}, 'Arrivals'), feedList),
+      ),
+    ),
+    h('div', { class: 'live-grid' }, pagesBox, refsBox),
+    onlineBox,
+  );
+
+  const showMode = () => {
+    mode.textContent = feed.mode === 'polling' ? 'Updating every 15 seconds (polling).' : feed.mode === 'push' ? 'Live.' : 'Connecting…';
+    mode.dataset.mode = feed.mode;
+  };
+
+  const arrivalItem = (v) =>
+    h(
+      'li',
+      { dataset: { visitor: v.visitor } },
+      h('span', { class: 'flag', 'aria-hidden': 'true' }, flag(v.country)),
+      h(
+        'span',
+        { class: 'who' },
+        h('strong', {}, place(v)),
+        h('span', { class: 'muted' }, h('span', { 'aria-hidden': 'true' }, deviceIcon(v.device), ' '), [capitalize(v.device), v.browser, v.os].filter(Boolean).join(' · ')),
+        h('span', { class: 'muted' }, 'entered on ', h('code', {}, v.entry || v.path || '/'), v.referrer ? ` from ${v.referrer}` : ''),
+      ),
+      h('time', { datetime: new Date(v.at).toISOString(), title: clockTime(v.at) }, timeAgo(v.at)),
+    );
+
+  const renderFeed = () => {
+    clear(feedList);
+    if (!feed.feed.length) feedList.append(h('li', { class: 'muted' }, 'Nobody has arrived yet. New visitors show up here within a second.'));
+    for (const v of feed.feed) feedList.append(arrivalItem(v));
+  };
+
+  const renderAggregates = () => {
+    clear(pagesBox).append(
+      list('Active pages', feed.pages, 'No active pages.', (p) => h('li', {}, h('code', {}, p.path), h('span', { class: 'num' }, num(p.visitors)))),
+    );
+    clear(refsBox).append(
+      list('Live referrers', feed.referrers, 'No referrers right now.', (r) => h('li', {}, h('span', {}, r.host || 'Direct / none'), h('span', { class: 'num' }, num(r.visitors)))),
+    );
+    onlineChart?.destroy?.();
+    const points = feed.online.map((p) => ({ t: new Date(p.t), v: Number(p.visitors) || 0 }));
+    onlineChart = lineChart({
+      points,
+      label: 'Visitors online',
+      format: num,
+      timeFormat: (t) => clockTime(t),
+      height: 180,
+    });
+    clear(onlineBox).append(h('h2', {}, 'Online over the day'), onlineChart);
+  };
+  let onlineChart = null;
+
+  for (const v of feed.visitors.values()) g.add(v, { focus: false });
+  renderFeed();
+  renderAggregates();
+  showMode();
+
+  const offs = [
+    feed.on('arrival', (v) => {
+      g.add(v);
+      toasts.visitor(v);
+      renderFeed();
+    }),
+    feed.on('leave', (v) => g.remove(v)),
+    feed.on('count', (n) => (big.textContent = num(n))),
+    feed.on('mode', showMode),
+    feed.on('snapshot', () => {
+      errorBox.hidden = true;
+      renderAggregates();
+      for (const v of feed.visitors.values()) g.add(v, { focus: false });
+    }),
+    feed.on('error', (err) => {
+      errorBox.textContent = err?.status === 403 || err?.status === 404 ? 'You have no access to this site’s live data.' : '';
+      errorBox.hidden = !errorBox.textContent;
+    }),
+  ];
+  // Relative times age.
+  const tick = setInterval(() => {
+    for (const t of feedList.querySelectorAll('time')) t.textContent = timeAgo(new Date(t.dateTime).getTime());
+  }, 10000);
+
+  return {
+    el,
+    destroy() {
+      offs.forEach((f) => f());
+      clearInterval(tick);
+      g.destroy();
+      onlineChart?.destroy?.();
+      toasts.clear();
+    },
+  };
+}

@@ -1,0 +1,361 @@
+// The site overview: period picker, filters, metric cards with the change
+// against the previous period, the time series and the breakdown panels.
+// Everything that defines the view lives in the URL, so a link reproduces it.
+import { h, clear, uid } from '../dom.js';
+import { overview, timeseries, breakdown, METRICS } from '../api.js';
+import { setQuery } from '../router.js';
+import { num, percent, duration, flag, countryName, capitalize } from '../format.js';
+import { lineChart } from '../chart.js';
+import { snippet } from './settings.js';
+
+export const PERIODS = [
+  ['today', 'Today'],
+  ['yesterday', 'Yesterday'],
+  ['24h', 'Last 24 hours'],
+  ['7d', 'Last 7 days'],
+  ['30d', 'Last 30 days'],
+  ['month', 'This month'],
+  ['lastmonth', 'Last month'],
+  ['12mo', 'Last 12 months'],
+  ['custom', 'Custom range'],
+];
+const LIVE_PERIODS = new Set(['today', '24h', '7d', '30d', 'month', '12mo']);
+
+export const DIMENSIONS = {
+  page: 'Page',
+  entry_page: 'Entry page',
+  exit_page: 'Exit page',
+  channel: 'Channel',
+  referrer: 'Source',
+  utm_source: 'UTM source',
+  utm_medium: 'UTM medium',
+  utm_campaign: 'UTM campaign',
+  utm_term: 'UTM term',
+  utm_content: 'UTM content',
+  country: 'Country',
+  region: 'Region',
+  city: 'City',
+  device: 'Device',
+  browser: 'Browser',
+  os: 'OS',
+  event_name: 'Event',
+};
+
+const PANELS = [
+  { title: 'Pages', tabs: [['page', 'Top pages'], ['entry_page', 'Entry pages'], ['exit_page', 'Exit pages']] },
+  { title: 'Sources', tabs: [['channel', 'Channels'], ['referrer', 'Sources'], ['utm_source', 'UTM source'], ['utm_medium', 'UTM medium'], ['utm_campaign', 'UTM campaign']] },
+  { title: 'Locations', tabs: [['country', 'Countries'], ['region', 'Regions'], ['city', 'Cities']] },
+  { title: 'Devices', tabs: [['device', 'Devices'], ['browser', 'Browsers'], ['os', 'Operating systems']] },
+  { title: 'Custom events', tabs: [['event_name', 'Events']] },
+];
+
+export function readState() {
+  const q = new URLSearchParams(location.search);
+  const period = PERIODS.some(([k]) => k === q.get('period')) ? q.get('period') : '7d';
+  const filters = {};
+  for (const k of Object.keys(DIMENSIONS)) if (q.has(k)) filters[k] = q.get(k);
+  return {
+    period,
+    from: q.get('from') || '',
+    to: q.get('to') || '',
+    interval: q.get('interval') || '',
+    metric: METRICS.some((m) => m.key === q.get('metric')) ? q.get('metric') : 'visitors',
+    filters,
+  };
+}
+
+function writeState(s) {
+  setQuery({
+    period: s.period === '7d' ? '' : s.period,
+    from: s.period === 'custom' ? s.from : '',
+    to: s.period === 'custom' ? s.to : '',
+    interval: s.interval,
+    metric: s.metric === 'visitors' ? '' : s.metric,
+    ...s.filters,
+  });
+}
+
+function fmtMetric(m, v) {
+  if (m.unit === 'percent') return percent(v);
+  if (m.unit === 'duration') return duration(v);
+  return num(v);
+}
+
+function label(dim, value) {
+  if (value === '' || value === null || value === undefined) return dim === 'referrer' || dim === 'channel' ? 'Direct / none' : '(none)';
+  if (dim === 'country') return `${flag(value)} ${countryName(value)}`;
+  if (dim === 'device' || dim === 'channel') return capitalize(value);
+  return String(value);
+}
+
+function timeFormatter(points) {
+  const span = points.length > 1 ? points[points.length - 1].t - points[0].t : 0;
+  const day = 86400000;
+  return (t, short) => {
+    if (span <= 2 * day) return t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    if (span > 120 * day) return t.toLocaleDateString([], { month: 'short', year: short ? '2-digit' : 'numeric' });
+    return t.toLocaleDateString([], { month: 'short', day: 'numeric' });
+  };
+}
+
+export function overviewView(site, feed) {
+  let state = readState();
+  const controls = h('div', { class: 'controls' });
+  const filterBar = h('div', { class: 'filters', 'aria-label': 'Active filters' });
+  const setup = h('div', { class: 'setup' });
+  const cards = h('div', { class: 'metrics', role: 'group', 'aria-label': 'Key figures; pick one for the chart' });
+  const chartBox = h('div', { class: 'card chart-card' });
+  const panels = h('div', { class: 'panels' });
+  const el = h('div', { class: 'overview' }, controls, filterBar, setup, cards, chartBox, panels);
+
+  let seq = 0;
+  let panelSeq = 0;
+  let chart = null;
+  let snip = null;
+  let refreshTimer = 0;
+  const panelState = PANELS.map((p) => ({ dim: p.tabs[0][0] }));
+
+  const update = (patch) => {
+    state = { ...state, ...patch };
+    writeState(state);
+    load();
+  };
+
+  const renderControls = () => {
+    const pid = uid('period');
+    const select = h(
+      'select',
+      { id: pid, onchange: () => update({ period: select.value }) },
+      PERIODS.map(([k, l]) => h('option', { value: k, selected: k === state.period }, l)),
+    );
+    clear(controls).append(h('label', { for: pid, class: 'sr-only' }, 'Period'), select);
+    if (state.period === 'custom') {
+      const today = new Date().toISOString().slice(0, 10);
+      const from = h('input', { type: 'date', value: state.from || today, max: today, 'aria-label': 'From' });
+      const to = h('input', { type: 'date', value: state.to || today, max: today, 'aria-label': 'To' });
+      controls.append(
+        from,
+        h('span', { 'aria-hidden': 'true' }, '–'),
+        to,
+        h('button', { class: 'btn', type: 'button', onclick: () => update({ from: from.value, to: to.value }) }, 'Apply'),
+      );
+    }
+    clear(filterBar);
+    for (const [k, v] of Object.entries(state.filters)) {
+      filterBar.append(
+        h(
+          'button',
+          {
+            class: 'chip',
+            type: 'button',
+            'aria-label': `Remove filter ${DIMENSIONS[k]} is ${label(k, v)}`,
+            onclick: () => {
+              const f = { ...state.filters };
+              delete f[k];
+              update({ filters: f });
+            },
+          },
+          `${DIMENSIONS[k]}: ${label(k, v)}`,
+          h('span', { 'aria-hidden': 'true' }, ' ×'),
+        ),
+      );
+    }
+    if (Object.keys(state.filters).length > 1) {
+      filterBar.append(h('button', { class: 'btn ghost small', type: 'button', onclick: () => update({ filters: {} }) }, 'Clear all'));
+    }
+  };
+
+  const renderCards = (data) => {
+    clear(cards);
+    for (const m of METRICS) {
+      const v = data?.metrics[m.key];
+      let change = null;
+      if (v && v.change !== null && Number.isFinite(v.change)) {
+        const good = m.lowerIsBetter ? v.change < 0 : v.change > 0;
+        const arrow = v.change > 0 ? '↑' : v.change < 0 ? '↓' : '';
+        change = h(
+          'span',
+          { class: `change ${v.change === 0 ? '' : good ? 'good' : 'bad'}`, title: `Previous period: ${fmtMetric(m, v.previous)}` },
+          `${arrow}${Math.abs(Math.round(v.change))}%`,
+          h('span', { class: 'sr-only' }, ' compared with the previous period'),
+        );
+      }
+      cards.append(
+        h(
+          'button',
+          {
+            class: 'metric',
+            type: 'button',
+            'aria-pressed': String(state.metric === m.key),
+            dataset: { metric: m.key },
+            onclick: () => update({ metric: m.key }),
+          },
+          h('span', { class: 'metric-label' }, m.label),
+          h('span', { class: 'metric-value' }, v ? fmtMetric(m, v.value) : '–'),
+          change,
+        ),
+      );
+    }
+  };
+
+  const renderChart = (series) => {
+    chart?.destroy?.();
+    const m = METRICS.find((x) => x.key === state.metric);
+    const points = series.points.map((p) => ({ t: p.t, v: Number(p[m.key]) || 0 }));
+    chart = lineChart({ points, label: m.label, format: (v) => fmtMetric(m, v), timeFormat: timeFormatter(points) });
+    clear(chartBox).append(h('h2', { class: 'sr-only' }, `${m.label} over time`), chart);
+  };
+
+  const renderPanel = (i, container, my) => {
+    const p = PANELS[i];
+    const ps = panelState[i];
+    const tablist = h('div', { class: 'tablist', role: 'tablist', 'aria-label': p.title });
+    const body = h('div', { class: 'panel-body', role: 'tabpanel' });
+    for (const [dim, l] of p.tabs) {
+      tablist.append(
+        h(
+          'button',
+          {
+            type: 'button',
+            role: 'tab',
+            'aria-selected': String(ps.dim === dim),
+            tabindex: ps.dim === dim ? '0' : '-1',
+            onclick: () => {
+              ps.dim = dim;
+              renderPanel(i, container, panelSeq);
+            },
+            onkeydown: (e) => {
+              const idx = p.tabs.findIndex(([d]) => d === dim);
+              const next = e.key === 'ArrowRight' ? idx + 1 : e.key === 'ArrowLeft' ? idx - 1 : null;
+              if (next === null) return;
+              ps.dim = p.tabs[(next + p.tabs.length) % p.tabs.length][0];
+              renderPanel(i, container, panelSeq);
+              container.querySelector('[aria-selected="true"]')?.focus();
+            },
+          },
+          l,
+        ),
+      );
+    }
+    clear(container).append(h('h2', {}, p.title), tablist, body);
+    body.append(h('p', { class: 'muted' }, 'Loading…'));
+    let page = 1;
+    const rows = [];
+    const fetchPage = () =>
+      breakdown(site.id, ps.dim, state, { limit: 10, page })
+        .then((r) => {
+          if (my !== panelSeq) return;
+          rows.push(...r.rows);
+          renderRows(body, ps.dim, rows, r.total > rows.length && r.rows.length === 10, () => {
+            page++;
+            fetchPage();
+          });
+        })
+        .catch((err) => {
+          if (my !== panelSeq) return;
+          clear(body).append(h('p', { class: 'error' }, `Could not load: ${err.message}`));
+        });
+    fetchPage();
+  };
+
+  const renderRows = (body, dim, rows, more, onMore) => {
+    clear(body);
+    if (!rows.length) {
+      body.append(h('p', { class: 'muted empty-panel' }, 'No data for this period.'));
+      return;
+    }
+    const key = 'visitors';
+    const max = Math.max(...rows.map((r) => Number(r[key]) || 0), 1);
+    const table = h(
+      'table',
+      { class: 'breakdown' },
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), dim === 'event_name' ? h('th', { scope: 'col', class: 'num' }, 'Events') : null)),
+      h(
+        'tbody',
+        {},
+        rows.map((r) => {
+          const active = state.filters[dim] === String(r.value);
+          return h(
+            'tr',
+            { style: { '--w': `${((Number(r[key]) || 0) / max) * 100}%` } },
+            h(
+              'td',
+              {},
+              h(
+                'button',
+                {
+                  class: 'row-filter',
+                  type: 'button',
+                  'aria-pressed': String(active),
+                  title: `Filter by ${DIMENSIONS[dim]} ${label(dim, r.value)}`,
+                  onclick: () => update({ filters: { ...state.filters, [dim]: String(r.value) } }),
+                },
+                label(dim, r.value),
+              ),
+            ),
+            h('td', { class: 'num' }, num(r.visitors)),
+            dim === 'event_name' ? h('td', { class: 'num' }, num(r.events ?? r.count ?? r.pageviews)) : null,
+          );
+        }),
+      ),
+    );
+    body.append(table);
+    if (more) body.append(h('button', { class: 'btn ghost small more', type: 'button', onclick: onMore }, 'Show more'));
+  };
+
+  const load = async ({ quiet = false } = {}) => {
+    const my = ++seq;
+    renderControls();
+    if (!quiet) {
+      cards.setAttribute('aria-busy', 'true');
+      if (!cards.childElementCount) renderCards(null);
+    }
+    const [ov, ts] = await Promise.allSettled([overview(site.id, state), timeseries(site.id, state)]);
+    if (my !== seq) return;
+    cards.removeAttribute('aria-busy');
+    if (ov.status === 'fulfilled') {
+      renderCards(ov.value);
+      const m = ov.value.metrics;
+      const empty = !m.visitors.value && !m.pageviews.value && !Object.keys(state.filters).length;
+      if (empty && !snip && !feed.hasData) {
+        snip = snippet(site, feed);
+        clear(setup).append(snip.el);
+      }
+      if (!empty) feed.markData();
+    } else {
+      clear(cards).append(h('p', { class: 'error', role: 'alert' }, `Could not load the figures: ${ov.reason?.message}`));
+    }
+    if (ts.status === 'fulfilled') renderChart(ts.value);
+    else clear(chartBox).append(h('p', { class: 'error' }, `Could not load the chart: ${ts.reason?.message}`));
+    if (!quiet) {
+      const mine = ++panelSeq;
+      clear(panels);
+      PANELS.forEach((_, i) => {
+        const c = h('section', { class: 'card panel' });
+        panels.append(c);
+        renderPanel(i, c, mine);
+      });
+    }
+  };
+
+  load();
+  // Periods that include now refresh by themselves.
+  refreshTimer = setInterval(() => {
+    if (!document.hidden && LIVE_PERIODS.has(state.period)) load({ quiet: true });
+  }, 60000);
+
+  return {
+    el,
+    onQuery() {
+      state = readState();
+      load();
+    },
+    destroy() {
+      seq++;
+      panelSeq++;
+      clearInterval(refreshTimer);
+      chart?.destroy?.();
+      snip?.destroy();
+    },
+  };
+}
