@@ -44,10 +44,13 @@ func BenchmarkQueries(b *testing.B) {
 	if conn.QueryRow(ctx, "SELECT count() FROM events").Scan(&n); n == 0 {
 		createSchema(b, conn)
 		start := time.Now()
-		storetest.Stream(opts, 200000, func(evs []event.Event) error {
+		_, err := storetest.Stream(opts, 200000, func(evs []event.Event) error {
 			insertEvents(b, conn, evs)
 			return nil
 		})
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Logf("loaded %d rows in %s", rows, time.Since(start))
 	}
 	q := newQuerier(conn)

@@ -7,8 +7,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/internal/store/sqlquery"
 )
+
+// Overview implements store.Querier.
+func (s *Store) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+	return newQuerier(s.db).Overview(ctx, q)
+}
+
+// Timeseries implements store.Querier.
+func (s *Store) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
+	return newQuerier(s.db).Timeseries(ctx, q, interval)
+}
+
+// Breakdown implements store.Querier.
+func (s *Store) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
+	return newQuerier(s.db).Breakdown(ctx, q, dim, limit, offset)
+}
 
 // newQuerier returns the analytics querier over db (see sqlquery).
 func newQuerier(db *sql.DB) *sqlquery.Querier {

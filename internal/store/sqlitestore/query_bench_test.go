@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,25 +20,27 @@ func BenchmarkQueries(b *testing.B) {
 		b.Skip("set PL_BENCH_ROWS (e.g. 1000000) to benchmark the analytics queries")
 	}
 	opts := storetest.BenchOptions(rows)
-	path := filepath.Join(os.TempDir(), fmt.Sprintf("pl_bench_sqlite_%d.db", rows))
-	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)")
+	// PL_BENCH_KEEP keeps the database file for the next run.
+	path := filepath.Join(b.TempDir(), "analytics.db")
+	if os.Getenv("PL_BENCH_KEEP") != "" {
+		path = filepath.Join(os.TempDir(), fmt.Sprintf("pl_bench_sqlite_%d.db", rows))
+	}
+	s, err := Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	var n int
-	if db.QueryRow("SELECT count(*) FROM events").Scan(&n); n == 0 {
-		tb := &testing.T{}
-		_ = tb
-		createSchema(b, db)
+	defer s.Close()
+	if count(b, s.db) == 0 {
 		start := time.Now()
-		storetest.Stream(opts, 20000, func(evs []event.Event) error {
-			insertEvents(b, db, evs)
-			return nil
+		_, err := storetest.Stream(opts, 10000, func(evs []event.Event) error {
+			return s.Insert(context.Background(), "", evs)
 		})
-		b.Logf("loaded %d rows in %s", rows, time.Since(start))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("loaded %d rows in %s", count(b, s.db), time.Since(start))
 	}
-	q := newQuerier(db)
+	q := s
 	loc, _ := time.LoadLocation(opts.Sites[0].Timezone)
 	query := store.Query{SiteID: opts.Sites[0].ID, From: opts.From, To: opts.To, Location: loc}
 	ctx := context.Background()

@@ -64,7 +64,7 @@ type Dataset struct {
 // Generate builds the whole dataset in memory.
 func Generate(opts Options) *Dataset {
 	ds := &Dataset{}
-	ds.Truth = Stream(opts, 1<<30, func(evs []event.Event) error {
+	ds.Truth, _ = Stream(opts, 1<<30, func(evs []event.Event) error {
 		ds.Events = append(ds.Events, evs...)
 		return nil
 	})
@@ -72,10 +72,10 @@ func Generate(opts Options) *Dataset {
 }
 
 // Stream generates the dataset in batches of up to batchSize events, for
-// datasets too large to hold in memory. It stops at fn's first error (the
-// truth returned is then partial). The batch slice is reused: fn must not
-// keep it.
-func Stream(opts Options, batchSize int, fn func([]event.Event) error) map[string]store.Totals {
+// datasets too large to hold in memory, and returns the truth (see Dataset).
+// It stops at fn's first error. The batch slice is reused: fn must not keep
+// it.
+func Stream(opts Options, batchSize int, fn func([]event.Event) error) (map[string]store.Totals, error) {
 	g := &generator{
 		rng:   rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
 		truth: map[string]store.Totals{},
@@ -114,23 +114,23 @@ func Stream(opts Options, batchSize int, fn func([]event.Event) error) map[strin
 		for range opts.Sessions {
 			start := opts.From.Add(time.Duration(g.rng.Int64N(int64(span))).Truncate(time.Millisecond))
 			if err := emit(g.session(site.ID, pool[g.rng.IntN(len(pool))], start, kindNormal)); err != nil {
-				return g.truth
+				return nil, err
 			}
 		}
 		if opts.Edges {
 			for _, at := range edgeTimes(opts.From, opts.To, loc) {
 				for _, kind := range []sessionKind{kindNormal, kindNormal, kindLong, kindPingsOnly, kindEventOnly, kindSameSecond} {
 					if err := emit(g.session(site.ID, pool[g.rng.IntN(len(pool))], at, kind)); err != nil {
-						return g.truth
+						return nil, err
 					}
 				}
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return g.truth
+		return nil, err
 	}
-	return g.truth
+	return g.truth, nil
 }
 
 // edgeTimes are instants just before each DST change and each local midnight
