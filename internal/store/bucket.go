@@ -21,7 +21,9 @@ const MaxBuckets = 2000
 // with t in unix seconds. Hour buckets are real hours: on the night clocks
 // fall back, the repeated local hour is two buckets; on the night they spring
 // forward, the skipped hour is none. Days are local calendar days (23 or 25
-// hours long across a DST change).
+// hours long across a DST change). A bucket's start is the instant its local
+// hour, day or month began, or the UTC offset change that began it (the
+// repeated half hour on Lord Howe Island).
 type Buckets struct {
 	Interval Interval
 	// Segments give the UTC offset over the range, in order; the first starts
@@ -94,13 +96,20 @@ func NewBuckets(q Query, interval Interval) (*Buckets, error) {
 	case IntervalMinute, IntervalHour:
 		unit := b.Unit()
 		segStart := from
-		for _, s := range b.Segments {
+		for i, s := range b.Segments {
 			segEnd := s.Until
 			if segEnd == 0 || segEnd > to {
 				segEnd = to
 			}
 			for k := floorDiv(segStart+s.Offset, unit)*unit - s.Offset; k < segEnd; k += unit {
-				if !add(k, time.Unix(k, 0).In(loc)) {
+				// After a change by half an hour (Lord Howe Island), the
+				// first hour of the new offset began before the change; it
+				// is labelled with the change.
+				start := k
+				if i > 0 && start < segStart {
+					start = segStart
+				}
+				if !add(k, time.Unix(start, 0).In(loc)) {
 					return nil, tooMany()
 				}
 			}

@@ -18,6 +18,13 @@ func load(t testing.TB, s *Store, evs []event.Event) {
 	}
 }
 
+// TestQueriesKnownAnswers checks the answers worked out by hand.
+func TestQueriesKnownAnswers(t *testing.T) {
+	s := openStore(t)
+	load(t, s, storetest.KnownEvents())
+	storetest.CheckKnown(t, s)
+}
+
 // TestQueriesMatchReference runs the parity matrix (see storetest.Check)
 // on a real SQLite file.
 func TestQueriesMatchReference(t *testing.T) {

@@ -259,7 +259,11 @@ func bucketStart(t time.Time, loc *time.Location, iv store.Interval) time.Time {
 	case store.IntervalMinute:
 		return local.Add(-time.Duration(local.Second()) * time.Second)
 	case store.IntervalHour:
-		return local.Add(-time.Duration(local.Minute()*60+local.Second()) * time.Second)
+		start := local.Add(-time.Duration(local.Minute()*60+local.Second()) * time.Second)
+		if zoneStart, _ := local.ZoneBounds(); start.Before(zoneStart) {
+			return zoneStart
+		}
+		return start
 	case store.IntervalDay:
 		return time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
 	case store.IntervalMonth:
