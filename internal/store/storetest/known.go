@@ -46,7 +46,9 @@ func KnownEvents() []event.Event {
 	}
 	country := func(c string) func(*event.Event) { return func(e *event.Event) { e.Country = c } }
 	return []event.Event{
-		ev(1, 1, event.TypePageview, "/", at(10, 0, 0, 0), func(e *event.Event) { e.Country, e.Channel, e.ReferrerHost, e.Entry = "DE", "search", "google.com", true }),
+		ev(1, 1, event.TypePageview, "/", at(10, 0, 0, 0), func(e *event.Event) {
+			e.Country, e.Channel, e.ReferrerHost, e.Entry = "DE", "search", "google.com", true
+		}),
 		ev(1, 1, event.TypePageview, "/pricing", at(10, 1, 0, 0), country("DE")),
 		ev(1, 1, event.TypeEvent, "/pricing", at(10, 2, 0, 0), func(e *event.Event) { e.Country, e.Name, e.Props = "DE", "signup", map[string]string{"plan": "pro"} }),
 		ev(1, 1, event.TypePing, "/pricing", at(10, 5, 0, 0), country("DE")),
