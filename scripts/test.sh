@@ -14,6 +14,10 @@ trap 'rm -f "$log"' EXIT
 
 go vet ./...
 
+# Node modules of the browser and JS SDK tests, installed once before the Go
+# test packages (which run in parallel) use them.
+(cd tests/e2e && npm ci --no-audit --no-fund --silent)
+
 status=0
 go test -count=1 -v -timeout 15m ./... >"$log" 2>&1 || status=$?
 grep -E '^(=== RUN|    ---|---|ok|FAIL|PASS|panic)' "$log" | grep -v '^=== RUN' || true

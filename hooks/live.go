@@ -1,0 +1,85 @@
+package hooks
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pocketbase/pocketbase/apis"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketlytics/pocketlytics/realtime"
+)
+
+// LiveConfig configures the live polling route.
+type LiveConfig struct {
+	// Live is the live layer whose state the route reports (required).
+	Live *realtime.Live
+	// Arrivals is how many recent arrivals a response lists unless the
+	// request asks for another number with ?arrivals= (default 20, at most 100).
+	Arrivals int
+}
+
+const maxLiveArrivals = 100
+
+// RegisterLive binds GET /api/analytics/sites/{siteId}/live: the polling
+// fallback of the live layer for clients that cannot hold an SSE connection.
+// It returns the site's live count, recent arrivals, active pages, referrer
+// hosts of live visitors, today's per-minute online series and whether live
+// messages are pushed (see realtime.Status). Anyone the site's view rule
+// admits may read it; for everyone else the site does not exist (404).
+func RegisterLive(app core.App, cfg LiveConfig) error {
+	if cfg.Live == nil {
+		return errors.New("hooks: RegisterLive needs a realtime.Live")
+	}
+	if cfg.Arrivals <= 0 {
+		cfg.Arrivals = 20
+	}
+	cfg.Arrivals = min(cfg.Arrivals, maxLiveArrivals)
+
+	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		// Dashboards poll this every few seconds: keep successes out of the request log.
+		se.Router.GET("/api/analytics/sites/{siteId}/live", func(e *core.RequestEvent) error {
+			return liveStatus(e, cfg)
+		}).Bind(apis.SkipSuccessActivityLog())
+		return se.Next()
+	})
+	return nil
+}
+
+func liveStatus(e *core.RequestEvent, cfg LiveConfig) error {
+	site, err := e.App.FindRecordById(realtime.SitesCollection, e.Request.PathValue("siteId"))
+	if err != nil {
+		return e.NotFoundError("", nil)
+	}
+	info, err := e.RequestInfo()
+	if err != nil {
+		return e.BadRequestError("", err)
+	}
+	if ok, _ := e.App.CanAccessRecord(site, info, site.Collection().ViewRule); !ok {
+		return e.NotFoundError("", nil)
+	}
+
+	n := cfg.Arrivals
+	if raw := e.Request.URL.Query().Get("arrivals"); raw != "" {
+		v, err := strconv.Atoi(raw)
+		if err != nil || v < 0 || v > maxLiveArrivals {
+			return e.BadRequestError("arrivals must be a number from 0 to 100.", err)
+		}
+		n = v
+	}
+
+	loc := time.UTC
+	if tz := site.GetString("timezone"); tz != "" {
+		if l, err := time.LoadLocation(tz); err == nil {
+			loc = l
+		}
+	}
+
+	st, err := cfg.Live.Status(e.Request.Context(), site.Id, loc, n)
+	if err != nil {
+		return e.Error(http.StatusServiceUnavailable, "Live state is unavailable, try again shortly.", err)
+	}
+	e.Response.Header().Set("Cache-Control", "no-store")
+	return e.JSON(http.StatusOK, st)
+}

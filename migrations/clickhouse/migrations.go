@@ -1,0 +1,221 @@
+// Package chmigrations holds the ClickHouse analytics schema as an ordered
+// list of versioned steps, applied at start by the ClickHouse store.
+//
+// Every statement is idempotent (CREATE … IF NOT EXISTS, settings that are
+// set to the same value again), so several instances that start at once may
+// all apply the same step: the worst case is a duplicate row in
+// schema_migrations, which readers treat as one. A step can depend on a server
+// feature; on a server without it the step is neither run nor recorded, and it
+// runs once the server has been upgraded.
+//
+// Usage:
+//
+//	f, err := chmigrations.Detect(ctx, conn)
+//	...
+//	applied, err := chmigrations.Apply(ctx, conn, f)
+package chmigrations
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// Migration is one versioned schema step.
+type Migration struct {
+	// Version orders the steps and is what schema_migrations records.
+	Version uint32
+
+	// Description says what the step does, for logs.
+	Description string
+
+	// Requires, when set, limits the step to servers with a feature.
+	Requires func(Features) bool
+
+	// Up returns the step's statements for the detected features. Each one
+	// must be safe to run again.
+	Up func(Features) []string
+}
+
+// DeduplicationWindow is how many recent insert tokens a MergeTree remembers
+// on servers that support it: far more than the inserts that can be retried
+// while a flusher is down (about one per second).
+const DeduplicationWindow = 10000
+
+// Migrations are the steps in version order. Append only: never change or
+// renumber a step that has shipped.
+var Migrations = []Migration{
+	{
+		Version:     1,
+		Description: "create the events table",
+		Up: func(f Features) []string {
+			// LowCardinality where the server has it: dictionaries make the
+			// breakdown columns smaller and their GROUP BYs faster.
+			lc := "String"
+			if f.LowCardinality {
+				lc = "LowCardinality(String)"
+			}
+			return []string{`CREATE TABLE IF NOT EXISTS events (
+	id String,
+	ts DateTime,
+	site_id String,
+	type ` + lc + `,
+	name String,
+	prop_keys Array(String),
+	prop_values Array(String),
+	hostname ` + lc + `,
+	pathname String,
+	title String,
+	referrer_host String,
+	channel ` + lc + `,
+	utm_source ` + lc + `,
+	utm_medium ` + lc + `,
+	utm_campaign String,
+	utm_term String,
+	utm_content String,
+	country ` + lc + `,
+	region ` + lc + `,
+	city String,
+	latitude Float64,
+	longitude Float64,
+	device ` + lc + `,
+	browser ` + lc + `,
+	os ` + lc + `,
+	screen_width UInt16,
+	visitor_id UInt64,
+	session_id UInt64,
+	entry UInt8
+) ENGINE = MergeTree() PARTITION BY toYYYYMM(ts) ORDER BY (site_id, toDate(ts), ts)`}
+		},
+	},
+	{
+		Version:     2,
+		Description: "remember recent insert tokens so a retried batch is dropped by the server",
+		Requires:    Features.TokenDeduplication,
+		Up: func(Features) []string {
+			return []string{fmt.Sprintf(
+				"ALTER TABLE events MODIFY SETTING non_replicated_deduplication_window = %d",
+				DeduplicationWindow)}
+		},
+	},
+}
+
+// createVersionTable is the bookkeeping table. MergeTree with ORDER BY works
+// on 18.16 and on current servers; concurrent starts may record a version
+// twice, which Applied folds into one.
+const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version UInt32,
+	applied_at DateTime
+) ENGINE = MergeTree() ORDER BY version`
+
+// Apply runs the steps of Migrations that are not yet recorded (and whose
+// feature the server has) in the connection's database, in order, and
+// returns the versions it ran.
+func Apply(ctx context.Context, conn driver.Conn, f Features) ([]uint32, error) {
+	return apply(ctx, conn, f, Migrations)
+}
+
+func apply(ctx context.Context, conn driver.Conn, f Features, steps []Migration) ([]uint32, error) {
+	if err := execIdempotent(ctx, conn, createVersionTable); err != nil {
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+
+	var ran []uint32
+	for _, m := range steps {
+		if m.Requires != nil && !m.Requires(f) {
+			continue
+		}
+		// Re-check right before each step: another instance may have
+		// applied it since this one started.
+		done, err := isApplied(ctx, conn, m.Version)
+		if err != nil {
+			return ran, err
+		}
+		if done {
+			continue
+		}
+		for _, stmt := range m.Up(f) {
+			if err := execIdempotent(ctx, conn, stmt); err != nil {
+				return ran, fmt.Errorf("migration %d (%s): %w", m.Version, m.Description, err)
+			}
+		}
+		// INSERT … SELECT has no data phase, so Exec is safe with it (an
+		// INSERT … VALUES through Exec hangs on 18.16).
+		err = conn.Exec(ctx,
+			"INSERT INTO schema_migrations (version, applied_at) SELECT toUInt32(?), now()", m.Version)
+		if err != nil {
+			return ran, fmt.Errorf("record migration %d: %w", m.Version, err)
+		}
+		ran = append(ran, m.Version)
+	}
+	return ran, nil
+}
+
+// Applied returns the recorded versions in ascending order.
+func Applied(ctx context.Context, conn driver.Conn) ([]uint32, error) {
+	rows, err := conn.Query(ctx, "SELECT DISTINCT version FROM schema_migrations ORDER BY version")
+	if err != nil {
+		return nil, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	defer rows.Close()
+	var versions []uint32
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("read schema_migrations: %w", err)
+		}
+		versions = append(versions, v)
+	}
+	return versions, rows.Err()
+}
+
+func isApplied(ctx context.Context, conn driver.Conn, version uint32) (bool, error) {
+	var n uint64
+	err := conn.QueryRow(ctx,
+		"SELECT count() FROM schema_migrations WHERE version = toUInt32(?)", version).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("read schema_migrations: %w", err)
+	}
+	return n > 0, nil
+}
+
+// EnsureDatabase creates the database if it is missing. conn must not depend
+// on the database existing (connect to "default").
+func EnsureDatabase(ctx context.Context, conn driver.Conn, name string) error {
+	if name == "" || name == "default" {
+		return nil
+	}
+	if err := execIdempotent(ctx, conn, "CREATE DATABASE IF NOT EXISTS "+QuoteIdentifier(name)); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// QuoteIdentifier quotes a database or table name for ClickHouse SQL.
+func QuoteIdentifier(name string) string {
+	r := strings.NewReplacer("\\", "\\\\", "`", "\\`")
+	return "`" + r.Replace(name) + "`"
+}
+
+// Server error codes that mean another instance created the object between
+// the IF NOT EXISTS check and the creation (older servers do not make the two
+// atomic).
+const (
+	codeTableAlreadyExists    = 57
+	codeDatabaseAlreadyExists = 82
+)
+
+// execIdempotent runs a statement that is written to be idempotent, treating
+// a lost creation race as success.
+func execIdempotent(ctx context.Context, conn driver.Conn, stmt string) error {
+	err := conn.Exec(ctx, stmt)
+	var ex *clickhouse.Exception
+	if errors.As(err, &ex) && (ex.Code == codeTableAlreadyExists || ex.Code == codeDatabaseAlreadyExists) {
+		return nil
+	}
+	return err
+}
