@@ -8,8 +8,26 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/internal/store/sqlquery"
 )
+
+var _ store.Store = (*Store)(nil)
+
+// Overview implements store.Querier.
+func (s *Store) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+	return newQuerier(s.conn).Overview(ctx, q)
+}
+
+// Timeseries implements store.Querier.
+func (s *Store) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
+	return newQuerier(s.conn).Timeseries(ctx, q, interval)
+}
+
+// Breakdown implements store.Querier.
+func (s *Store) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
+	return newQuerier(s.conn).Breakdown(ctx, q, dim, limit, offset)
+}
 
 // newQuerier returns the analytics querier over conn (see sqlquery).
 func newQuerier(conn driver.Conn) *sqlquery.Querier {

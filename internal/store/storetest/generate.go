@@ -8,6 +8,7 @@
 package storetest
 
 import (
+	"context"
 	"encoding/hex"
 	"math/rand/v2"
 	"time"
@@ -359,5 +360,38 @@ func BenchOptions(rows int) Options {
 		Sessions: max(rows*10/48, 1),
 		From:     time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC),
 		To:       time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC),
+	}
+}
+
+// BenchQuery is one query of a dashboard's first view.
+type BenchQuery struct {
+	Name string
+	Run  func(ctx context.Context, q store.Querier) error
+}
+
+// BenchQueries are the queries the benchmarks time, over query's range.
+func BenchQueries(query store.Query) []BenchQuery {
+	bd := func(dim store.Dimension) BenchQuery {
+		return BenchQuery{"breakdown-" + string(dim), func(ctx context.Context, q store.Querier) error {
+			_, err := q.Breakdown(ctx, query, dim, 10, 0)
+			return err
+		}}
+	}
+	filtered := query
+	filtered.Filters = []store.Filter{{Dimension: store.DimCountry, Op: store.OpIs, Values: []string{"DE"}}}
+	return []BenchQuery{
+		{"overview", func(ctx context.Context, q store.Querier) error {
+			_, err := q.Overview(ctx, query)
+			return err
+		}},
+		{"timeseries-day", func(ctx context.Context, q store.Querier) error {
+			_, err := q.Timeseries(ctx, query, store.IntervalDay)
+			return err
+		}},
+		bd(store.DimPage), bd(store.DimCountry), bd(store.DimEntryPage), bd(store.DimEventName),
+		{"overview-country-DE", func(ctx context.Context, q store.Querier) error {
+			_, err := q.Overview(ctx, filtered)
+			return err
+		}},
 	}
 }
