@@ -17,8 +17,10 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/analytics"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/internal/store"
+	"github.com/pocketlytics/pocketlytics/internal/store/chstore"
 	"github.com/pocketlytics/pocketlytics/internal/store/sqlitestore"
 	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
 // berlinSiteID is a site in Europe/Berlin, owned by the fixture owner with
@@ -29,20 +31,29 @@ const berlinSiteID = "berlin000000001"
 // analyticsNow is inside the generated data: Berlin's spring-forward day.
 var analyticsNow = time.Date(2024, 3, 31, 14, 7, 0, 0, time.UTC)
 
-// analyticsFixture is a SQLite store loaded with a generated dataset for the
+// analyticsFixture is a store loaded with a generated dataset for the
 // Berlin site and the public site, and the reference over the same events.
 type analyticsFixture struct {
-	store *sqlitestore.Store
+	store store.Store
 	ref   *storetest.Reference
 }
 
-func newAnalyticsFixture(t *testing.T) *analyticsFixture {
+// newAnalyticsFixture opens a store of the given kind (sqlite, clickhouse)
+// and loads it.
+func newAnalyticsFixture(t *testing.T, kind string) *analyticsFixture {
 	t.Helper()
 	opts := storetest.DefaultOptions()
 	opts.Sites = []storetest.Site{{ID: berlinSiteID, Timezone: "Europe/Berlin"}, {ID: subsSiteID, Timezone: "UTC"}}
 	opts.Sessions = 1500
 	ds := storetest.Generate(opts)
-	s, err := sqlitestore.Open(filepath.Join(t.TempDir(), "analytics.db"))
+	var s store.Store
+	var err error
+	switch kind {
+	case "sqlite":
+		s, err = sqlitestore.Open(filepath.Join(t.TempDir(), "analytics.db"))
+	case "clickhouse":
+		s, err = chstore.Open(t.Context(), testutil.ClickHouseDSN(t), chstore.Options{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,6 +219,12 @@ func (fx *analyticsFixture) expectBreakdown(site, rawURL string, dim store.Dimen
 }
 
 func TestAnalyticsRoutes(t *testing.T) {
+	for _, kind := range []string{"sqlite", "clickhouse"} {
+		t.Run(kind, func(t *testing.T) { testAnalyticsRoutes(t, newAnalyticsFixture(t, kind)) })
+	}
+}
+
+func testAnalyticsRoutes(t *testing.T, fx *analyticsFixture) {
 	owner := map[string]string{"Authorization": token(t, ownerID)}
 	member := map[string]string{"Authorization": token(t, memberID)}
 	stranger := map[string]string{"Authorization": token(t, strangerID)}
@@ -218,7 +235,6 @@ func TestAnalyticsRoutes(t *testing.T) {
 	bad := func(msg string) []string { return []string{`"status":400`, msg} }
 	notFound := []string{`"status":404`, `"data":{}`}
 
-	fx := newAnalyticsFixture(t)
 	type check func(site, rawURL string) func(testing.TB, *tests.TestApp, *http.Response)
 	overview := check(fx.expectOverview)
 	series := func(n int) check {
