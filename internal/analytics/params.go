@@ -152,15 +152,28 @@ func jsonFilter(t []json.RawMessage) (store.Filter, error) {
 		return store.Filter{}, errors.New("dimension and operator must be strings")
 	}
 	f := store.Filter{Dimension: store.Dimension(dim), Op: store.Op(op)}
+	errValue := errors.New("value must be a string or an array of strings")
 	var one string
-	if err := json.Unmarshal(t[2], &one); err == nil {
+	if isJSONString(t[2]) && json.Unmarshal(t[2], &one) == nil {
 		f.Values = splitValues(one)
 		return f, nil
 	}
-	if err := json.Unmarshal(t[2], &f.Values); err != nil {
-		return store.Filter{}, errors.New("value must be a string or an array of strings")
+	var many []json.RawMessage
+	if string(t[2]) == "null" || json.Unmarshal(t[2], &many) != nil {
+		return store.Filter{}, errValue
+	}
+	for _, raw := range many {
+		if !isJSONString(raw) || json.Unmarshal(raw, &one) != nil {
+			return store.Filter{}, errValue
+		}
+		f.Values = append(f.Values, one)
 	}
 	return f, nil
+}
+
+// isJSONString rejects null, which json.Unmarshal would turn into "".
+func isJSONString(raw json.RawMessage) bool {
+	return len(raw) > 0 && raw[0] == '"'
 }
 
 var compactOps = []struct {

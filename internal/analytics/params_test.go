@@ -51,6 +51,8 @@ func TestParseFiltersErrors(t *testing.T) {
 		{"bad json", `[["country","is"`, "not a JSON array"},
 		{"not a triple", `[["country","is"]]`, "want [dimension, operator, value]"},
 		{"number value", `[["country","is",1]]`, "string or an array"},
+		{"null value", `[["country","is",null]]`, "string or an array"},
+		{"null in values", `[["country","is",["DE",null]]]`, "string or an array"},
 		{"unknown dimension", `[["colour","is","red"]]`, `unknown dimension "colour"`},
 		{"unknown operator", `[["country","like","D%"]]`, `unknown filter operator "like"`},
 		{"prop without key", `[["event_prop:","is","x"]]`, "event_prop needs a property key"},
