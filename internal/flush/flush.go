@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
@@ -101,6 +102,8 @@ type Flusher struct {
 	stats statser            // nil when the queue has no stats
 	opts  Options
 	log   *slog.Logger
+
+	lastFlush atomic.Int64 // unix nanoseconds of the last stored batch
 }
 
 // New returns a Flusher reading from c and writing to w. If c implements
@@ -176,9 +179,18 @@ func (f *Flusher) flush(ctx context.Context, msgs []queue.Message) error {
 	if err := f.store(ctx, msgs, 0); err != nil {
 		return err
 	}
+	f.lastFlush.Store(time.Now().UnixNano())
 	f.ack(ctx, msgs)
 	f.updateDepth(ctx)
 	return nil
+}
+
+// LastFlush returns when a batch was last stored; zero before the first.
+func (f *Flusher) LastFlush() time.Time {
+	if n := f.lastFlush.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // store inserts msgs, retrying transient failures until ctx ends. When the
@@ -186,10 +198,7 @@ func (f *Flusher) flush(ctx context.Context, msgs []queue.Message) error {
 // the entries at fault and dead-letters those. failures counts the
 // permanent failures of batches that contained all of msgs.
 func (f *Flusher) store(ctx context.Context, msgs []queue.Message, failures int) error {
-	events := make([]event.Event, len(msgs))
-	for i := range msgs {
-		events[i] = msgs[i].Event
-	}
+	events := uniqueEvents(msgs)
 	token := Token(msgs)
 
 	for transient := 0; ; {
@@ -310,4 +319,22 @@ func Token(msgs []queue.Message) string {
 		h.Write([]byte{'\n'})
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// uniqueEvents returns the batch's events without repeats of an event id.
+// A queue may hold an event twice (a Redis write that timed out but landed,
+// then spooled and replayed); when both copies meet in one batch, the
+// store's check against rows already stored cannot see the repeat.
+func uniqueEvents(msgs []queue.Message) []event.Event {
+	events := make([]event.Event, 0, len(msgs))
+	seen := make(map[string]struct{}, len(msgs))
+	for i := range msgs {
+		id := msgs[i].Event.ID
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		events = append(events, msgs[i].Event)
+	}
+	return events
 }

@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tools/hook"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pocketlytics/pocketlytics/hooks"
+	"github.com/pocketlytics/pocketlytics/internal/config"
+	"github.com/pocketlytics/pocketlytics/internal/enrich"
+	"github.com/pocketlytics/pocketlytics/internal/salt"
+	"github.com/pocketlytics/pocketlytics/internal/sitecache"
+	"github.com/pocketlytics/pocketlytics/realtime"
+)
+
+// register wires every part of Pocketlytics into app, following the data
+// path: sites → enrich → queue → flush → store, and the live layer beside it.
+func register(app core.App, cfg config.Config) error {
+	var rdb *redis.Client
+	if cfg.RedisURL != "" {
+		opts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("REDIS_URL: %w", err)
+		}
+		rdb = redis.NewClient(opts)
+	}
+
+	if err := hooks.RegisterSites(app); err != nil {
+		return err
+	}
+	sites := sitecache.Register(app)
+
+	// Salts are shared through Redis when instances share a queue, so a
+	// visitor gets the same id whichever instance they reach.
+	var salts salt.Store
+	if rdb != nil {
+		salts = salt.NewRedisStore(rdb, cfg.RedisPrefix)
+	}
+	ring, err := salt.Register(app, salts)
+	if err != nil {
+		return err
+	}
+	enricher, err := enrich.New(enrich.Config{
+		GeoIPDB:    cfg.GeoIPDB,
+		GeoHeaders: cfg.GeoHeaders,
+		Salts:      ring,
+	})
+	if err != nil {
+		return err
+	}
+
+	live, err := realtime.Register(app, realtime.Config{
+		Redis:     rdb,
+		Window:    cfg.LiveWindow,
+		Channel:   cfg.LiveChannel,
+		KeyPrefix: cfg.RedisPrefix + "live",
+	})
+	if err != nil {
+		return err
+	}
+
+	data := &dataPath{app: app, cfg: cfg, rdb: rdb}
+	app.OnServe().Bind(&hook.Handler[*core.ServeEvent]{
+		Id:       "pocketlyticsDataPath",
+		Priority: -100, // before the routes that use it
+		Func: func(e *core.ServeEvent) error {
+			if err := data.open(); err != nil {
+				return err
+			}
+			return e.Next()
+		},
+	})
+	app.OnTerminate().BindFunc(func(e *core.TerminateEvent) error {
+		data.close()
+		_ = enricher.Close()
+		if rdb != nil {
+			_ = rdb.Close()
+		}
+		return e.Next()
+	})
+	if err := app.Cron().Add("pocketlyticsMaintenance", "* * * * *", data.maintain); err != nil {
+		return err
+	}
+
+	mode := hooks.ModeEmbedded
+	if rdb != nil {
+		mode = hooks.ModeRedis
+	}
+	ops := hooks.OpsConfig{
+		Mode:         mode,
+		Queue:        data,
+		Store:        data,
+		LastFlush:    data.LastFlush,
+		MetricsToken: cfg.MetricsToken,
+	}
+	if rdb != nil {
+		ops.Redis = redisPinger{rdb}
+		ops.Spool = spoolStats{data}
+	}
+
+	for _, err := range []error{
+		hooks.RegisterCollect(app, hooks.CollectConfig{
+			Sites:          sites,
+			Enricher:       enricher,
+			Queue:          data,
+			Live:           live,
+			RateLimit:      cfg.RateLimit,
+			TrackLocalhost: cfg.TrackLocalhost,
+		}),
+		hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
+		hooks.RegisterOps(app, ops),
+		hooks.RegisterTracker(app),
+		hooks.RegisterDashboard(app),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,249 @@
+package hooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pocketbase/pocketbase/apis"
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/pocketlytics/pocketlytics/internal/metrics"
+	"github.com/pocketlytics/pocketlytics/internal/queue"
+	"github.com/pocketlytics/pocketlytics/internal/queue/spool"
+)
+
+// Deployment modes shown by the health endpoint.
+const (
+	ModeEmbedded = "embedded"
+	ModeRedis    = "redis"
+)
+
+// OpsConfig wires the parts the operations endpoints report on. Queue and
+// Store are required; the rest may be nil when the deployment has no such part.
+type OpsConfig struct {
+	// Mode is ModeEmbedded (local queue) or ModeRedis (Redis Streams);
+	// default ModeEmbedded.
+	Mode string
+
+	// Queue is the queue the flusher consumes (localq or redisq).
+	Queue interface {
+		Stats(ctx context.Context) (queue.Stats, error)
+	}
+
+	// Store is the analytics store (store.Store satisfies it).
+	Store interface {
+		Ping(ctx context.Context) error
+		Kind() string
+	}
+
+	// Redis is pinged for "redisReachable" (redisq.Queue satisfies it).
+	Redis interface {
+		Ping(ctx context.Context) error
+	}
+
+	// Spool reports the Redis-outage spool (*spool.Spool satisfies it).
+	Spool interface {
+		Stats(ctx context.Context) (spool.Stats, error)
+	}
+
+	// LastFlush returns when the flusher last wrote a batch; zero: never.
+	LastFlush func() time.Time
+
+	// MetricsToken lets a scraper read /metrics with
+	// "Authorization: Bearer TOKEN". Empty: superusers only.
+	MetricsToken string
+
+	// Timeout bounds each check of the health endpoint (default 1s); the
+	// checks run concurrently.
+	Timeout time.Duration
+}
+
+// Health is the body of GET /api/analytics/health.
+type Health struct {
+	// Status is "ok", or "degraded" when a part listed in Problems fails.
+	// Ingest keeps accepting hits while degraded (they wait in the queue or
+	// the spool), so the endpoint answers 200 either way: alert on Status,
+	// do not take the instance out of a load balancer for it.
+	Status   string   `json:"status"`
+	Problems []string `json:"problems"`
+
+	Mode           string `json:"mode"`
+	Store          string `json:"store"`
+	StoreReachable bool   `json:"storeReachable"`
+	RedisReachable *bool  `json:"redisReachable"` // null without Redis
+
+	QueueLength     int64 `json:"queueLength"`
+	Pending         int64 `json:"pending"`
+	OldestPendingMs int64 `json:"oldestPendingMs"`
+	DeadLetters     int64 `json:"deadLetters"`
+
+	Spooled      int64 `json:"spooled"`
+	SpoolHealthy *bool `json:"spoolHealthy"` // null without a spool
+
+	LastFlush *time.Time `json:"lastFlush"` // null before the first flush
+}
+
+// RegisterOps binds GET /api/analytics/health (public, for monitors and the
+// load tool) and GET /metrics (Prometheus text format, for superusers or a
+// bearer token). Both skip the request log: they are polled all the time.
+func RegisterOps(app core.App, cfg OpsConfig) error {
+	if cfg.Queue == nil || cfg.Store == nil {
+		return errors.New("hooks: OpsConfig needs a Queue and a Store")
+	}
+	if cfg.Mode == "" {
+		cfg.Mode = ModeEmbedded
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = time.Second
+	}
+	ops := &opsHandlers{cfg: cfg, metrics: promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})}
+	if cfg.MetricsToken != "" {
+		sum := sha256.Sum256([]byte(cfg.MetricsToken))
+		ops.tokenHash = sum[:]
+	}
+
+	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		se.Router.GET("/api/analytics/health", ops.health).
+			Unbind(apis.DefaultActivityLoggerMiddlewareId)
+		se.Router.GET("/metrics", ops.serveMetrics).
+			Unbind(apis.DefaultActivityLoggerMiddlewareId)
+		return se.Next()
+	})
+	return nil
+}
+
+type opsHandlers struct {
+	cfg       OpsConfig
+	metrics   http.Handler
+	tokenHash []byte // sha256 of the metrics token; nil: no token
+}
+
+func (o *opsHandlers) health(e *core.RequestEvent) error {
+	return e.JSON(http.StatusOK, o.check(e.Request.Context()))
+}
+
+// check runs every probe concurrently, each bounded by the timeout.
+func (o *opsHandlers) check(parent context.Context) Health {
+	h := Health{Mode: o.cfg.Mode, Store: o.cfg.Store.Kind(), Problems: []string{}}
+	var mu sync.Mutex
+	problem := func(name string) {
+		mu.Lock()
+		h.Problems = append(h.Problems, name)
+		mu.Unlock()
+	}
+
+	var wg sync.WaitGroup
+	probe := func(f func(ctx context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(parent, o.cfg.Timeout)
+			defer cancel()
+			f(ctx)
+		}()
+	}
+
+	probe(func(ctx context.Context) {
+		ok := o.cfg.Store.Ping(ctx) == nil
+		if !ok {
+			problem("store")
+		}
+		mu.Lock()
+		h.StoreReachable = ok
+		mu.Unlock()
+	})
+	probe(func(ctx context.Context) {
+		st, err := o.cfg.Queue.Stats(ctx)
+		if err != nil {
+			problem("queue")
+			return
+		}
+		mu.Lock()
+		h.QueueLength, h.Pending, h.DeadLetters = st.Length, st.Pending, st.DeadLetters
+		h.OldestPendingMs = st.OldestPending.Milliseconds()
+		mu.Unlock()
+		metrics.QueueDepth.Set(float64(st.Length))
+	})
+	if o.cfg.Redis != nil {
+		probe(func(ctx context.Context) {
+			ok := o.cfg.Redis.Ping(ctx) == nil
+			if !ok {
+				problem("redis")
+			}
+			mu.Lock()
+			h.RedisReachable = &ok
+			mu.Unlock()
+		})
+	}
+	if o.cfg.Spool != nil {
+		probe(func(ctx context.Context) {
+			st, err := o.cfg.Spool.Stats(ctx)
+			if err != nil {
+				problem("spool")
+				return
+			}
+			if !st.Healthy || st.Spooled > 0 {
+				problem("spooling")
+			}
+			mu.Lock()
+			h.Spooled, h.SpoolHealthy = st.Spooled, &st.Healthy
+			mu.Unlock()
+		})
+	}
+	if o.cfg.LastFlush != nil {
+		if t := o.cfg.LastFlush(); !t.IsZero() {
+			t = t.UTC()
+			h.LastFlush = &t
+		}
+	}
+	wg.Wait()
+
+	slices.Sort(h.Problems)
+	h.Status = "ok"
+	if len(h.Problems) > 0 {
+		h.Status = "degraded"
+	}
+	return h
+}
+
+// serveMetrics serves the registry to superusers and to holders of the
+// metrics token, refreshing the queue depth first.
+func (o *opsHandlers) serveMetrics(e *core.RequestEvent) error {
+	if !e.HasSuperuserAuth() && !o.validToken(e.Request.Header.Get("Authorization")) {
+		if e.Auth != nil {
+			return e.ForbiddenError("Only superusers and the metrics token may read metrics.", nil)
+		}
+		return e.UnauthorizedError("Metrics require a superuser token or the metrics token.", nil)
+	}
+
+	ctx, cancel := context.WithTimeout(e.Request.Context(), o.cfg.Timeout)
+	if st, err := o.cfg.Queue.Stats(ctx); err == nil {
+		metrics.QueueDepth.Set(float64(st.Length))
+	}
+	cancel()
+
+	o.metrics.ServeHTTP(e.Response, e.Request)
+	return nil
+}
+
+// validToken compares "Bearer TOKEN" with the metrics token in constant time
+// (over hashes, so the length does not leak either).
+func (o *opsHandlers) validToken(header string) bool {
+	if o.tokenHash == nil {
+		return false
+	}
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], o.tokenHash) == 1
+}

@@ -1,0 +1,358 @@
+// Package redisq is the Redis Streams queue: ingest appends each event to a
+// stream with XADD and the flushers share the stream through one consumer
+// group, so any number of app instances can produce and consume.
+//
+//	q, err := redisq.New(redis.NewClient(opt), redisq.Options{ClaimIdle: time.Minute})
+//	...
+//	err = q.Enqueue(ctx, ev)               // returns after Redis acknowledged the XADD
+//	msgs, err := q.Read(ctx, 1000, time.Second)
+//	err = q.Ack(ctx, msgs)                 // after the store took them
+//
+// Durability is Redis': an acknowledged Enqueue survives a crash of the app at
+// once, and a crash of Redis itself with "appendonly yes" and
+// "appendfsync everysec" (at most about one second of writes is lost on power
+// loss). Redis 7.0 or newer is required (XAUTOCLAIM, XINFO GROUPS lag).
+//
+// Delivery is at least once: entries pending with a consumer that stopped are
+// claimed by another after ClaimIdle, so the store must (and does) dedupe by
+// event id. An entry that keeps coming back (MaxDeliveries) or does not decode
+// is moved to the dead-letter stream, where an operator can inspect it.
+package redisq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/queue"
+)
+
+// fieldEvent is the entry field holding the JSON-encoded event.
+const fieldEvent = "e"
+
+// ErrClosed is returned by Enqueue after Close.
+var ErrClosed = errors.New("redisq: queue closed")
+
+var errOldRedis = errors.New("redisq: Redis 7.0 or newer is required")
+
+var (
+	_ queue.Queue        = (*Queue)(nil)
+	_ queue.DeadLetterer = (*Queue)(nil)
+)
+
+// Options configure a Queue. The zero value of every field means its default.
+type Options struct {
+	// Stream is the key of the event stream (default "pl:events").
+	Stream string
+
+	// Group is the consumer group shared by all flushers (default "flushers").
+	Group string
+
+	// Consumer names this process inside the group; it must be unique among
+	// the running consumers (default "hostname-pid").
+	Consumer string
+
+	// DeadStream is the key of the dead-letter stream (default "pl:events:dead").
+	DeadStream string
+
+	// ClaimIdle is how long an entry may stay pending with a consumer before
+	// another consumer claims it (default 1m). It must be longer than the
+	// slowest store insert, or healthy consumers steal each other's work
+	// (harmless, the store dedupes, but wasteful).
+	ClaimIdle time.Duration
+
+	// MaxDeliveries sends an entry to the dead-letter stream when it is
+	// claimed after having been handed out this many times without an
+	// acknowledgement (default 5).
+	MaxDeliveries int
+
+	// MaxBatch caps the events written in one group-commit round trip
+	// (default 1000).
+	MaxBatch int
+}
+
+func (o *Options) setDefaults() {
+	if o.Stream == "" {
+		o.Stream = "pl:events"
+	}
+	if o.Group == "" {
+		o.Group = "flushers"
+	}
+	if o.Consumer == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "pocketlytics"
+		}
+		o.Consumer = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if o.DeadStream == "" {
+		o.DeadStream = o.Stream + ":dead"
+	}
+	if o.ClaimIdle <= 0 {
+		o.ClaimIdle = time.Minute
+	}
+	if o.MaxDeliveries <= 0 {
+		o.MaxDeliveries = 5
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 1000
+	}
+}
+
+// Queue is a queue.Queue on a Redis stream. Safe for concurrent use.
+type Queue struct {
+	rdb  *redis.Client
+	opts Options
+
+	// Enqueue hands requests to the committer over an unbuffered channel:
+	// senders wait in the channel while a round trip is in flight and the
+	// committer takes all of them for the next one.
+	reqs      chan *request
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+
+	// commitCtx bounds the committer's round trips; Close cancels it when
+	// one hangs (Redis unreachable) for longer than closeGrace.
+	commitCtx    context.Context
+	cancelCommit context.CancelFunc
+
+	claimMu     sync.Mutex
+	claimCursor string
+	nextClaim   time.Time
+}
+
+type request struct {
+	payloads []string
+	done     chan error // buffered: the committer never blocks on a caller
+}
+
+// New opens the queue on the stream, creating the stream and the consumer
+// group when missing. A server that answers with an error (NOAUTH, a version
+// older than 7.0, a key of another type) fails New; a server that cannot be
+// reached does not: the queue is returned and its calls fail until Redis
+// answers. The client stays owned by the caller: Close does not close it.
+func New(client *redis.Client, opts Options) (*Queue, error) {
+	if client == nil {
+		return nil, errors.New("redisq: nil client")
+	}
+	opts.setDefaults()
+
+	q := &Queue{
+		rdb:         client,
+		opts:        opts,
+		reqs:        make(chan *request),
+		closed:      make(chan struct{}),
+		claimCursor: "0-0",
+	}
+	q.commitCtx, q.cancelCommit = context.WithCancel(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := q.checkVersion(ctx)
+	if err == nil {
+		err = q.ensureGroup(ctx)
+	}
+	if err != nil && (errors.Is(err, errOldRedis) || !isConnError(err)) {
+		return nil, err
+	}
+	// Redis unreachable: start anyway, so that ingest can spool locally
+	// (see package spool) during an outage that spans a restart. XADD
+	// creates the stream, and Read creates the group on its first NOGROUP.
+
+	q.wg.Add(1)
+	go q.commitLoop()
+	return q, nil
+}
+
+// isConnError tells a failure to reach Redis from an error reply of a
+// reachable server (wrong type, NOAUTH, an old version, ...).
+func isConnError(err error) bool {
+	var rerr redis.Error
+	return !errors.As(err, &rerr)
+}
+
+// checkVersion refuses servers older than 7.0, whose XINFO GROUPS has no lag
+// (Stats would under-report the backlog). A server that hides INFO passes.
+func (q *Queue) checkVersion(ctx context.Context) error {
+	info, err := q.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		var rerr redis.Error
+		if errors.As(err, &rerr) {
+			return nil // INFO disabled or renamed: trust the operator
+		}
+		return fmt.Errorf("redisq: %w", err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
+		if !ok {
+			continue
+		}
+		major, _, _ := strings.Cut(v, ".")
+		if n, err := strconv.Atoi(major); err == nil && n < 7 {
+			return fmt.Errorf("%w: Redis %s", errOldRedis, v)
+		}
+	}
+	return nil
+}
+
+// ensureGroup creates the stream and the group; an existing group is kept
+// with its position.
+func (q *Queue) ensureGroup(ctx context.Context) error {
+	err := q.rdb.XGroupCreateMkStream(ctx, q.opts.Stream, q.opts.Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("redisq: create group %s on %s: %w", q.opts.Group, q.opts.Stream, err)
+	}
+	return nil
+}
+
+// Options returns the options in effect, defaults applied.
+func (q *Queue) Options() Options { return q.opts }
+
+// Ping reports whether Redis answers.
+func (q *Queue) Ping(ctx context.Context) error {
+	return q.rdb.Ping(ctx).Err()
+}
+
+// Enqueue appends the events to the stream, one entry each, and returns once
+// Redis acknowledged all of them. Concurrent calls share one pipelined round
+// trip. When ctx ends first the events may still be written.
+func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	r := &request{payloads: make([]string, len(events)), done: make(chan error, 1)}
+	for i := range events {
+		b, err := json.Marshal(&events[i])
+		if err != nil {
+			return fmt.Errorf("redisq: encode event: %w", err)
+		}
+		r.payloads[i] = string(b)
+	}
+
+	select {
+	case q.reqs <- r:
+	case <-q.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commitLoop is the one goroutine that writes: it takes the first waiting
+// request, then every other one already waiting (up to MaxBatch events),
+// and sends them all in one pipeline.
+func (q *Queue) commitLoop() {
+	defer q.wg.Done()
+
+	batch := make([]*request, 0, 64)
+	for {
+		select {
+		case r := <-q.reqs:
+			batch = append(batch[:0], r)
+		case <-q.closed:
+			return
+		}
+
+		n := len(batch[0].payloads)
+	collect:
+		for n < q.opts.MaxBatch {
+			select {
+			case r := <-q.reqs:
+				batch = append(batch, r)
+				n += len(r.payloads)
+			default:
+				break collect
+			}
+		}
+
+		q.commit(batch)
+		clear(batch)
+	}
+}
+
+func (q *Queue) commit(batch []*request) {
+	// Not the callers' contexts: one caller giving up must not fail the
+	// others' writes. The client's timeouts and retries bound the round trip.
+	ctx := q.commitCtx
+
+	pipe := q.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, 0, len(batch))
+	for _, r := range batch {
+		for _, p := range r.payloads {
+			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{
+				Stream: q.opts.Stream,
+				Values: []string{fieldEvent, p},
+			}))
+		}
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+
+	i := 0
+	for _, r := range batch {
+		var err error
+		for range r.payloads {
+			if e := cmds[i].Err(); e != nil && err == nil {
+				err = fmt.Errorf("redisq: xadd: %w", e)
+			}
+			i++
+		}
+		r.done <- err
+	}
+}
+
+// closeGrace is how long Close lets a round trip in flight finish.
+const closeGrace = time.Second
+
+// Close stops the committer after the round trip in flight (interrupting it
+// after a second when Redis does not answer); Enqueue calls after it fail
+// with ErrClosed. It also removes this consumer from the group when it holds
+// no pending entries, so restarts do not pile up consumer names. The Redis
+// client is left open.
+func (q *Queue) Close() error {
+	q.closeOnce.Do(func() {
+		close(q.closed)
+		stopped := make(chan struct{})
+		go func() {
+			q.wg.Wait()
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(closeGrace):
+			q.cancelCommit()
+			<-stopped
+			return // Redis is not answering: leave the consumer be
+		}
+		defer q.cancelCommit()
+
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		// DELCONSUMER drops the consumer's pending entries with it, so only
+		// a consumer with none is removed.
+		p, err := q.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: q.opts.Stream, Group: q.opts.Group, Consumer: q.opts.Consumer,
+			Start: "-", End: "+", Count: 1,
+		}).Result()
+		if err == nil && len(p) == 0 {
+			q.rdb.XGroupDelConsumer(ctx, q.opts.Stream, q.opts.Group, q.opts.Consumer)
+		}
+	})
+	return nil
+}

@@ -1,0 +1,602 @@
+package redisq
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/queue"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
+)
+
+func testClient(tb testing.TB) *redis.Client { return testutil.Redis(tb) }
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// testOptions returns options on a fresh stream, deleted at cleanup.
+func testOptions(tb testing.TB, c *redis.Client) Options {
+	tb.Helper()
+	stream := testutil.Unique("pl:test:")
+	tb.Cleanup(func() { c.Del(context.Background(), stream, stream+":dead") })
+	return Options{Stream: stream, Consumer: "c1"}
+}
+
+func newQueue(tb testing.TB, c *redis.Client, opts Options) *Queue {
+	tb.Helper()
+	q, err := New(c, opts)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { q.Close() })
+	return q
+}
+
+func testEvent(i int) event.Event {
+	return event.Event{
+		ID:        randHex(16),
+		Time:      time.UnixMilli(1_700_000_000_000 + int64(i)).UTC(),
+		SiteID:    "site1",
+		Type:      event.TypePageview,
+		Pathname:  fmt.Sprintf("/page/%d", i),
+		Props:     map[string]string{"k": "v"},
+		Country:   "DE",
+		VisitorID: uint64(i) + 1,
+		SessionID: uint64(i) + 2,
+		Entry:     i%2 == 0,
+	}
+}
+
+// readAll reads until n messages arrived or a deadline passed.
+func readAll(t *testing.T, q *Queue, n int) []queue.Message {
+	t.Helper()
+	var out []queue.Message
+	deadline := time.Now().Add(10 * time.Second)
+	for len(out) < n && time.Now().Before(deadline) {
+		msgs, err := q.Read(context.Background(), n-len(out), 100*time.Millisecond)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		out = append(out, msgs...)
+	}
+	if len(out) != n {
+		t.Fatalf("read %d messages, want %d", len(out), n)
+	}
+	return out
+}
+
+func mustStats(t *testing.T, q *Queue) queue.Stats {
+	t.Helper()
+	st, err := q.Stats(context.Background())
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	return st
+}
+
+func TestRoundTrip(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	want := []event.Event{testEvent(0), testEvent(1), testEvent(2)}
+	if err := q.Enqueue(ctx, want[:2]...); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Enqueue(ctx, want[2]); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStats(t, q); st.Length != 3 || st.Pending != 0 || st.OldestPending <= 0 {
+		t.Fatalf("stats before read = %+v, want length 3, pending 0, an oldest age", st)
+	}
+
+	msgs := readAll(t, q, 3)
+	for i, m := range msgs {
+		if m.Deliveries != 1 {
+			t.Errorf("message %d: deliveries %d, want 1", i, m.Deliveries)
+		}
+		if !m.Event.Time.Equal(want[i].Time) || m.Event.ID != want[i].ID ||
+			m.Event.Pathname != want[i].Pathname || m.Event.Props["k"] != "v" ||
+			m.Event.VisitorID != want[i].VisitorID || m.Event.Entry != want[i].Entry {
+			t.Errorf("message %d: event %+v, want %+v", i, m.Event, want[i])
+		}
+	}
+	if st := mustStats(t, q); st.Length != 3 || st.Pending != 3 {
+		t.Fatalf("stats after read = %+v, want length 3, pending 3", st)
+	}
+
+	if err := q.Ack(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStats(t, q); st.Length != 0 || st.Pending != 0 || st.OldestPending != 0 {
+		t.Fatalf("stats after ack = %+v, want empty", st)
+	}
+
+	// Nothing left: an empty slice after the wait, not an error.
+	msgs, err := q.Read(ctx, 10, 20*time.Millisecond)
+	if err != nil || len(msgs) != 0 {
+		t.Fatalf("Read on empty queue = %d messages, %v", len(msgs), err)
+	}
+}
+
+func TestEnqueueAfterClose(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	q.Close()
+	if err := q.Enqueue(context.Background(), testEvent(0)); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Enqueue after Close = %v, want ErrClosed", err)
+	}
+}
+
+func TestNewWhileRedisIsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	t.Cleanup(func() { c.Close() })
+	q, err := New(c, Options{Stream: testutil.Unique("pl:test:")})
+	if err != nil {
+		t.Fatalf("New with Redis down = %v, want a queue that fails per call", err)
+	}
+	defer q.Close()
+	if err := q.Enqueue(context.Background(), testEvent(0)); err == nil {
+		t.Fatal("Enqueue with Redis down succeeded")
+	}
+	if err := q.Ping(context.Background()); err == nil {
+		t.Fatal("Ping with Redis down succeeded")
+	}
+}
+
+func TestReadRecreatesDeletedGroup(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	c.Del(ctx, q.opts.Stream) // an operator's FLUSHALL, or Redis started empty
+	if msgs, err := q.Read(ctx, 10, 10*time.Millisecond); err != nil || len(msgs) != 0 {
+		t.Fatalf("Read after the stream vanished = %v, %v", msgs, err)
+	}
+	ev := testEvent(0)
+	if err := q.Enqueue(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := readAll(t, q, 1); msgs[0].Event.ID != ev.ID {
+		t.Fatalf("read %s, want %s", msgs[0].Event.ID, ev.ID)
+	}
+}
+
+func TestConcurrentProducersExactlyN(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	const producers, each = 32, 100
+	sent := make(chan string, producers*each)
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				ev := testEvent(p*each + i)
+				if err := q.Enqueue(ctx, ev); err != nil {
+					t.Errorf("Enqueue: %v", err)
+					return
+				}
+				sent <- ev.ID
+			}
+		}()
+	}
+	wg.Wait()
+	close(sent)
+
+	want := map[string]bool{}
+	for id := range sent {
+		want[id] = true
+	}
+	msgs := readAll(t, q, producers*each)
+	got := map[string]bool{}
+	for _, m := range msgs {
+		if got[m.Event.ID] {
+			t.Fatalf("event %s read twice", m.Event.ID)
+		}
+		if !want[m.Event.ID] {
+			t.Fatalf("event %s was never sent", m.Event.ID)
+		}
+		got[m.Event.ID] = true
+	}
+	if n := c.XLen(ctx, q.opts.Stream).Val(); n != producers*each {
+		t.Fatalf("stream holds %d entries, want %d", n, producers*each)
+	}
+}
+
+func TestConsumersShareWork(t *testing.T) {
+	c := testClient(t)
+	opts := testOptions(t, c)
+	a := newQueue(t, c, opts)
+	opts.Consumer = "c2"
+	b := newQueue(t, c, opts)
+	ctx := context.Background()
+
+	const n = 200
+	for i := range n {
+		if err := a.Enqueue(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var mu sync.Mutex
+	seen := map[string]string{}
+	perConsumer := map[string]int{}
+	var wg sync.WaitGroup
+	for _, q := range []*Queue{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				msgs, err := q.Read(ctx, 7, 50*time.Millisecond)
+				if err != nil {
+					t.Errorf("Read: %v", err)
+					return
+				}
+				if len(msgs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, m := range msgs {
+					if other, dup := seen[m.ID]; dup {
+						t.Errorf("entry %s handed to %s and %s", m.ID, other, q.opts.Consumer)
+					}
+					seen[m.ID] = q.opts.Consumer
+					perConsumer[q.opts.Consumer]++
+				}
+				mu.Unlock()
+				if err := q.Ack(ctx, msgs); err != nil {
+					t.Errorf("Ack: %v", err)
+				}
+				time.Sleep(time.Millisecond) // let the other consumer in
+			}
+		}()
+	}
+	wg.Wait()
+
+	if len(seen) != n {
+		t.Fatalf("consumers saw %d entries, want %d", len(seen), n)
+	}
+	if perConsumer["c1"] == 0 || perConsumer["c2"] == 0 {
+		t.Fatalf("work not shared: %v", perConsumer)
+	}
+}
+
+func TestReclaimFromDeadConsumer(t *testing.T) {
+	c := testClient(t)
+	opts := testOptions(t, c)
+	opts.ClaimIdle = 100 * time.Millisecond
+	dead := newQueue(t, c, opts)
+	opts.Consumer = "c2"
+	alive := newQueue(t, c, opts)
+	ctx := context.Background()
+
+	want := []event.Event{testEvent(0), testEvent(1)}
+	if err := dead.Enqueue(ctx, want...); err != nil {
+		t.Fatal(err)
+	}
+	// The first consumer takes the entries and never acknowledges them.
+	first := readAll(t, dead, 2)
+
+	got := readAll(t, alive, 2)
+	for i, m := range got {
+		if m.ID != first[i].ID || m.Event.ID != want[i].ID {
+			t.Fatalf("reclaimed %s (%s), want %s (%s)", m.ID, m.Event.ID, first[i].ID, want[i].ID)
+		}
+		if m.Deliveries != 2 {
+			t.Fatalf("reclaimed entry has deliveries %d, want 2", m.Deliveries)
+		}
+	}
+	if err := alive.Ack(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStats(t, alive); st.Length != 0 || st.Pending != 0 {
+		t.Fatalf("stats after reclaim and ack = %+v, want empty", st)
+	}
+}
+
+// deadEntries returns the dead-letter stream's entries.
+func deadEntries(t *testing.T, c *redis.Client, q *Queue) []redis.XMessage {
+	t.Helper()
+	entries, err := c.XRange(context.Background(), q.opts.DeadStream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+func TestPoisonEntries(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("undecodable", func(t *testing.T) {
+		c := testClient(t)
+		q := newQueue(t, c, testOptions(t, c))
+
+		for _, values := range [][]string{{fieldEvent, "{not json"}, {"other", "x"}} {
+			if err := c.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: values}).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		good := testEvent(1)
+		if err := q.Enqueue(ctx, good); err != nil {
+			t.Fatal(err)
+		}
+
+		msgs := readAll(t, q, 1)
+		if msgs[0].Event.ID != good.ID {
+			t.Fatalf("read %+v, want the good event", msgs[0].Event)
+		}
+		dead := deadEntries(t, c, q)
+		if len(dead) != 2 {
+			t.Fatalf("dead-letter stream holds %d entries, want 2", len(dead))
+		}
+		if dead[0].Values[fieldEvent] != "{not json" || dead[0].Values["source_id"] == "" ||
+			dead[0].Values["error"] == "" {
+			t.Fatalf("dead letter = %v, want the original field, source_id and error", dead[0].Values)
+		}
+		if dead[1].Values["other"] != "x" {
+			t.Fatalf("dead letter = %v, want the original field kept", dead[1].Values)
+		}
+		if st := mustStats(t, q); st.DeadLetters != 2 || st.Pending != 1 || st.Length != 1 {
+			t.Fatalf("stats = %+v, want 2 dead letters and only the good entry pending", st)
+		}
+	})
+
+	t.Run("dead letter by the flusher", func(t *testing.T) {
+		c := testClient(t)
+		opts := testOptions(t, c)
+		opts.ClaimIdle = 50 * time.Millisecond
+		q := newQueue(t, c, opts)
+
+		ev := testEvent(1)
+		if err := q.Enqueue(ctx, ev, testEvent(2)); err != nil {
+			t.Fatal(err)
+		}
+		msgs := readAll(t, q, 2)
+		if err := q.DeadLetter(ctx, msgs[:1], errors.New("store rejected row")); err != nil {
+			t.Fatal(err)
+		}
+		// A second call for the same entry adds nothing.
+		if err := q.DeadLetter(ctx, msgs[:1], errors.New("again")); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Ack(ctx, msgs[1:]); err != nil {
+			t.Fatal(err)
+		}
+
+		dead := deadEntries(t, c, q)
+		if len(dead) != 1 || dead[0].Values["error"] != "store rejected row" ||
+			dead[0].Values["source_id"] != msgs[0].ID {
+			t.Fatalf("dead letters = %v", dead)
+		}
+		// It is acknowledged: never handed out again, not even by a claim.
+		time.Sleep(2 * opts.ClaimIdle)
+		if again, err := q.Read(ctx, 10, 20*time.Millisecond); err != nil || len(again) != 0 {
+			t.Fatalf("Read after dead letter = %v, %v; want nothing", again, err)
+		}
+		if st := mustStats(t, q); st.Length != 0 || st.DeadLetters != 1 {
+			t.Fatalf("stats = %+v", st)
+		}
+	})
+
+	t.Run("too many deliveries", func(t *testing.T) {
+		c := testClient(t)
+		opts := testOptions(t, c)
+		opts.ClaimIdle = 20 * time.Millisecond
+		opts.MaxDeliveries = 3
+		q := newQueue(t, c, opts)
+
+		poison, next := testEvent(1), testEvent(2)
+		if err := q.Enqueue(ctx, poison); err != nil {
+			t.Fatal(err)
+		}
+		// A flusher that crashes on this entry every time: read, never ack.
+		for want := 1; want <= 3; want++ {
+			msgs := readAll(t, q, 1)
+			if msgs[0].Deliveries != want {
+				t.Fatalf("delivery %d: Deliveries = %d", want, msgs[0].Deliveries)
+			}
+		}
+		if err := q.Enqueue(ctx, next); err != nil {
+			t.Fatal(err)
+		}
+		// The fourth delivery would exceed the limit: the entry is set
+		// aside at its next claim, and the next one comes through.
+		gotNext := false
+		deadline := time.Now().Add(5 * time.Second)
+		for (!gotNext || c.XLen(ctx, q.opts.DeadStream).Val() == 0) && time.Now().Before(deadline) {
+			msgs, err := q.Read(ctx, 10, 10*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs {
+				switch m.Event.ID {
+				case next.ID:
+					gotNext = true
+					q.Ack(ctx, []queue.Message{m})
+				case poison.ID:
+					t.Fatalf("poison entry handed out again, deliveries %d", m.Deliveries)
+				}
+			}
+		}
+		if !gotNext {
+			t.Fatal("the entry after the poison one never came through")
+		}
+		dead := deadEntries(t, c, q)
+		if len(dead) != 1 || dead[0].Values["error"] != "delivered 4 times without acknowledgement" {
+			t.Fatalf("dead letters = %v", dead)
+		}
+		if st := mustStats(t, q); st.Length != 0 || st.DeadLetters != 1 {
+			t.Fatalf("stats = %+v", st)
+		}
+	})
+}
+
+func TestTrimKeepsUnacked(t *testing.T) {
+	c := testClient(t)
+	opts := testOptions(t, c)
+	q := newQueue(t, c, opts)
+	ctx := context.Background()
+
+	for i := range 10 {
+		if err := q.Enqueue(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := c.XRange(ctx, opts.Stream, "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := readAll(t, q, 6)
+	ack := func(idx ...int) {
+		t.Helper()
+		var msgs []queue.Message
+		for _, i := range idx {
+			msgs = append(msgs, read[i])
+		}
+		if err := q.Ack(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// remaining reports the indexes (into all) still in the stream.
+	remaining := func() []int {
+		t.Helper()
+		left, err := c.XRange(ctx, opts.Stream, "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx []int
+		for _, e := range left {
+			for i, a := range all {
+				if a.ID == e.ID {
+					idx = append(idx, i)
+				}
+			}
+		}
+		return idx
+	}
+
+	steps := []struct {
+		name        string
+		do          func()
+		wantRemoved int64
+		wantFirst   int // index of the first entry left
+		wantLength  int64
+	}{
+		{"nothing acked", func() {}, 0, 0, 10},
+		// Pending {2,4,5}, undelivered {6..9}: only 0 and 1 may go.
+		{"acked below a gap", func() { ack(0, 1, 3) }, 2, 2, 7},
+		// A second group that read nothing holds everything back.
+		{"another group behind", func() {
+			if err := c.XGroupCreate(ctx, opts.Stream, "other", "0").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}, 0, 2, 7},
+		{"other group gone", func() { c.XGroupDestroy(ctx, opts.Stream, "other") }, 0, 2, 7},
+		// Pending none, undelivered {6..9}: entries up to 5 go.
+		{"all delivered acked", func() { ack(2, 4, 5) }, 4, 6, 4},
+		{"rest read and acked", func() {
+			read = readAll(t, q, 4)
+			ack(0, 1, 2, 3)
+		}, 4, -1, 0},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			s.do()
+			n, err := q.Trim(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != s.wantRemoved {
+				t.Errorf("Trim removed %d entries, want %d", n, s.wantRemoved)
+			}
+			left := remaining()
+			if s.wantFirst < 0 {
+				if len(left) != 0 {
+					t.Errorf("entries left %v, want none", left)
+				}
+			} else if len(left) == 0 || left[0] != s.wantFirst || left[len(left)-1] != 9 {
+				t.Errorf("entries left %v, want %d..9", left, s.wantFirst)
+			}
+			if st := mustStats(t, q); st.Length != s.wantLength {
+				t.Errorf("Length = %d, want %d", st.Length, s.wantLength)
+			}
+		})
+	}
+
+	// Enqueue still works after the stream was trimmed empty, and the lag
+	// stays exact.
+	if err := q.Enqueue(ctx, testEvent(11)); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStats(t, q); st.Length != 1 {
+		t.Fatalf("Length after trim and enqueue = %d, want 1", st.Length)
+	}
+}
+
+func TestStatsWhenRedisCannotTellTheLag(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	for i := range 5 {
+		if err := q.Enqueue(ctx, testEvent(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	readAll(t, q, 1)
+	entries := c.XRange(ctx, q.opts.Stream, "-", "+").Val()
+	// A deleted entry after the group's position makes XINFO's lag null.
+	c.XDel(ctx, q.opts.Stream, entries[2].ID)
+	for _, g := range c.XInfoGroups(ctx, q.opts.Stream).Val() {
+		if g.Lag != -1 {
+			t.Fatalf("lag = %d; this Redis still reports it, the fallback is not exercised", g.Lag)
+		}
+	}
+	if st := mustStats(t, q); st.Length != 4 || st.Pending != 1 {
+		t.Fatalf("stats = %+v, want 1 pending + 3 undelivered", st)
+	}
+}
+
+func TestIDs(t *testing.T) {
+	for _, tc := range []struct{ in, next string }{
+		{"0-0", "0-1"},
+		{"1700000000000-5", "1700000000000-6"},
+		{"5-18446744073709551615", "6-0"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := nextID(tc.in)
+			if err != nil || got != tc.next {
+				t.Fatalf("nextID(%q) = %q, %v; want %q", tc.in, got, err, tc.next)
+			}
+			if compareIDs(tc.in, got) != -1 || compareIDs(got, tc.in) != 1 || compareIDs(got, got) != 0 {
+				t.Fatalf("compareIDs disagrees with nextID for %q", tc.in)
+			}
+		})
+	}
+	if _, err := nextID("garbage"); err == nil {
+		t.Fatal("nextID accepted a malformed id")
+	}
+}
