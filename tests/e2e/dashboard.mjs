@@ -176,7 +176,7 @@ run(async () => {
     await page.screenshot({ path: join(SHOTS, 'overview.png'), fullPage: true });
 
     step('click a page to filter');
-    const filtered = page.waitForResponse((r) => r.url().includes('/overview?') && new URL(r.url()).searchParams.get('filters') === 'page==/pricing');
+    const filtered = page.waitForResponse((r) => r.url().includes('/overview?') && new URL(r.url()).searchParams.get('filters') === '[["page","is",["/pricing"]]]');
     await pagesPanel.locator('.row-filter', { hasText: '/pricing' }).click();
     await filtered;
     await waitFor('the filter in the URL', () => new URL(page.url()).searchParams.get('page') === '/pricing');

@@ -71,13 +71,12 @@ function clean(query) {
   return q;
 }
 
-// filterParam encodes the dashboard's filters ({dimension: value}) in the
-// API's compact form, `dim==value;dim==value`. A value is taken literally:
-// `|` (which separates values), `;` and `\` are escaped.
+// filterParam encodes the dashboard's filters ({dimension: value}) for the
+// API's `filters` parameter, in the JSON form with each value in an array,
+// which the API takes literally (no `|` or `\` escapes).
 export function filterParam(filters) {
-  return Object.entries(filters || {})
-    .map(([k, v]) => `${k}==${String(v).replace(/[|;\\]/g, '\\$&')}`)
-    .join(';');
+  const triples = Object.entries(filters || {}).map(([k, v]) => [k, 'is', [String(v)]]);
+  return triples.length ? JSON.stringify(triples) : '';
 }
 
 function query(state, extra) {

@@ -91,7 +91,7 @@ function writeState(s) {
     interval: s.interval,
     metric: s.metric === 'visitors' ? '' : s.metric,
     ...s.filters,
-  });
+  }, { keep: Object.keys(s.filters) });
 }
 
 // localDay is the browser's calendar day, `days` from today, as YYYY-MM-DD.
