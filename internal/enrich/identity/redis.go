@@ -92,6 +92,7 @@ func NewRedisSessions(rdb *redis.Client, prefix string, opts RedisOptions) *Redi
 	o.ContextTimeoutEnabled = true
 	o.MaxRetries = -1
 	o.PoolTimeout = opts.Timeout
+	o.PushNotificationProcessor = nil // rdb's own, bound to rdb; the new client makes its own
 
 	return &RedisSessions{
 		client:   redis.NewClient(&o),

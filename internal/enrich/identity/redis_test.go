@@ -1,0 +1,226 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
+)
+
+func TestRedisSessionsKey(t *testing.T) {
+	rdb := testutil.Redis(t)
+	prefix := testutil.Unique("pl_test_") + ":"
+	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{})
+	t.Cleanup(func() { r.Close() })
+
+	s, ok := r.Touch(identity.Hit{Site: "site1", Visitor: 42, Time: t0, Timeout: timeout, Pageview: true, Create: true})
+	if !ok {
+		t.Fatal("not created")
+	}
+	ctx := context.Background()
+	key := prefix + "sess:site1:42"
+	got, err := rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := strconv.FormatInt(t0.UnixMilli(), 10)
+	want := map[string]string{"id": strconv.FormatUint(s.ID, 10), "start": ms, "last": ms, "entered": "1"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (hash %v)", k, got[k], v, got)
+		}
+	}
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= timeout-time.Minute || ttl > timeout {
+		t.Errorf("PTTL = %v, want about %v", ttl, timeout)
+	}
+	// A ping five minutes later renews the key for a full timeout from then.
+	r.Touch(identity.Hit{Site: "site1", Visitor: 42, Time: t0.Add(5 * time.Minute), Timeout: timeout})
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= timeout-time.Minute || ttl > timeout {
+		t.Errorf("PTTL after a ping = %v, want about %v", ttl, timeout)
+	}
+}
+
+// TestRedisSessionsShared runs one visit's hits concurrently through two
+// stores, as two instances behind a load balancer would.
+func TestRedisSessionsShared(t *testing.T) {
+	prefix := testutil.Unique("pl_test_") + ":"
+	instances := []*identity.RedisSessions{
+		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{}),
+		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{}),
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		ids     = map[uint64]int{}
+		entries atomic.Int32
+	)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				r := instances[(g+i)%2]
+				s, ok := r.Touch(identity.Hit{Site: "site1", Visitor: 7, Time: t0.Add(time.Duration(i) * time.Second), Timeout: timeout, Pageview: true, Create: true})
+				if !ok {
+					t.Error("touch failed")
+					return
+				}
+				if s.Entry {
+					entries.Add(1)
+				}
+				mu.Lock()
+				ids[s.ID]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(ids) != 1 {
+		t.Fatalf("one visit split into %d sessions: %v", len(ids), ids)
+	}
+	if n := entries.Load(); n != 1 {
+		t.Fatalf("%d entries, want 1", n)
+	}
+	for i, r := range instances {
+		if n := r.Fallbacks(); n != 0 {
+			t.Errorf("instance %d: %d fallbacks", i, n)
+		}
+		r.Close()
+	}
+}
+
+// TestRedisSessionsOutage cuts the connection to Redis: hits are resolved in
+// memory at once, the outage is logged once, and the store goes back to
+// Redis (and its sessions) when Redis answers again.
+func TestRedisSessionsOutage(t *testing.T) {
+	opts, err := redis.ParseURL(testutil.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testutil.StartProxy(t, opts.Addr)
+	opts.Addr = proxy.Addr
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+
+	var logs syncBuffer
+	r := identity.NewRedisSessions(rdb, testutil.Unique("pl_test_")+":", identity.RedisOptions{
+		RetryInterval: 20 * time.Millisecond,
+		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	t.Cleanup(func() { r.Close() })
+
+	at := t0
+	hit := func(visitor uint64, create bool) (identity.Session, bool) {
+		at = at.Add(time.Second)
+		return r.Touch(identity.Hit{Site: "site1", Visitor: visitor, Time: at, Timeout: timeout, Pageview: create, Create: create})
+	}
+	before, ok := hit(1, true)
+	if !ok || r.Fallbacks() != 0 {
+		t.Fatalf("before the outage: ok %v, %d fallbacks", ok, r.Fallbacks())
+	}
+
+	proxy.Cut()
+	during, ok := hit(2, true)
+	if !ok || !during.Entry {
+		t.Fatalf("a pageview during the outage: ok %v, %+v", ok, during)
+	}
+	for range 20 {
+		if s, ok := hit(2, false); !ok || s.ID != during.ID {
+			t.Fatalf("a ping during the outage: ok %v, session %d, want %d", ok, s.ID, during.ID)
+		}
+	}
+	if n := r.Fallbacks(); n != 21 {
+		t.Fatalf("%d fallbacks, want 21", n)
+	}
+	if n := strings.Count(logs.String(), "unavailable"); n != 1 {
+		t.Fatalf("outage logged %d times:\n%s", n, logs.String())
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := r.Fallbacks()
+		s, ok := hit(1, false)
+		if r.Fallbacks() == n {
+			// Redis answered: visitor 1's session outlived the outage there.
+			if !ok || s.ID != before.ID {
+				t.Fatalf("after the outage: ok %v, session %d, want %d", ok, s.ID, before.ID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still falling back 10s after Redis came back")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "available again") {
+		t.Fatalf("recovery not logged:\n%s", logs.String())
+	}
+}
+
+// TestRedisSessionsSlow points the store at a server that accepts
+// connections and never answers: the hit must be resolved in memory after
+// the store's timeout, not after the client's one-minute read timeout.
+func TestRedisSessionsSlow(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) })
+		}
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: time.Minute, WriteTimeout: time.Minute, DialTimeout: time.Minute})
+	t.Cleanup(func() { rdb.Close() })
+	r := identity.NewRedisSessions(rdb, "pl_test:", identity.RedisOptions{Timeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	t.Cleanup(func() { r.Close() })
+
+	done := make(chan bool)
+	go func() {
+		_, ok := r.Touch(identity.Hit{Site: "site1", Visitor: 1, Time: t0, Timeout: timeout, Pageview: true, Create: true})
+		done <- ok
+	}()
+	select {
+	case ok := <-done:
+		if !ok || r.Fallbacks() != 1 {
+			t.Fatalf("ok %v, %d fallbacks", ok, r.Fallbacks())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the hit waited for the silent server")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
