@@ -27,9 +27,11 @@ type RedisOptions struct {
 	// Fallback resolves hits while Redis is failing (default NewMemory).
 	Fallback Sessions
 
-	// Logger receives one line when Redis starts failing and one when it
-	// answers again (default slog.Default()).
-	Logger *slog.Logger
+	// Logger returns the logger of the one line written when Redis starts
+	// failing and the one when it answers again (default slog.Default).
+	// It is called when logging, so app.Logger fits: PocketBase sets up
+	// its logger only at bootstrap.
+	Logger func() *slog.Logger
 }
 
 // RedisSessions is a Sessions shared by every instance on one Redis, so a
@@ -55,7 +57,7 @@ type RedisSessions struct {
 	timeout  time.Duration
 	retry    int64 // ns
 	fallback Sessions
-	logger   *slog.Logger
+	logger   func() *slog.Logger
 
 	failingSince atomic.Int64 // unix ns of the first failure of an outage; 0 while up
 	nextProbe    atomic.Int64 // unix ns after which one hit may try Redis again
@@ -85,7 +87,7 @@ func NewRedisSessions(rdb *redis.Client, prefix string, opts RedisOptions) *Redi
 		opts.Fallback = NewMemory(MemoryOptions{})
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.Default
 	}
 
 	o := *rdb.Options()
@@ -251,7 +253,7 @@ func (r *RedisSessions) failed(err error) {
 	now := time.Now().UnixNano()
 	r.nextProbe.Store(now + r.retry)
 	if r.failingSince.CompareAndSwap(0, now) {
-		r.logger.Warn("identity: Redis sessions unavailable, resolving sessions in memory until it answers",
+		r.logger().Warn("identity: Redis sessions unavailable, resolving sessions in memory until it answers",
 			slog.String("error", err.Error()), slog.Duration("timeout", r.timeout))
 	}
 }
@@ -259,7 +261,7 @@ func (r *RedisSessions) failed(err error) {
 // answered notes a successful call; it ends an outage.
 func (r *RedisSessions) answered() {
 	if since := r.failingSince.Swap(0); since != 0 {
-		r.logger.Info("identity: Redis sessions available again",
+		r.logger().Info("identity: Redis sessions available again",
 			slog.Duration("outage", time.Duration(time.Now().UnixNano()-since)),
 			slog.Uint64("fallbacks", r.fallbacks.Load()))
 	}

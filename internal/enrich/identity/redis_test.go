@@ -115,7 +115,7 @@ func TestRedisSessionsOutage(t *testing.T) {
 	var logs syncBuffer
 	r := identity.NewRedisSessions(rdb, testutil.Unique("pl_test_")+":", identity.RedisOptions{
 		RetryInterval: 20 * time.Millisecond,
-		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+		Logger:        func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
 	})
 	t.Cleanup(func() { r.Close() })
 
@@ -189,7 +189,7 @@ func TestRedisSessionsSlow(t *testing.T) {
 	})
 	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: time.Minute, WriteTimeout: time.Minute, DialTimeout: time.Minute})
 	t.Cleanup(func() { rdb.Close() })
-	r := identity.NewRedisSessions(rdb, "pl_test:", identity.RedisOptions{Timeout: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
+	r := identity.NewRedisSessions(rdb, "pl_test:", identity.RedisOptions{Timeout: 50 * time.Millisecond, Logger: discard})
 	t.Cleanup(func() { r.Close() })
 
 	done := make(chan bool)
@@ -224,3 +224,28 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+func BenchmarkRedisTouch(b *testing.B) {
+	r := identity.NewRedisSessions(testutil.Redis(b), testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
+	b.Cleanup(func() { r.Close() })
+	b.ReportAllocs()
+	i := uint64(0)
+	for b.Loop() {
+		i++
+		r.Touch(identity.Hit{Site: "site1", Visitor: i%1000 + 1, Previous: i%1000 + 5000, Time: t0, Timeout: timeout, Pageview: true, Create: true})
+	}
+	b.ReportMetric(float64(r.Fallbacks()), "fallbacks")
+}
+
+// BenchmarkRedisPing is the bare round trip, the floor of BenchmarkRedisTouch.
+func BenchmarkRedisPing(b *testing.B) {
+	rdb := testutil.Redis(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -62,7 +62,7 @@ const shardCount = 64
 
 // Memory is an in-memory Sessions. It is per instance: several instances
 // behind a load balancer each see only their own hits, so route a client
-// to one instance (sticky by IP) or share a store.
+// to one instance (sticky by IP) or share RedisSessions.
 //
 // Sessions live in 64 shards, each behind its own mutex. A shard drops its
 // expired sessions on the first Touch after SweepInterval, so memory stays
