@@ -37,8 +37,8 @@ func newInstance(t *testing.T, rdb *redis.Client, prefix string) *instance {
 	return &instance{p: newPipeline(t, Config{Salts: ring, Sessions: sessions}), ring: ring, sessions: sessions}
 }
 
-// run enriches a hit of typ at at from the test's one browser.
-func (in *instance) run(t *testing.T, typ string, at time.Time) (event.Event, string) {
+// run enriches a hit of typ at at from a browser with User-Agent ua.
+func (in *instance) run(t *testing.T, ua, typ string, at time.Time) (event.Event, string) {
 	t.Helper()
 	if err := in.ring.Rotate(context.Background(), at); err != nil {
 		t.Fatal(err)
@@ -47,7 +47,7 @@ func (in *instance) run(t *testing.T, typ string, at time.Time) (event.Event, st
 	if typ == event.TypeEvent {
 		h.Name = "signup"
 	}
-	i := input(uaFirefoxLinux, h)
+	i := input(ua, h)
 	i.Now = at
 	return in.p.Run(i)
 }
@@ -95,7 +95,7 @@ func TestRedisSessionsAcrossInstances(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var first event.Event
 			for i, st := range c.steps {
-				ev, drop := st.via.run(t, st.typ, c.start.Add(st.at))
+				ev, drop := st.via.run(t, uaFirefoxLinux, st.typ, c.start.Add(st.at))
 				if drop != "" {
 					t.Fatalf("step %d (%s): dropped: %s", i, st.typ, drop)
 				}
@@ -121,8 +121,9 @@ func TestRedisSessionsAcrossInstances(t *testing.T) {
 	}
 }
 
-// TestRedisSessionsDown cuts one instance off Redis: its hits are still
-// enriched, from its own memory, until Redis answers again.
+// TestRedisSessionsDown cuts instance a off Redis: its hits are still
+// enriched, a visit it has seen goes on in its memory, and a visit it starts
+// meanwhile reaches the other instance once Redis answers again.
 func TestRedisSessionsDown(t *testing.T) {
 	opts, err := redis.ParseURL(testutil.RedisURL(t))
 	if err != nil {
@@ -137,26 +138,31 @@ func TestRedisSessionsDown(t *testing.T) {
 	a := newInstance(t, viaProxy, prefix)
 	b := newInstance(t, testutil.Redis(t), prefix)
 
-	visit, drop := b.run(t, event.TypePageview, t0)
-	if drop != "" {
-		t.Fatal(drop)
+	at := t0
+	run := func(in *instance, ua, typ string) event.Event {
+		t.Helper()
+		at = at.Add(time.Second)
+		ev, drop := in.run(t, ua, typ, at)
+		if drop != "" {
+			t.Fatalf("%s: dropped: %s", typ, drop)
+		}
+		if ev.Country != "GB" || ev.Browser == "" || ev.VisitorID == 0 || ev.SessionID == 0 {
+			t.Fatalf("%s not enriched: %+v", typ, ev)
+		}
+		return ev
 	}
+	visit := run(b, uaFirefoxLinux, event.TypePageview)
+	run(a, uaFirefoxLinux, event.TypePing) // a sees the visit
 
 	proxy.Cut()
-	at := t0
-	for i, typ := range []string{event.TypePageview, event.TypePing, event.TypeEvent, event.TypePageview} {
-		at = at.Add(time.Minute)
-		ev, drop := a.run(t, typ, at)
-		if drop != "" {
-			t.Fatalf("hit %d (%s) during the outage: dropped: %s", i, typ, drop)
+	for _, typ := range []string{event.TypePageview, event.TypePing, event.TypeEvent} {
+		if ev := run(a, uaFirefoxLinux, typ); ev.SessionID != visit.SessionID || ev.Entry {
+			t.Fatalf("%s during the outage: session %d entry %v, want session %d", typ, ev.SessionID, ev.Entry, visit.SessionID)
 		}
-		if ev.Country != "GB" || ev.Browser != "Firefox" || ev.VisitorID != visit.VisitorID {
-			t.Fatalf("hit %d not enriched: %+v", i, ev)
-		}
-		// Instance a never saw the visit's start: it starts its own.
-		if ev.SessionID == visit.SessionID || ev.Entry != (i == 0) {
-			t.Fatalf("hit %d: session %d entry %v, want a's own session, entry on the first hit", i, ev.SessionID, ev.Entry)
-		}
+	}
+	started := run(a, uaEdge, event.TypePageview)
+	if started.SessionID == visit.SessionID || !started.Entry {
+		t.Fatalf("a new visit during the outage: %+v", started)
 	}
 	if n := a.sessions.Fallbacks(); n != 4 {
 		t.Fatalf("%d fallbacks, want 4", n)
@@ -165,19 +171,25 @@ func TestRedisSessionsDown(t *testing.T) {
 	proxy.Restore()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		at = at.Add(time.Second)
 		n := a.sessions.Fallbacks()
-		ev, drop := a.run(t, event.TypePing, at)
+		if ev := run(a, uaEdge, event.TypePing); ev.SessionID != started.SessionID {
+			t.Fatalf("after the outage: session %d, want %d", ev.SessionID, started.SessionID)
+		}
 		if a.sessions.Fallbacks() == n {
-			if drop != "" || ev.SessionID != visit.SessionID {
-				t.Fatalf("after the outage: drop %q, session %d, want the shared session %d", drop, ev.SessionID, visit.SessionID)
-			}
-			break
+			break // Redis answered
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("still falling back 10s after Redis came back")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	for _, c := range []struct {
+		ua   string
+		want uint64
+	}{{uaFirefoxLinux, visit.SessionID}, {uaEdge, started.SessionID}} {
+		if ev := run(b, c.ua, event.TypePing); ev.SessionID != c.want {
+			t.Fatalf("b after the outage: session %d, want %d", ev.SessionID, c.want)
+		}
 	}
 }
 

@@ -99,10 +99,8 @@ func TestRedisSessionsShared(t *testing.T) {
 	}
 }
 
-// TestRedisSessionsOutage cuts the connection to Redis: hits are resolved in
-// memory at once, the outage is logged once, and the store goes back to
-// Redis (and its sessions) when Redis answers again.
-func TestRedisSessionsOutage(t *testing.T) {
+// proxied returns a client for the test Redis through a proxy the test can cut.
+func proxied(t *testing.T) (*redis.Client, *testutil.Proxy) {
 	opts, err := redis.ParseURL(testutil.RedisURL(t))
 	if err != nil {
 		t.Fatal(err)
@@ -111,60 +109,125 @@ func TestRedisSessionsOutage(t *testing.T) {
 	opts.Addr = proxy.Addr
 	rdb := redis.NewClient(opts)
 	t.Cleanup(func() { rdb.Close() })
+	return rdb, proxy
+}
 
+// TestRedisSessionsOutage cuts one instance off Redis: its hits are resolved
+// in memory at once, visits it has seen go on, the outage is logged once,
+// and the sessions it started meanwhile reach Redis when it answers again.
+func TestRedisSessionsOutage(t *testing.T) {
+	rdb, proxy := proxied(t)
+	prefix := testutil.Unique("pl_test_") + ":"
 	var logs syncBuffer
-	r := identity.NewRedisSessions(rdb, testutil.Unique("pl_test_")+":", identity.RedisOptions{
+	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
 		RetryInterval: 20 * time.Millisecond,
 		Logger:        func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
 	})
-	t.Cleanup(func() { r.Close() })
+	other := identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Logger: discard})
+	t.Cleanup(func() { r.Close(); other.Close() })
 
 	at := t0
-	hit := func(visitor uint64, create bool) (identity.Session, bool) {
+	hit := func(store identity.Sessions, visitor uint64, pageview bool) identity.Session {
+		t.Helper()
 		at = at.Add(time.Second)
-		return r.Touch(identity.Hit{Site: "site1", Visitor: visitor, Time: at, Timeout: timeout, Pageview: create, Create: create})
+		s, ok := store.Touch(identity.Hit{Site: "site1", Visitor: visitor, Time: at, Timeout: timeout, Pageview: pageview, Create: pageview})
+		if !ok {
+			t.Fatalf("visitor %d: no session", visitor)
+		}
+		return s
 	}
-	before, ok := hit(1, true)
-	if !ok || r.Fallbacks() != 0 {
-		t.Fatalf("before the outage: ok %v, %d fallbacks", ok, r.Fallbacks())
+	before := hit(r, 1, true)
+	if r.Fallbacks() != 0 {
+		t.Fatalf("%d fallbacks before the outage", r.Fallbacks())
 	}
 
 	proxy.Cut()
-	during, ok := hit(2, true)
-	if !ok || !during.Entry {
-		t.Fatalf("a pageview during the outage: ok %v, %+v", ok, during)
+	if s := hit(r, 1, false); s.ID != before.ID {
+		t.Fatalf("a visit seen before the outage: session %d, want %d", s.ID, before.ID)
+	}
+	during := hit(r, 2, true)
+	if !during.Entry {
+		t.Fatal("a new visit during the outage has no entry")
 	}
 	for range 20 {
-		if s, ok := hit(2, false); !ok || s.ID != during.ID {
-			t.Fatalf("a ping during the outage: ok %v, session %d, want %d", ok, s.ID, during.ID)
+		if s := hit(r, 2, false); s.ID != during.ID {
+			t.Fatalf("a ping during the outage: session %d, want %d", s.ID, during.ID)
 		}
 	}
-	if n := r.Fallbacks(); n != 21 {
-		t.Fatalf("%d fallbacks, want 21", n)
+	if n := r.Fallbacks(); n != 22 {
+		t.Fatalf("%d fallbacks, want 22", n)
 	}
 	if n := strings.Count(logs.String(), "unavailable"); n != 1 {
 		t.Fatalf("outage logged %d times:\n%s", n, logs.String())
+	}
+	if s := hit(other, 1, false); s.ID != before.ID {
+		t.Fatalf("another instance: session %d, want %d", s.ID, before.ID)
 	}
 
 	proxy.Restore()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		n := r.Fallbacks()
-		s, ok := hit(1, false)
+		s := hit(r, 2, false)
+		if s.ID != during.ID {
+			t.Fatalf("after the outage: session %d, want %d", s.ID, during.ID)
+		}
 		if r.Fallbacks() == n {
-			// Redis answered: visitor 1's session outlived the outage there.
-			if !ok || s.ID != before.ID {
-				t.Fatalf("after the outage: ok %v, session %d, want %d", ok, s.ID, before.ID)
-			}
-			break
+			break // Redis answered
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("still falling back 10s after Redis came back")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// The session started in memory is now in Redis for every instance.
+	if s := hit(other, 2, false); s.ID != during.ID {
+		t.Fatalf("another instance after the outage: session %d, want %d", s.ID, during.ID)
+	}
 	if !strings.Contains(logs.String(), "available again") {
 		t.Fatalf("recovery not logged:\n%s", logs.String())
+	}
+}
+
+// TestRedisSessionsFailuresInARow fails the calls of one visitor, whose key
+// holds something else: each of its hits goes to memory, but Redis counts as
+// down only after failures in a row.
+func TestRedisSessionsFailuresInARow(t *testing.T) {
+	rdb := testutil.Redis(t)
+	prefix := testutil.Unique("pl_test_") + ":"
+	var logs syncBuffer
+	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
+		Logger: func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
+	})
+	t.Cleanup(func() { r.Close() })
+	if err := rdb.Set(context.Background(), prefix+"sess:site1:666", "not a session", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	at := t0
+	touch := func(visitor uint64) {
+		t.Helper()
+		at = at.Add(time.Second)
+		if _, ok := r.Touch(identity.Hit{Site: "site1", Visitor: visitor, Time: at, Timeout: timeout, Pageview: true, Create: true}); !ok {
+			t.Fatalf("visitor %d: no session", visitor)
+		}
+	}
+	for range 3 {
+		touch(666)
+		touch(666)
+		touch(1) // answered: the count starts over
+	}
+	if n := r.Fallbacks(); n != 6 {
+		t.Fatalf("%d fallbacks, want 6", n)
+	}
+	if logs.String() != "" {
+		t.Fatalf("logged before %d failures in a row:\n%s", 3, logs.String())
+	}
+	touch(666)
+	touch(666)
+	touch(666)
+	if !strings.Contains(logs.String(), "WRONGTYPE") {
+		t.Fatalf("3 failures in a row not logged:\n%s", logs.String())
 	}
 }
 

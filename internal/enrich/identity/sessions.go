@@ -156,6 +156,42 @@ func (m *Memory) touch(visitor uint64, h Hit, create bool) (Session, bool) {
 	return Session{ID: e.id, Visitor: visitor, Start: start, Entry: h.Pageview}, true
 }
 
+// peek returns the session live under visitor at t, and whether it has seen
+// a pageview, without extending it.
+func (m *Memory) peek(visitor uint64, t time.Time) (s Session, entered, ok bool) {
+	sh := &m.shards[visitor%shardCount]
+	sh.mu.Lock()
+	e, ok := sh.m[visitor]
+	sh.mu.Unlock()
+	if !ok || t.UnixMilli() >= e.expires {
+		return Session{}, false, false
+	}
+	return Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start)}, e.entered, true
+}
+
+// put records s, last seen at t, as learnt from a shared store.
+func (m *Memory) put(s Session, entered bool, t time.Time, timeout time.Duration) {
+	sh := &m.shards[s.Visitor%shardCount]
+	now := t.UnixMilli()
+	expires := now + timeout.Milliseconds()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if now-sh.lastSweep >= m.interval {
+		sh.sweep(now)
+	}
+	e, ok := sh.m[s.Visitor]
+	if ok && e.id == s.ID {
+		e.expires = max(e.expires, expires)
+		e.entered = e.entered || entered
+		sh.m[s.Visitor] = e
+		return
+	}
+	if !ok && len(sh.m) >= m.perShard {
+		sh.evict()
+	}
+	sh.m[s.Visitor] = entry{id: s.ID, start: s.Start.UnixMilli(), expires: expires, entered: entered}
+}
+
 // sweep drops expired sessions; the caller holds sh.mu.
 func (sh *shard) sweep(now int64) int {
 	n := 0
