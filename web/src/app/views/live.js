@@ -18,11 +18,11 @@ function list(title, rows, empty, render) {
 
 // sinceFirstVisitor drops the empty start of the day's series (a quiet
 // night, a site added at noon), keeping a few minutes before the first
-// visitor and at least the last hour.
+// visitor and at least the last half hour (of the per-minute series).
 function sinceFirstVisitor(points) {
   const first = points.findIndex((p) => p.v > 0);
-  const lastHour = Math.max(0, points.length - 60);
-  return points.slice(first < 0 ? lastHour : Math.min(Math.max(0, first - 10), lastHour));
+  const lastHalfHour = Math.max(0, points.length - 30);
+  return points.slice(first < 0 ? lastHalfHour : Math.min(Math.max(0, first - 10), lastHalfHour));
 }
 
 export function liveView(site, feed) {
