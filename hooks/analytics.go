@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 
 	"github.com/pocketlytics/pocketlytics/internal/analytics"
@@ -136,10 +137,14 @@ func badRequest(e *core.RequestEvent, err error) error {
 	return e.BadRequestError(msg, nil)
 }
 
-// storeError maps a failed query: bad input to 400, the rest to 500.
+// storeError maps a failed query: bad input to 400, an unreachable store
+// to 503, the rest to 500.
 func storeError(e *core.RequestEvent, err error) error {
 	if errors.Is(err, store.ErrInvalidQuery) {
 		return badRequest(e, err)
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		return apis.NewApiError(http.StatusServiceUnavailable, "The analytics store is not reachable yet; try again shortly.", err)
 	}
 	return e.InternalServerError("The analytics query failed.", err)
 }
