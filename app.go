@@ -119,6 +119,11 @@ func register(app core.App, cfg config.Config) error {
 			RateLimit:      cfg.RateLimit,
 			TrackLocalhost: cfg.TrackLocalhost,
 		}),
+		hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{
+			Store:         data,
+			Sites:         sites,
+			RetentionDays: cfg.RetentionDays,
+		}),
 		hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
 		hooks.RegisterOps(app, ops),
 		hooks.RegisterTracker(app),

@@ -17,6 +17,7 @@ function list(title, rows, empty, render) {
 }
 
 export function liveView(site, feed) {
+  const timeZone = site.timezone || 'UTC';
   const g = globe();
   const big = h('strong', { class: 'big-count' }, num(feed.count));
   const mode = h('p', { class: 'live-mode-line muted', role: 'status' });
@@ -79,11 +80,13 @@ export function liveView(site, feed) {
     );
     onlineChart?.destroy?.();
     const points = feed.online.map((p) => ({ t: new Date(p.t), v: Number(p.visitors) || 0 }));
+    // The series runs from midnight in the site's time zone.
     onlineChart = lineChart({
       points,
       label: 'Visitors online',
       format: num,
-      timeFormat: (t) => clockTime(t),
+      timeFormat: (t) => clockTime(t, timeZone),
+      timeZone,
       height: 180,
     });
     clear(onlineBox).append(h('h2', {}, 'Online over the day'), onlineChart);
