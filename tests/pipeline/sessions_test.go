@@ -22,6 +22,8 @@ func TestTwoInstancesOneSession(t *testing.T) {
 	env := []string{
 		"REDIS_URL=" + testutil.RedisURL(t), "REDIS_PREFIX=" + testutil.Unique("pl_test_") + ":",
 		"LIVE_CHANNEL=" + testutil.Unique("live_test_"), "FLUSH_INTERVAL=200ms", "RATE_LIMIT=1000",
+		"REDIS_SESSION_TIMEOUT=5s", // the test Redis is shared and may stall; a fallback could split the visit
+
 	}
 	a := testutil.StartApp(t, testutil.AppOptions{Env: env})
 	b := testutil.StartApp(t, testutil.AppOptions{Env: env})
