@@ -52,7 +52,10 @@ func register(app core.App, cfg config.Config) error {
 	// reach; each hit falls back to memory when Redis is slow or down.
 	var sessions *identity.RedisSessions
 	if rdb != nil {
-		sessions = identity.NewRedisSessions(rdb, cfg.RedisPrefix, identity.RedisOptions{Logger: app.Logger})
+		sessions = identity.NewRedisSessions(rdb, cfg.RedisPrefix, identity.RedisOptions{
+			Timeout: cfg.RedisSessionTimeout,
+			Logger:  app.Logger,
+		})
 		enrichCfg.Sessions = sessions
 	}
 	enricher, err := enrich.New(enrichCfg)

@@ -30,6 +30,9 @@ func newInstance(t *testing.T, rdb *redis.Client, prefix string) *instance {
 		t.Fatal(err)
 	}
 	sessions := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
+		// Not the 50ms default: the test server is shared with parallel
+		// packages and may stall. A cut connection fails at once anyway.
+		Timeout:       5 * time.Second,
 		RetryInterval: 20 * time.Millisecond,
 		Logger:        discard,
 	})

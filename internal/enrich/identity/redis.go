@@ -209,7 +209,8 @@ func (r *RedisSessions) touch(h Hit) (s Session, entered, ok bool, err error) {
 		known, knownEntered, isKnown = r.memory.peek(h.Visitor, h.Time)
 	}
 	if !isKnown {
-		known = Session{ID: SessionID(h.Visitor, h.Time), Visitor: h.Visitor, Start: h.Time}
+		start := time.UnixMilli(h.Time.UnixMilli()) // as Memory and Redis keep it
+		known = Session{ID: SessionID(h.Visitor, start), Visitor: h.Visitor, Start: start}
 	}
 	which := 1
 	keys := make([]string, 1, 2)

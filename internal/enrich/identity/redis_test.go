@@ -19,10 +19,14 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
+// redisTimeout replaces the 50ms default in tests of what sessions Redis
+// gives: the test server is shared with parallel packages and may stall.
+const redisTimeout = 5 * time.Second
+
 func TestRedisSessionsKey(t *testing.T) {
 	rdb := testutil.Redis(t)
 	prefix := testutil.Unique("pl_test_") + ":"
-	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{})
+	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{Timeout: redisTimeout})
 	t.Cleanup(func() { r.Close() })
 
 	s, ok := r.Touch(identity.Hit{Site: "site1", Visitor: 42, Time: t0, Timeout: timeout, Pageview: true, Create: true})
@@ -57,8 +61,8 @@ func TestRedisSessionsKey(t *testing.T) {
 func TestRedisSessionsShared(t *testing.T) {
 	prefix := testutil.Unique("pl_test_") + ":"
 	instances := []*identity.RedisSessions{
-		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{}),
-		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{}),
+		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout}),
+		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout}),
 	}
 	var (
 		wg      sync.WaitGroup
@@ -120,10 +124,11 @@ func TestRedisSessionsOutage(t *testing.T) {
 	prefix := testutil.Unique("pl_test_") + ":"
 	var logs syncBuffer
 	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
+		Timeout:       redisTimeout, // a cut connection fails at once
 		RetryInterval: 20 * time.Millisecond,
 		Logger:        func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
 	})
-	other := identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Logger: discard})
+	other := identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
 	t.Cleanup(func() { r.Close(); other.Close() })
 
 	at := t0
@@ -197,7 +202,8 @@ func TestRedisSessionsFailuresInARow(t *testing.T) {
 	prefix := testutil.Unique("pl_test_") + ":"
 	var logs syncBuffer
 	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
-		Logger: func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
+		Timeout: redisTimeout,
+		Logger:  func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
 	})
 	t.Cleanup(func() { r.Close() })
 	if err := rdb.Set(context.Background(), prefix+"sess:site1:666", "not a session", time.Minute).Err(); err != nil {

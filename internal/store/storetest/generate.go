@@ -47,7 +47,7 @@ func DefaultOptions() Options {
 			{ID: "site_lhi", Timezone: "Australia/Lord_Howe"},
 			{ID: "site_utc", Timezone: "UTC"},
 		},
-		Sessions: 2500,
+		Sessions: 1500,
 		From:     time.Date(2024, 3, 5, 0, 0, 0, 0, time.UTC),
 		To:       time.Date(2024, 4, 12, 0, 0, 0, 0, time.UTC),
 		Edges:    true,
