@@ -10,6 +10,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/config"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
+	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/realtime"
@@ -42,11 +43,22 @@ func register(app core.App, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
-	enricher, err := enrich.New(enrich.Config{
+	enrichCfg := enrich.Config{
 		GeoIPDB:    cfg.GeoIPDB,
 		GeoHeaders: cfg.GeoHeaders,
 		Salts:      ring,
-	})
+	}
+	// Sessions too, so a visit is one session whichever instances its hits
+	// reach; each hit falls back to memory when Redis is slow or down.
+	var sessions *identity.RedisSessions
+	if rdb != nil {
+		sessions = identity.NewRedisSessions(rdb, cfg.RedisPrefix, identity.RedisOptions{
+			Timeout: cfg.RedisSessionTimeout,
+			Logger:  app.Logger,
+		})
+		enrichCfg.Sessions = sessions
+	}
+	enricher, err := enrich.New(enrichCfg)
 	if err != nil {
 		return err
 	}
@@ -76,6 +88,7 @@ func register(app core.App, cfg config.Config) error {
 		data.close()
 		_ = enricher.Close()
 		if rdb != nil {
+			_ = sessions.Close()
 			_ = rdb.Close()
 		}
 		return e.Next()
@@ -108,6 +121,11 @@ func register(app core.App, cfg config.Config) error {
 			Live:           live,
 			RateLimit:      cfg.RateLimit,
 			TrackLocalhost: cfg.TrackLocalhost,
+		}),
+		hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{
+			Store:         data,
+			Sites:         sites,
+			RetentionDays: cfg.RetentionDays,
 		}),
 		hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
 		hooks.RegisterOps(app, ops),
