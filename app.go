@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -26,6 +27,9 @@ func register(app core.App, cfg config.Config) error {
 			return fmt.Errorf("REDIS_URL: %w", err)
 		}
 		rdb = redis.NewClient(opts)
+		// go-redis prints every failed dial; the parts that use Redis log an
+		// outage once each, so its own lines go to the debug level.
+		redis.SetLogger(redisLogger{app})
 	}
 
 	if err := hooks.RegisterSites(app); err != nil {
@@ -34,10 +38,14 @@ func register(app core.App, cfg config.Config) error {
 	sites := sitecache.Register(app)
 
 	// Salts are shared through Redis when instances share a queue, so a
-	// visitor gets the same id whichever instance they reach.
+	// visitor gets the same id whichever instance they reach; while Redis is
+	// unreachable the instance hashes with its own (and retries).
 	var salts salt.Store
 	if rdb != nil {
-		salts = salt.NewRedisStore(rdb, cfg.RedisPrefix)
+		salts = salt.FallbackStore{
+			Primary:  salt.NewRedisStore(rdb, cfg.RedisPrefix),
+			Fallback: salt.NewCollectionStore(app),
+		}
 	}
 	ring, err := salt.Register(app, salts)
 	if err != nil {
@@ -137,4 +145,11 @@ func register(app core.App, cfg config.Config) error {
 		}
 	}
 	return nil
+}
+
+// redisLogger sends go-redis' internal messages to the app's debug log.
+type redisLogger struct{ app core.App }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.app.Logger().Debug("redis: " + fmt.Sprintf(format, v...))
 }
