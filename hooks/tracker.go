@@ -3,6 +3,7 @@ package hooks
 import (
 	"fmt"
 
+	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 
 	pbpublic "github.com/pocketlytics/pocketlytics/pb_public"
@@ -35,7 +36,7 @@ func RegisterTracker(app core.App) error {
 			// Pages that set Cross-Origin-Embedder-Policy may still load it.
 			h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 			return script.serve(e, trackerCacheControl)
-		})
+		}).Bind(apis.SkipSuccessActivityLog()) // fetched once per page view: no log row each time
 		return se.Next()
 	})
 	return nil
