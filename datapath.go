@@ -159,7 +159,8 @@ func (d *dataPath) storeKind() string {
 	return "sqlite"
 }
 
-// close drains the flusher and closes everything, in the reverse order of open.
+// close stops the flusher, which stores what it holds, then closes the
+// queues (spool, Redis, local) and last the store.
 func (d *dataPath) close() {
 	if d.stop == nil {
 		return
