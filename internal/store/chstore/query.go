@@ -105,3 +105,10 @@ func (dialect) PropHas(key string) sqlquery.Frag {
 func (dialect) JoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
 	return sqlquery.Cat("(", left, ") AS r ALL INNER JOIN (", right, ") AS s USING session_id")
 }
+
+// ValueKey groups by a 64-bit hash of the value: integer keys group about
+// twice as fast as strings (the page breakdown at 10M events). Two values of
+// one range would have to collide in cityHash64 to be merged.
+func (dialect) ValueKey(value sqlquery.Frag) (sqlquery.Frag, bool) {
+	return sqlquery.Cat("cityHash64(", value, ")"), true
+}

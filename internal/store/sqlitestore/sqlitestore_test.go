@@ -119,6 +119,7 @@ func TestSchema(t *testing.T) {
 	}{
 		{"unique id index", "SELECT \"unique\" FROM pragma_index_list('events') WHERE name = 'events_id'", int64(1)},
 		{"site/ts index", "SELECT group_concat(name) FROM pragma_index_info('events_site_ts')", "site_id,ts"},
+		{"covering query index", "SELECT group_concat(name) FROM pragma_index_info('events_site_ts_visit')", "site_id,ts,type,session_id,visitor_id,pathname"},
 		{"schema version", "PRAGMA user_version", int64(len(migrations))},
 		{"wal", "PRAGMA journal_mode", "wal"},
 	}

@@ -110,7 +110,9 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	if err := store.ValidatePage(limit, offset); err != nil {
 		return store.Breakdown{}, err
 	}
-	pageSQL, countSQL := breakdownSQL(qr.Dialect, q, dim, limit, offset)
+	// One row past the page tells whether there are more values: when there
+	// are none, the total needs no second query.
+	pageSQL, countSQL := breakdownSQL(qr.Dialect, q, dim, limit+1, offset)
 	out := store.Breakdown{Rows: []store.Row{}}
 	err := qr.each(ctx, pageSQL, func(r Rows) error {
 		var v string
@@ -124,11 +126,13 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	if err != nil {
 		return store.Breakdown{}, fmt.Errorf("breakdown: %w", err)
 	}
-	// A short page that is not past the end tells the total without counting.
-	if len(out.Rows) < limit && (len(out.Rows) > 0 || offset == 0) {
+	// A page that is not full and not past the end tells the total without
+	// counting.
+	if len(out.Rows) <= limit && (len(out.Rows) > 0 || offset == 0) {
 		out.Total = offset + len(out.Rows)
 		return out, nil
 	}
+	out.Rows = out.Rows[:min(len(out.Rows), limit)]
 	err = qr.each(ctx, countSQL, func(r Rows) error {
 		var n int64
 		err := r.Scan(&n)
