@@ -48,6 +48,7 @@ func TestOpsHealthWhileSpooling(t *testing.T) {
 		}
 	}
 
+	store := openStore(t)
 	s := tests.ApiScenario{
 		Name: "health while Redis is down", Method: http.MethodGet, URL: "/api/analytics/health",
 		TestAppFactory: func(t testing.TB) *tests.TestApp {
@@ -55,7 +56,7 @@ func TestOpsHealthWhileSpooling(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg := OpsConfig{Mode: ModeRedis, Queue: rq, Redis: rq, Spool: sp, Store: pingStore{kind: "clickhouse"},
+			cfg := OpsConfig{Mode: ModeRedis, Queue: rq, Redis: rq, Spool: sp, Store: store,
 				Timeout: 300 * time.Millisecond}
 			if err := RegisterOps(app, cfg); err != nil {
 				t.Fatal(err)

@@ -2,8 +2,8 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,18 +13,20 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue/redisq"
+	"github.com/pocketlytics/pocketlytics/internal/store/sqlitestore"
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
-// pingStore stands in for the analytics store, whose packages live on other
-// branches: health only needs its Ping and Kind.
-type pingStore struct {
-	kind string
-	err  error
+// openStore opens a real SQLite analytics store in a temp dir.
+func openStore(t testing.TB) *sqlitestore.Store {
+	t.Helper()
+	st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "analytics.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
 }
-
-func (s pingStore) Ping(context.Context) error { return s.err }
-func (s pingStore) Kind() string               { return s.kind }
 
 // authTokens returns a superuser's and a regular user's token from
 // PocketBase's test data (each test app is a copy of it, so they stay valid).
@@ -64,6 +66,10 @@ func TestOps(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	store := openStore(t)
+	closed := openStore(t)
+	closed.Close() // a store that cannot be reached
+
 	superuser, user := authTokens(t)
 	flushed := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	factory := func(cfg OpsConfig) func(t testing.TB) *tests.TestApp {
@@ -79,7 +85,7 @@ func TestOps(t *testing.T) {
 		}
 	}
 	healthy := factory(OpsConfig{
-		Mode: ModeRedis, Queue: q, Redis: q, Store: pingStore{kind: "clickhouse"},
+		Mode: ModeRedis, Queue: q, Redis: q, Store: store,
 		LastFlush: func() time.Time { return flushed }, MetricsToken: "s3cret-token",
 	})
 
@@ -89,7 +95,7 @@ func TestOps(t *testing.T) {
 			TestAppFactory: healthy,
 			ExpectedStatus: http.StatusOK,
 			ExpectedContent: []string{
-				`"status":"ok"`, `"problems":[]`, `"mode":"redis"`, `"store":"clickhouse"`,
+				`"status":"ok"`, `"problems":[]`, `"mode":"redis"`, `"store":"sqlite"`,
 				`"storeReachable":true`, `"redisReachable":true`, `"queueLength":2`, `"pending":0`,
 				`"deadLetters":0`, `"spoolHealthy":null`, `"lastFlush":"2026-01-02T03:04:05Z"`,
 			},
@@ -98,7 +104,7 @@ func TestOps(t *testing.T) {
 		{
 			Name: "health, store down, never flushed", Method: http.MethodGet, URL: "/api/analytics/health",
 			TestAppFactory: factory(OpsConfig{
-				Queue: q, Store: pingStore{kind: "sqlite", err: errors.New("disk gone")},
+				Queue: q, Store: closed,
 				LastFlush: func() time.Time { return time.Time{} },
 			}),
 			ExpectedStatus: http.StatusOK,
@@ -123,7 +129,7 @@ func TestOps(t *testing.T) {
 		{
 			Name: "metrics with a token when none is configured", Method: http.MethodGet, URL: "/metrics",
 			Headers:         map[string]string{"Authorization": "Bearer "},
-			TestAppFactory:  factory(OpsConfig{Queue: q, Store: pingStore{kind: "sqlite"}}),
+			TestAppFactory:  factory(OpsConfig{Queue: q, Store: store}),
 			ExpectedStatus:  http.StatusUnauthorized,
 			ExpectedContent: []string{`"status":401`},
 		},

@@ -205,10 +205,7 @@ func (f *Flusher) LastFlush() time.Time {
 // the entries at fault and dead-letters those. failures counts the
 // permanent failures of batches that contained all of msgs.
 func (f *Flusher) store(ctx context.Context, msgs []queue.Message, failures int) error {
-	events := make([]event.Event, len(msgs))
-	for i := range msgs {
-		events[i] = msgs[i].Event
-	}
+	events := uniqueEvents(msgs)
 	token := Token(msgs)
 
 	for transient := 0; ; {
@@ -339,4 +336,22 @@ func Token(msgs []queue.Message) string {
 		h.Write([]byte{'\n'})
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// uniqueEvents returns the batch's events without repeats of an event id.
+// A queue may hold an event twice (a Redis write that timed out but landed,
+// then spooled and replayed); when both copies meet in one batch, the
+// store's check against rows already stored cannot see the repeat.
+func uniqueEvents(msgs []queue.Message) []event.Event {
+	events := make([]event.Event, 0, len(msgs))
+	seen := make(map[string]struct{}, len(msgs))
+	for i := range msgs {
+		id := msgs[i].Event.ID
+		if _, dup := seen[id]; dup {
+			continue
+		}
+		seen[id] = struct{}{}
+		events = append(events, msgs[i].Event)
+	}
+	return events
 }

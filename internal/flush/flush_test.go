@@ -427,3 +427,31 @@ func TestToken(t *testing.T) {
 		t.Fatalf("token %q has %d characters, want 32", a, len(a))
 	}
 }
+
+// A queue can hold an event twice (a Redis write that timed out but landed,
+// then spooled and replayed). When both copies share a batch, the store
+// must get the event once.
+func TestRepeatedEventInOneBatch(t *testing.T) {
+	e := newEnv(t)
+	var mu sync.Mutex
+	var inserted []int
+	w := &flaky{Writer: e.s, fail: func(_ int, _ string, events []event.Event) error {
+		mu.Lock()
+		inserted = append(inserted, len(events))
+		mu.Unlock()
+		return nil
+	}}
+	evs := testEvents("dup", 3)
+	e.enqueue(t, append(evs, evs[1], evs[2])...)
+	e.run(t, e.q, w, flush.Options{BatchSize: 10, Interval: 20 * time.Millisecond})
+
+	eventually(t, "the queue is acknowledged", func() bool { return e.stats(t).Length == 0 })
+	if n := e.count(t); n != 3 {
+		t.Fatalf("stored %d rows, want 3", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(inserted) != 1 || inserted[0] != 3 {
+		t.Fatalf("inserts of %v events, want one insert of 3", inserted)
+	}
+}
