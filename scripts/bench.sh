@@ -30,6 +30,8 @@ LOAD_DURATION=${LOAD_DURATION:-30s}
 BACKLOG=${BACKLOG:-300000}
 BENCH_OUT=${BENCH_OUT:-/tmp/pocketlytics-bench}
 BENCHTIME=${BENCHTIME:-1s}
+QUERY_ROWS_SQLITE=${QUERY_ROWS_SQLITE:-1000000}
+QUERY_ROWS_CH=${QUERY_ROWS_CH:-10000000}
 
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(load ingest backlog go queries)
@@ -241,11 +243,12 @@ if want go; then
 fi
 
 if want queries; then
-	section "analytics queries"
-	pkgs=$(grep -rl --include='*_test.go' -E '^func Benchmark(Query|Overview|TimeSeries|Breakdown)' internal hooks 2>/dev/null | xargs -r -n1 dirname | sort -u)
-	if [ -z "$pkgs" ]; then
-		echo "no query benchmarks on this branch yet"
+	section "analytics queries: SQLite over $QUERY_ROWS_SQLITE events, ClickHouse over $QUERY_ROWS_CH (30 days, one site)"
+	if ! grep -qs '^func BenchmarkQueries' internal/store/sqlitestore/*_test.go internal/store/chstore/*_test.go; then
+		echo "no query benchmarks on this branch yet (BenchmarkQueries in internal/store/*)"
 	else
-		for p in $pkgs; do gob "queries-$(basename "$p")" "./$p" '^Benchmark(Query|Overview|TimeSeries|Breakdown)' -benchtime "$BENCHTIME" -timeout 60m; done
+		# PL_BENCH_KEEP=1 (passed through) keeps the loaded data sets for the next run.
+		PL_BENCH_ROWS=$QUERY_ROWS_SQLITE gob queries-sqlite ./internal/store/sqlitestore/ '^BenchmarkQueries$' -benchtime "$BENCHTIME" -timeout 60m
+		PL_BENCH_ROWS=$QUERY_ROWS_CH gob queries-clickhouse ./internal/store/chstore/ '^BenchmarkQueries$' -benchtime "$BENCHTIME" -timeout 60m
 	fi
 fi
