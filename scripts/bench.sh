@@ -165,35 +165,48 @@ if want ingest; then
 	# The proxy setting, and a warm-up of both.
 	loadgen "$app_url" /dev/null "${flags[@]}" -duration 2s -trust-proxy-token "$su_token" -drain
 	loadgen "$base_url" /dev/null "${flags[@]}" -duration 2s
-	: >"$BENCH_OUT/ingest-app.txt"; : >"$BENCH_OUT/ingest-baseline.txt"; : >"$BENCH_OUT/ingest-ratio.txt"
+	for f in app baseline ratio cpu-app cpu-baseline; do : >"$BENCH_OUT/ingest-$f.txt"; done
 	# ingest_round KIND URL PID [flags...]: one flat-out run; prints hits/s,
-	# p99 and the CPU microseconds per accepted hit of the server and of
-	# redis-server (the app's includes its flusher and live layer).
+	# p99 and the CPU microseconds per accepted hit of the server, of
+	# redis-server and of loadgen (the app's includes its flusher and live
+	# layer; the drain after -drain is loadgen's wait, not its CPU).
 	ingest_round() {
 		local kind=$1 url=$2 pid=$3 out=$BENCH_OUT/ingest-$1-$round.json; shift 3
-		local s0 r0 s1 r1
+		local s0 r0 s1 r1 l
 		s0=$(cpu "$pid"); r0=$(cpu "$redis_pid")
-		loadgen "$url" "$out" "${flags[@]}" "$@"
+		# `times` in the subshell: the CPU time of its child, loadgen.
+		l=$( { "$bin/loadgen" -url "$url" -json "${flags[@]}" "$@" >"$out"; times; } | tail -1 |
+			awk '{ t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }')
 		s1=$(cpu "$pid"); r1=$(cpu "$redis_pid")
-		jq -r --arg s "$(echo "$s1 - $s0" | bc -l)" --arg r "$(echo "$r1 - $r0" | bc -l)" \
-			'"\(.acceptedPerSecond) \(.latencyMs.p99) \(($s | tonumber) * 1e6 / .accepted | floor) \(($r | tonumber) * 1e6 / .accepted | floor)"' "$out"
+		jq -r --arg s "$(echo "$s1 - $s0" | bc -l)" --arg r "$(echo "$r1 - $r0" | bc -l)" --arg l "$l" \
+			'"\(.acceptedPerSecond) \(.latencyMs.p99) \(($s | tonumber) * 1e6 / .accepted | floor) \(($r | tonumber) * 1e6 / .accepted | floor) \(($l | tonumber) * 1e6 / .accepted | floor)"' "$out"
 	}
 	for round in $(seq 1 "$ROUNDS"); do
-		read -r b bp bc br < <(ingest_round baseline "$base_url" "$base_pid")
+		read -r b bp bc br bl < <(ingest_round baseline "$base_url" "$base_pid")
 		redis_cli del "${prefix}baseline" >/dev/null
 		# -drain: the flusher's backlog is stored before the next round
 		# starts (the drain is outside the measured time, its CPU is not).
-		read -r a ap ac ar < <(ingest_round app "$app_url" "$app_pid" -drain -drain-timeout 5m)
+		read -r a ap ac ar al < <(ingest_round app "$app_url" "$app_pid" -drain -drain-timeout 5m)
 		echo "$b" >>"$BENCH_OUT/ingest-baseline.txt"; echo "$a" >>"$BENCH_OUT/ingest-app.txt"
 		echo "$a / $b" | bc -l >>"$BENCH_OUT/ingest-ratio.txt"
-		printf 'round %d: baseline %.0f/s p99 %s ms, %s+%s µs CPU/hit (server+redis); app %.0f/s p99 %s ms, %s+%s µs CPU/hit; app/baseline %.2f; load %s\n' \
-			"$round" "$b" "$bp" "$bc" "$br" "$a" "$ap" "$ac" "$ar" "$(echo "$a / $b" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
+		echo "$bc $br $bl" >>"$BENCH_OUT/ingest-cpu-baseline.txt"; echo "$ac $ar $al" >>"$BENCH_OUT/ingest-cpu-app.txt"
+		printf 'round %d: baseline %.0f/s p99 %s ms, CPU µs/hit server %s redis %s loadgen %s; app %.0f/s p99 %s ms, CPU µs/hit server %s redis %s loadgen %s; app/baseline %.2f; load %s\n' \
+			"$round" "$b" "$bp" "$bc" "$br" "$bl" "$a" "$ap" "$ac" "$ar" "$al" "$(echo "$a / $b" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
 	done
 	mb=$(median <"$BENCH_OUT/ingest-baseline.txt")
 	ma=$(median <"$BENCH_OUT/ingest-app.txt")
 	mr=$(median <"$BENCH_OUT/ingest-ratio.txt")
 	printf 'median: baseline %.0f hits/s, app %.0f hits/s, ratio of medians %.2f, median of per-round ratios %.2f\n' \
 		"$mb" "$ma" "$(echo "$ma / $mb" | bc -l)" "$mr"
+	# The machine's CPU is the limit for both: the throughput ratio a quiet
+	# machine would show is about the inverse ratio of the CPU per hit of
+	# everything involved (server + Redis + loadgen).
+	for k in baseline app; do
+		printf 'median CPU µs/hit, %s: server %s, redis %s, loadgen %s\n' "$k" \
+			"$(cut -d' ' -f1 "$BENCH_OUT/ingest-cpu-$k.txt" | median)" \
+			"$(cut -d' ' -f2 "$BENCH_OUT/ingest-cpu-$k.txt" | median)" \
+			"$(cut -d' ' -f3 "$BENCH_OUT/ingest-cpu-$k.txt" | median)"
+	done
 	kill "$base_pid"; wait "$base_pid" 2>/dev/null || true
 	stop_app
 fi
@@ -237,7 +250,7 @@ if want go; then
 	gob localq ./internal/queue/localq/ . -benchtime "$BENCHTIME"
 	gob redisq ./internal/queue/redisq/ . -benchtime "$BENCHTIME"
 	gob sqlite ./internal/store/sqlitestore/ '^BenchmarkInsert$' -benchtime "$BENCHTIME"
-	gob clickhouse ./internal/store/chstore/ '^BenchmarkInsert$' -benchtime "$BENCHTIME"
+	gob clickhouse ./internal/store/chstore/ '^BenchmarkInsert$' -benchtime 5x
 	gob flush ./internal/flush/ . -benchtime 200000x
 	gob realtime ./realtime/ . -benchtime 1000x
 fi
