@@ -1,7 +1,7 @@
 # PocketBase v0.40 needs Go 1.27; the module proxy serves the toolchain.
 export GOTOOLCHAIN := go1.27.3
 
-.PHONY: run build test geo bench fuzz
+.PHONY: run build test geo bench
 
 # Starts the app on the embedded defaults at 127.0.0.1:8090.
 run: geo

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -10,6 +11,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/config"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
+	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/realtime"
@@ -25,6 +27,9 @@ func register(app core.App, cfg config.Config) error {
 			return fmt.Errorf("REDIS_URL: %w", err)
 		}
 		rdb = redis.NewClient(opts)
+		// go-redis prints every failed dial; the parts that use Redis log an
+		// outage once each, so its own lines go to the debug level.
+		redis.SetLogger(redisLogger{app})
 	}
 
 	if err := hooks.RegisterSites(app); err != nil {
@@ -33,20 +38,35 @@ func register(app core.App, cfg config.Config) error {
 	sites := sitecache.Register(app)
 
 	// Salts are shared through Redis when instances share a queue, so a
-	// visitor gets the same id whichever instance they reach.
+	// visitor gets the same id whichever instance they reach; while Redis is
+	// unreachable the instance hashes with its own (and retries).
 	var salts salt.Store
 	if rdb != nil {
-		salts = salt.NewRedisStore(rdb, cfg.RedisPrefix)
+		salts = salt.FallbackStore{
+			Primary:  salt.NewRedisStore(rdb, cfg.RedisPrefix),
+			Fallback: salt.NewCollectionStore(app),
+		}
 	}
 	ring, err := salt.Register(app, salts)
 	if err != nil {
 		return err
 	}
-	enricher, err := enrich.New(enrich.Config{
+	enrichCfg := enrich.Config{
 		GeoIPDB:    cfg.GeoIPDB,
 		GeoHeaders: cfg.GeoHeaders,
 		Salts:      ring,
-	})
+	}
+	// Sessions too, so a visit is one session whichever instances its hits
+	// reach; each hit falls back to memory when Redis is slow or down.
+	var sessions *identity.RedisSessions
+	if rdb != nil {
+		sessions = identity.NewRedisSessions(rdb, cfg.RedisPrefix, identity.RedisOptions{
+			Timeout: cfg.RedisSessionTimeout,
+			Logger:  app.Logger,
+		})
+		enrichCfg.Sessions = sessions
+	}
+	enricher, err := enrich.New(enrichCfg)
 	if err != nil {
 		return err
 	}
@@ -76,6 +96,7 @@ func register(app core.App, cfg config.Config) error {
 		data.close()
 		_ = enricher.Close()
 		if rdb != nil {
+			_ = sessions.Close()
 			_ = rdb.Close()
 		}
 		return e.Next()
@@ -109,6 +130,11 @@ func register(app core.App, cfg config.Config) error {
 			RateLimit:      cfg.RateLimit,
 			TrackLocalhost: cfg.TrackLocalhost,
 		}),
+		hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{
+			Store:         data,
+			Sites:         sites,
+			RetentionDays: cfg.RetentionDays,
+		}),
 		hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
 		hooks.RegisterOps(app, ops),
 		hooks.RegisterTracker(app),
@@ -119,4 +145,11 @@ func register(app core.App, cfg config.Config) error {
 		}
 	}
 	return nil
+}
+
+// redisLogger sends go-redis' internal messages to the app's debug log.
+type redisLogger struct{ app core.App }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.app.Logger().Debug("redis: " + fmt.Sprintf(format, v...))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -26,7 +25,7 @@ import (
 
 // errStoreNotReady answers analytics queries while the store has not been
 // reached yet (ClickHouse down at start); ingest is not affected.
-var errStoreNotReady = errors.New("the analytics store is not reachable yet")
+var errStoreNotReady = store.ErrUnavailable
 
 // dataPath is the part of the app that exists only while serving: the queue,
 // the analytics store and the flusher between them. It opens when the server
@@ -160,7 +159,8 @@ func (d *dataPath) storeKind() string {
 	return "sqlite"
 }
 
-// close drains the flusher and closes everything, in the reverse order of open.
+// close stops the flusher, which stores what it holds, then closes the
+// queues (spool, Redis, local) and last the store.
 func (d *dataPath) close() {
 	if d.stop == nil {
 		return
@@ -250,4 +250,31 @@ func (s spoolStats) Stats(ctx context.Context) (spool.Stats, error) {
 		return spool.Stats{}, nil
 	}
 	return s.d.spool.Stats(ctx)
+}
+
+// Overview, Timeseries and Breakdown make dataPath the analytics API's
+// store.Querier; they answer errStoreNotReady until the store is reached.
+
+func (d *dataPath) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+	s := d.currentStore()
+	if s == nil {
+		return store.Overview{}, errStoreNotReady
+	}
+	return s.Overview(ctx, q)
+}
+
+func (d *dataPath) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
+	s := d.currentStore()
+	if s == nil {
+		return nil, errStoreNotReady
+	}
+	return s.Timeseries(ctx, q, interval)
+}
+
+func (d *dataPath) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
+	s := d.currentStore()
+	if s == nil {
+		return store.Breakdown{}, errStoreNotReady
+	}
+	return s.Breakdown(ctx, q, dim, limit, offset)
 }

@@ -5,6 +5,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 
 	pbpublic "github.com/pocketlytics/pocketlytics/pb_public"
@@ -65,7 +66,7 @@ func RegisterDashboard(app core.App) error {
 			e.Response.Header().Set("Content-Security-Policy", dashboardCSP)
 			e.Response.Header().Set("Referrer-Policy", "same-origin")
 			return index.serve(e, pageCacheControl)
-		})
+		}).Bind(apis.SkipSuccessActivityLog()) // like PocketBase's apis.Static: no log row per asset
 		return se.Next()
 	})
 	return nil

@@ -26,8 +26,9 @@ const maxLiveArrivals = 100
 // fallback of the live layer for clients that cannot hold an SSE connection.
 // It returns the site's live count, recent arrivals, active pages, referrer
 // hosts of live visitors, today's per-minute online series and whether live
-// messages are pushed (see realtime.Status). Anyone the site's view rule
-// admits may read it; for everyone else the site does not exist (404).
+// messages are pushed (see realtime.Status). Anyone may read a public site's;
+// any other site's, those the sites view rule admits (realtime.CanView). For
+// everyone else the site does not exist (404).
 func RegisterLive(app core.App, cfg LiveConfig) error {
 	if cfg.Live == nil {
 		return errors.New("hooks: RegisterLive needs a realtime.Live")
@@ -56,7 +57,7 @@ func liveStatus(e *core.RequestEvent, cfg LiveConfig) error {
 	if err != nil {
 		return e.BadRequestError("", err)
 	}
-	if ok, _ := e.App.CanAccessRecord(site, info, site.Collection().ViewRule); !ok {
+	if !realtime.CanView(e.App, site, info) {
 		return e.NotFoundError("", nil)
 	}
 

@@ -70,8 +70,13 @@ func TestLiveRoute(t *testing.T) {
 		{Name: "stranger", Headers: stranger, ExpectedStatus: 404, ExpectedContent: []string{`"data":{}`}, NotExpectedContent: []string{`"count"`}},
 		{Name: "guest", ExpectedStatus: 404, ExpectedContent: []string{`"data":{}`}},
 		{Name: "unknown site", URL: "/api/analytics/sites/nosuchsite0000/live", Headers: owner, ExpectedStatus: 404, ExpectedContent: []string{`"data":{}`}},
+		// Public opens the statistics (not the record): anyone may read them.
 		{Name: "public site as guest", URL: "/api/analytics/sites/" + livetest.Public + "/live", ExpectedStatus: 200,
 			ExpectedContent: []string{`"count":0`, `"arrivals":[]`, `"pages":[]`, `"referrers":[]`}},
+		{Name: "public site as a non-member", URL: "/api/analytics/sites/" + livetest.Public + "/live", Headers: owner, ExpectedStatus: 200,
+			ExpectedContent: []string{`"count":0`}},
+		{Name: "private site of another user", URL: "/api/analytics/sites/" + livetest.Other + "/live", Headers: owner, ExpectedStatus: 404,
+			ExpectedContent: []string{`"data":{}`}},
 		{Name: "arrivals bounded", URL: url + "?arrivals=1", Headers: owner, ExpectedStatus: 200,
 			ExpectedContent:    []string{`"visitor":"` + realtime.VisitorKey(livetest.Site, 2) + `"`},
 			NotExpectedContent: []string{`"visitor":"` + realtime.VisitorKey(livetest.Site, 1) + `"`}},

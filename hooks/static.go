@@ -15,12 +15,6 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 )
 
-// skipActivityLog is the request-store key with which PocketBase's static
-// handler keeps successful asset requests out of the request log
-// (apis.requestEventKeySkipSuccessActivityLog); the tracker is fetched once
-// per page view, so logging each fetch would flood the log.
-const skipActivityLog = "__skipSuccessActivityLogger"
-
 // asset is one embedded file prepared for serving: its body, a gzipped copy
 // when that is smaller, and a strong ETag over the content.
 type asset struct {
@@ -86,8 +80,6 @@ func loadAssets(fsys fs.FS) (map[string]*asset, error) {
 // serve writes a with the given Cache-Control, answering 304 when the
 // client's copy is current and gzip when the client accepts it.
 func (a *asset) serve(e *core.RequestEvent, cacheControl string) error {
-	e.Set(skipActivityLog, true)
-
 	h := e.Response.Header()
 	h.Set("Content-Type", a.contentType)
 	h.Set("Cache-Control", cacheControl)

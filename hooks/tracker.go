@@ -3,6 +3,7 @@ package hooks
 import (
 	"fmt"
 
+	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 
 	pbpublic "github.com/pocketlytics/pocketlytics/pb_public"
@@ -29,13 +30,16 @@ func RegisterTracker(app core.App) error {
 	}
 
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		// Every caller is a visitor of a tracked site, once per page view:
+		// no request-log row (it would hold their IP), not even for a
+		// failed write.
 		se.Router.GET("/t.js", func(e *core.RequestEvent) error {
 			h := e.Response.Header()
 			h.Set("Access-Control-Allow-Origin", "*")
 			// Pages that set Cross-Origin-Embedder-Policy may still load it.
 			h.Set("Cross-Origin-Resource-Policy", "cross-origin")
 			return script.serve(e, trackerCacheControl)
-		})
+		}).Unbind(apis.DefaultActivityLoggerMiddlewareId)
 		return se.Next()
 	})
 	return nil

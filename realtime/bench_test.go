@@ -65,6 +65,42 @@ func BenchmarkLatency(b *testing.B) {
 	}
 }
 
+// BenchmarkPublish measures what the ingest route pays per hit for the live
+// view: Publish's hand-over to the worker. With Redis unreachable the worker
+// fails every batch; Publish must stay as cheap (it drops when the queue is
+// full) and never block.
+//
+//	go test -run '^$' -bench Publish ./realtime/
+func BenchmarkPublish(b *testing.B) {
+	cases := map[string]func(*testing.B) realtime.Config{
+		"memory": func(*testing.B) realtime.Config { return realtime.Config{} },
+		"redis-down": func(b *testing.B) realtime.Config {
+			return realtime.Config{Redis: livetest.NewRedisServer(b).Client()} // never started
+		},
+	}
+	for name, cfg := range cases {
+		b.Run(name, func(b *testing.B) {
+			app := livetest.NewApp(b)
+			live, err := realtime.Register(app, cfg(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { live.Close() })
+			hits := make([]event.Event, 1024)
+			for i := range hits {
+				hits[i] = livetest.Hit(livetest.Site, visitor(), event.TypePageview, "/")
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for i := 0; pb.Next(); i++ {
+					live.Publish(hits[i%len(hits)])
+				}
+			})
+		})
+	}
+}
+
 // BenchmarkFanout measures delivery to 500 SSE subscribers of one site while
 // hits arrive at 200/s (one per b.N). The subscribers run in a child
 // process (this test binary in client mode, see TestMain), so the CPU

@@ -150,7 +150,7 @@ func parseOptions(subs []string) map[string]subscriptions.SubscriptionOptions {
 	return tmp.Subscriptions()
 }
 
-// canView reports whether auth may see the site, by the sites view rule.
+// canView reports whether auth may see the site's live data (see CanView).
 func canView(app core.App, site string, auth *core.Record, opts subscriptions.SubscriptionOptions) bool {
 	record, err := app.FindRecordById(SitesCollection, site)
 	if err != nil {
@@ -170,7 +170,22 @@ func canView(app core.App, site string, auth *core.Record, opts subscriptions.Su
 	if info.Headers == nil {
 		info.Headers = map[string]string{}
 	}
-	ok, err := app.CanAccessRecord(record, info, record.Collection().ViewRule)
+	return CanView(app, record, info)
+}
+
+// PublicField is the sites field that opens a site's statistics to anyone.
+const PublicField = "public"
+
+// CanView reports whether a request may see a site's live data. As for the
+// analytics API, anyone may watch a public site; "public" opens the
+// statistics, not the record itself (its domains, owner and members stay
+// behind the view rule). Any other site is visible to those the sites
+// collection's view rule admits: owner, members and superusers.
+func CanView(app core.App, site *core.Record, info *core.RequestInfo) bool {
+	if site.GetBool(PublicField) {
+		return true
+	}
+	ok, err := app.CanAccessRecord(site, info, site.Collection().ViewRule)
 	return err == nil && ok
 }
 

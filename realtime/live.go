@@ -7,12 +7,13 @@
 //
 //	pb.realtime.subscribe("analytics/live/" + siteId, (msg) => { ... })
 //
-// A client may subscribe to a site's topic only if the site's view rule
-// allows its auth record (superusers: always). Forbidden topics are dropped
-// from the subscription request, like PocketBase treats record topics a
-// client may not see: the request succeeds and the client receives nothing
-// for them. Clients that lose access (owner/members or rule changed, site or
-// user deleted) are unsubscribed at once. docs/LIVE.md lists the messages.
+// Anyone may subscribe to a public site's topic, as anyone may read its
+// statistics; any other site's topic only a client whose auth record the
+// sites view rule admits (owner, members; superusers always). Forbidden
+// topics are dropped from the subscription request, like PocketBase treats
+// record topics a client may not see: the request succeeds and the client
+// receives nothing for them. Clients that lose access (owner, members,
+// public flag or rule changed, site or user deleted) are unsubscribed at once. docs/LIVE.md lists the messages.
 //
 // Wiring, in main.go:
 //
@@ -34,7 +35,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -136,7 +136,8 @@ type Live struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	lastWarn atomic.Int64 // unix ms of the last logged error, to log at most every 10s
+	lastWarn atomic.Int64  // unix ms of the last logged error, to log at most every 10s
+	ready    chan struct{} // closed once the bus delivers
 }
 
 // maxBatch bounds the hits the worker handles in one presence round trip.
@@ -149,6 +150,12 @@ const maxPending = 100_000
 // Register sets up the live layer on app: the realtime subscription hooks,
 // the worker and, with cfg.Redis, the Redis presence and bus. It stops with
 // the app (OnTerminate) or Close.
+//
+// Register does no I/O and returns at once, also when Redis is unreachable:
+// until Redis answers, Publish still never blocks (the live view of hits is
+// lost, their storage is not), the polling route answers 503 and the bus
+// keeps reconnecting in the background. The same holds when Redis goes away
+// later; everything resumes when it is back.
 func Register(app core.App, cfg Config) (*Live, error) {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -158,6 +165,7 @@ func Register(app core.App, cfg Config) (*Live, error) {
 		in:     make(chan event.Event, cfg.QueueSize),
 		ctx:    ctx,
 		cancel: cancel,
+		ready:  make(chan struct{}),
 	}
 	l.bridge = newBridge(app, l)
 
@@ -165,18 +173,16 @@ func Register(app core.App, cfg Config) (*Live, error) {
 	if cfg.Redis == nil {
 		l.store = presence.NewMemory(popts)
 		l.bus = bus.NewLocal(l.bridge.dispatch)
+		close(l.ready)
 	} else {
-		setup, done := context.WithTimeout(ctx, 10*time.Second)
-		defer done()
-		var err error
-		if l.store, err = presence.NewRedis(setup, cfg.Redis, popts); err != nil {
-			cancel()
-			return nil, fmt.Errorf("realtime: %w", err)
-		}
-		if l.bus, err = bus.NewRedis(setup, cfg.Redis, cfg.Channel, l.bridge.dispatch); err != nil {
-			cancel()
-			return nil, fmt.Errorf("realtime: subscribe to %q: %w", cfg.Channel, err)
-		}
+		// Neither does I/O here: an unreachable Redis must not stop the
+		// app from starting (ingest goes on through the spool). Presence
+		// calls fail and the bus reconnects until Redis answers.
+		l.store = presence.NewRedis(cfg.Redis, popts)
+		rb := bus.NewRedis(cfg.Redis, cfg.Channel, l.bridge.dispatch)
+		l.bus = rb
+		l.wg.Add(1)
+		go l.awaitRedis(rb.Ready())
 	}
 
 	l.bridge.bind()
@@ -211,6 +217,34 @@ func (l *Live) Publish(ev event.Event) {
 	case l.in <- ev:
 	default:
 		metrics.LiveDropped.Inc()
+	}
+}
+
+// Ready is closed once live messages flow: at once in process, and with
+// Redis when the bus subscription first took effect.
+func (l *Live) Ready() <-chan struct{} { return l.ready }
+
+// awaitRedis closes ready when the Redis bus is subscribed, and tells the
+// operator when that takes a while (Redis down at start).
+func (l *Live) awaitRedis(subscribed <-chan struct{}) {
+	defer l.wg.Done()
+	slow := time.NewTimer(5 * time.Second)
+	defer slow.Stop()
+	waited := false
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-slow.C:
+			waited = true
+			l.app.Logger().Warn("live: Redis is not reachable yet; live views resume once it answers")
+		case <-subscribed:
+			close(l.ready)
+			if waited {
+				l.app.Logger().Info("live: connected to Redis")
+			}
+			return
+		}
 	}
 }
 

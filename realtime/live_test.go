@@ -36,6 +36,7 @@ func start(t testing.TB, cfg realtime.Config) (*tests.TestApp, *realtime.Live, s
 	}
 	t.Cleanup(func() { live.Close() })
 	srv := livetest.Serve(t, app)
+	livetest.Ready(t, live)
 	return app, live, srv.URL
 }
 
@@ -79,6 +80,8 @@ func TestSubscribeAuthorization(t *testing.T) {
 		{"superuser", superuser, []string{realtime.Topic(livetest.Other)}, map[string]string{livetest.Other: realtime.Topic(livetest.Other)}},
 		{"stranger is refused", stranger, []string{realtime.Topic(livetest.Site)}, map[string]string{livetest.Site: ""}},
 		{"guest is refused", "", []string{realtime.Topic(livetest.Site)}, map[string]string{livetest.Site: ""}},
+		{"guest watches a public site", "", nil, map[string]string{livetest.Public: realtime.Topic(livetest.Public)}},
+		{"stranger watches a public site", stranger, nil, map[string]string{livetest.Public: realtime.Topic(livetest.Public)}},
 		{"option-suffixed key", owner, []string{sdkTopic(livetest.Site)}, map[string]string{livetest.Site: sdkTopic(livetest.Site)}},
 		{"forbidden topics are dropped, allowed ones kept", owner,
 			[]string{realtime.Topic(livetest.Site), realtime.Topic(livetest.Other), "analytics/live/", "analytics/live/x/y"},
@@ -205,18 +208,39 @@ func TestAccessChanges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rule := "public = true" // owners lose access to private sites
+		orig := *col.ViewRule
+		rule := "@request.auth.collectionName = '_superusers'" // owners lose access
 		col.ViewRule = &rule
 		if err := app.Save(col); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			rule := livetest.ViewRule
-			col.ViewRule = &rule
-			app.Save(col)
+			col.ViewRule = &orig
+			if err := app.Save(col); err != nil {
+				t.Error(err)
+			}
 		})
 		if delivered(t, c, livetest.Site) {
 			t.Fatal("owner still receives messages after the rule change")
+		}
+	})
+
+	t.Run("site no longer public", func(t *testing.T) {
+		probe := livetest.CreateSite(t, app, "liveprobe000001", livetest.Stranger, nil, true)
+		c := livetest.Connect(t, base)
+		c.Subscribe(t, "", realtime.Topic(livetest.Public), realtime.Topic(probe.Id))
+		if !delivered(t, c, probe.Id) {
+			t.Fatal("guest did not receive the public site's arrival")
+		}
+		probe.Set("public", false)
+		if err := app.Save(probe); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := subscriptionsOf(t, app, c.ID)[realtime.Topic(probe.Id)]; ok {
+			t.Fatal("guest is still subscribed to a site that is no longer public")
+		}
+		if delivered(t, c, probe.Id) {
+			t.Fatal("guest still receives the messages of a private site")
 		}
 	})
 

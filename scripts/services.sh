@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages) and starts the services the test suite
 # needs, when they are missing: redis-server, clickhouse-server, chromium,
-# and the npm packages of the browser tests. Idempotent: a service that
+# and the npm packages of the browser tests and the front-end build. Idempotent: a service that
 # already answers is left alone.
 #
 # Prints the environment the tests read, for eval:
@@ -60,6 +60,11 @@ curl -fsS http://127.0.0.1:8123/ping >/dev/null || { log "clickhouse did not ans
 if [ ! -d tests/e2e/node_modules/playwright-core ]; then
 	log "npm ci in tests/e2e"
 	(cd tests/e2e && npm ci --no-audit --no-fund --silent) >&2
+fi
+# TestEmbeddedAssetsAreCurrent rebuilds the front-end with web/'s esbuild.
+if [ ! -d web/node_modules/esbuild ]; then
+	log "npm ci in web"
+	(cd web && npm ci --no-audit --no-fund --silent) >&2
 fi
 
 echo "export REDIS_URL=redis://127.0.0.1:$redis_port/0"

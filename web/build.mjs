@@ -87,7 +87,7 @@ if (check) {
   const extra = have.filter((f) => !want.includes(f));
   rmSync(out, { recursive: true, force: true });
   if (stale.length || extra.length) {
-    console.error('pb_public is out of date; run `npm run build` in web/:', [...stale, ...extra].join(', '));
+    console.error('pb_public is out of date; run scripts/build-web.sh:', [...stale, ...extra].join(', '));
     process.exit(1);
   }
   console.log('pb_public is up to date');

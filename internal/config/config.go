@@ -12,7 +12,8 @@ import (
 
 // Config holds every setting. The zero value of a field means "use the default".
 type Config struct {
-	// RedisURL enables the Redis queue, live bus and presence (REDIS_URL).
+	// RedisURL enables the Redis queue, live bus and presence, and shares
+	// salts and sessions between instances (REDIS_URL).
 	RedisURL string
 	// RedisPrefix namespaces every Redis key and stream (REDIS_PREFIX,
 	// default "pl:"), so several deployments can share one server.
@@ -20,6 +21,10 @@ type Config struct {
 	// LiveChannel is the Redis pub/sub channel of live events
 	// (LIVE_CHANNEL, default "live-events").
 	LiveChannel string
+	// RedisSessionTimeout is the longest a hit waits for its session in
+	// Redis; a slower hit is resolved in the instance's memory
+	// (REDIS_SESSION_TIMEOUT, default 50ms).
+	RedisSessionTimeout time.Duration
 	// ClickHouseURL enables the ClickHouse analytics store (CLICKHOUSE_URL),
 	// a clickhouse-go DSN such as clickhouse://default:@127.0.0.1:9000/analytics.
 	ClickHouseURL string
@@ -136,6 +141,7 @@ func parse(getenv func(string) string) (Config, error) {
 	durVar("FLUSH_INTERVAL", &c.FlushInterval, time.Second)
 	durVar("CLAIM_IDLE", &c.ClaimIdle, time.Minute)
 	durVar("LIVE_WINDOW", &c.LiveWindow, 5*time.Minute)
+	durVar("REDIS_SESSION_TIMEOUT", &c.RedisSessionTimeout, 50*time.Millisecond)
 
 	c.RateLimit = 20
 	if v := getenv("RATE_LIMIT"); v != "" {

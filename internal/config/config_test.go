@@ -17,7 +17,8 @@ func TestParse(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.FlushBatch != 10000 || c.FlushInterval != time.Second || c.RateLimit != 20 ||
-			c.LiveWindow != 5*time.Minute || c.ClaimIdle != time.Minute || c.MaxDeliveries != 5 {
+			c.LiveWindow != 5*time.Minute || c.ClaimIdle != time.Minute || c.MaxDeliveries != 5 ||
+			c.RedisSessionTimeout != 50*time.Millisecond {
 			t.Fatalf("unexpected defaults: %+v", c)
 		}
 		if c.RedisURL != "" || c.ClickHouseURL != "" || c.TrackLocalhost || len(c.GeoHeaders) != 0 {

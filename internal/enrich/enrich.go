@@ -70,7 +70,8 @@ type Config struct {
 	Salts *salt.Ring
 
 	// Sessions tracks live sessions. Nil: an in-memory store, which is per
-	// instance (see identity.Memory).
+	// instance (see identity.Memory). Instances behind a load balancer
+	// without sticky sessions share identity.NewRedisSessions.
 	Sessions identity.Sessions
 
 	// SessionTimeout ends a session after this much inactivity (default 30m).

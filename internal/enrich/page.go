@@ -43,7 +43,7 @@ func stepPage(p *Pipeline, s *state) string {
 }
 
 type urlParts struct {
-	scheme, host, path, query string
+	host, path, query string
 }
 
 // splitURL splits an absolute URL without net/url's allocations. The host
@@ -54,9 +54,9 @@ func splitURL(raw string) (urlParts, bool) {
 	if i <= 0 {
 		return u, false
 	}
-	u.scheme = raw[:i]
-	for j := 0; j < len(u.scheme); j++ {
-		c := u.scheme[j]
+	scheme := raw[:i]
+	for j := 0; j < len(scheme); j++ {
+		c := scheme[j]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || j > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.')) {
 			return u, false
 		}

@@ -53,6 +53,13 @@ var (
 		Help: "Failed analytics store inserts.",
 	})
 
+	// SessionFallbacks counts hits whose session was resolved in process
+	// memory because the shared Redis session store was slow or down.
+	SessionFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pocketlytics_session_fallbacks_total",
+		Help: "Hits whose session was resolved in memory because Redis was slow or down.",
+	})
+
 	// LiveClients is the number of realtime subscribers of live topics.
 	LiveClients = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "pocketlytics_live_clients",
@@ -69,7 +76,7 @@ var (
 func init() {
 	Registry.MustRegister(
 		HitsAccepted, HitsDropped, QueueDepth, FlushedRows, BatchSize,
-		FlushLatency, InsertErrors, LiveClients, LiveDropped,
+		FlushLatency, InsertErrors, SessionFallbacks, LiveClients, LiveDropped,
 		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 	)

@@ -32,7 +32,11 @@ func Register(app core.App, store Store) (*Ring, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := r.Rotate(ctx, time.Now()); err != nil {
-			return fmt.Errorf("load daily salts: %w", err)
+			// Salts loaded and only pruning failed: serve, prune later.
+			if r.cur.Load() == nil {
+				return fmt.Errorf("load daily salts: %w", err)
+			}
+			app.Logger().Warn("salt: rotation incomplete", slog.String("error", err.Error()))
 		}
 		return e.Next()
 	})

@@ -14,6 +14,7 @@ package salt
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -33,7 +34,8 @@ type Salts struct {
 	Today     []byte
 	Yesterday []byte
 
-	end int64 // unix seconds of the midnight that ends Day
+	end         int64 // unix seconds of the midnight that ends Day
+	provisional bool  // from a fallback store: load again on the next Rotate
 }
 
 // Store persists salts by UTC day.
@@ -107,16 +109,22 @@ func (r *Ring) Rotate(ctx context.Context, now time.Time) error {
 	start, _ := time.Parse(DayLayout, today)
 	yesterday := Day(start.AddDate(0, 0, -1))
 
-	if s := r.cur.Load(); s == nil || s.Day != today {
-		t, err := r.load(ctx, today)
+	if s := r.cur.Load(); s == nil || s.Day != today || s.provisional {
+		t, tp, err := r.load(ctx, today)
 		if err != nil {
 			return err
 		}
-		y, err := r.load(ctx, yesterday)
+		y, yp, err := r.load(ctx, yesterday)
 		if err != nil {
 			return err
 		}
-		r.cur.Store(&Salts{Day: today, Today: t, Yesterday: y, end: start.AddDate(0, 0, 1).Unix()})
+		next := &Salts{Day: today, Today: t, Yesterday: y, end: start.AddDate(0, 0, 1).Unix(), provisional: tp || yp}
+		if next.provisional {
+			r.logger().Warn("salt: the shared salt store is unreachable; hashing with this instance's own salts until it answers")
+		} else if s != nil && s.provisional {
+			r.logger().Info("salt: the shared salt store answers again")
+		}
+		r.cur.Store(next)
 	}
 
 	// Retried by the next call when it fails: old salts must not linger.
@@ -129,17 +137,25 @@ func (r *Ring) Rotate(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-func (r *Ring) load(ctx context.Context, day string) ([]byte, error) {
+// load returns day's salt and whether it is provisional (ErrProvisional).
+func (r *Ring) load(ctx context.Context, day string) ([]byte, bool, error) {
 	fresh := make([]byte, Size)
 	rand.Read(fresh)
 	s, err := r.store.Salt(ctx, day, fresh)
-	if err != nil {
-		return nil, fmt.Errorf("salt: load %s: %w", day, err)
+	provisional := errors.Is(err, ErrProvisional)
+	if err != nil && !provisional {
+		return nil, false, fmt.Errorf("salt: load %s: %w", day, err)
 	}
 	if len(s) != Size {
-		return nil, fmt.Errorf("salt: stored salt of %s has %d bytes, want %d", day, len(s), Size)
+		return nil, false, fmt.Errorf("salt: stored salt of %s has %d bytes, want %d", day, len(s), Size)
 	}
-	return s, nil
+	return s, provisional, nil
+}
+
+// Provisional reports whether the current salts came from a fallback store.
+func (r *Ring) Provisional() bool {
+	s := r.cur.Load()
+	return s != nil && s.provisional
 }
 
 func (r *Ring) logger() *slog.Logger {

@@ -33,3 +33,7 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string   { return e.err.Error() }
 func (e *permanentError) Unwrap() error   { return e.err }
 func (e *permanentError) Permanent() bool { return true }
+
+// ErrUnavailable is returned by queries while the store cannot be reached
+// (ClickHouse down at start); the analytics API answers 503 for it.
+var ErrUnavailable = errors.New("the analytics store is not reachable")

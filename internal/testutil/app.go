@@ -80,7 +80,7 @@ type App struct {
 
 // pocketlyticsEnv lists the variables a test must set explicitly.
 var pocketlyticsEnv = []string{
-	"REDIS_URL", "REDIS_PREFIX", "LIVE_CHANNEL", "CLICKHOUSE_URL", "GEOIP_DB", "GEO_HEADERS", "TRACK_LOCALHOST",
+	"REDIS_URL", "REDIS_PREFIX", "REDIS_SESSION_TIMEOUT", "LIVE_CHANNEL", "CLICKHOUSE_URL", "GEOIP_DB", "GEO_HEADERS", "TRACK_LOCALHOST",
 	"RATE_LIMIT", "QUEUE_DIR", "QUEUE_FSYNC", "FLUSH_BATCH", "FLUSH_INTERVAL",
 	"CLAIM_IDLE", "MAX_DELIVERIES", "RETENTION_DAYS", "LIVE_WINDOW", "METRICS_TOKEN",
 }
@@ -106,7 +106,7 @@ func StartApp(t testing.TB, opts AppOptions) *App {
 // Superuser creates (or updates) a superuser through the CLI.
 func (a *App) Superuser(email, password string) {
 	a.t.Helper()
-	cmd := exec.Command(a.bin, "superuser", "upsert", email, password, "--dir", a.DataDir)
+	cmd := exec.Command(a.bin, "superuser", "upsert", email, password, "--dev=false", "--dir", a.DataDir)
 	cmd.Env = a.env()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		a.t.Fatalf("superuser upsert: %v\n%s", err, out)
@@ -133,7 +133,9 @@ func (a *App) start() {
 	a.URL = "http://" + a.Addr
 	a.mu.Lock()
 	a.log = &bytes.Buffer{}
-	a.cmd = exec.Command(a.bin, "serve", "--http", a.Addr, "--dir", a.DataDir)
+	// --dev=false: PocketBase takes a binary in the temp dir for `go run`
+	// and would log every SQL statement.
+	a.cmd = exec.Command(a.bin, "serve", "--dev=false", "--http", a.Addr, "--dir", a.DataDir)
 	a.cmd.Env = a.env()
 	a.cmd.Stdout = lockedWriter{&a.mu, a.log}
 	a.cmd.Stderr = lockedWriter{&a.mu, a.log}

@@ -5,12 +5,13 @@
 // Local is the in-process bus of a single instance; Redis uses Redis pub/sub
 // on one channel (default "live-events"), so instances share nothing else.
 //
-//	b, err := bus.NewRedis(ctx, rdb, "live-events", func(m bus.Message) { ... })
+//	b := bus.NewRedis(rdb, "live-events", func(m bus.Message) { ... })
 //	b.Publish(ctx, bus.Message{Site: "abc", Data: []byte(`{"type":"arrival"}`)})
 //
 // Delivery is at most once: a message published while an instance is
-// reconnecting to Redis does not reach that instance. Live messages are
-// ephemeral, so that is the right trade; counts are re-read and pushed again.
+// reconnecting to Redis does not reach that instance, and Publish fails
+// while Redis is down. Live messages are ephemeral, so that is the right
+// trade; counts are re-read and pushed again.
 package bus
 
 import (
@@ -81,31 +82,59 @@ type Redis struct {
 	rdb     *redis.Client
 	channel string
 	ps      *redis.PubSub
+	cancel  context.CancelFunc
+	ready   chan struct{}
 	done    chan struct{}
 }
 
 // NewRedis subscribes to channel and calls h for every message until Close.
-// It returns once the subscription is confirmed, so nothing published after
-// it returns is missed.
-func NewRedis(ctx context.Context, rdb *redis.Client, channel string, h Handler) (*Redis, error) {
-	ps := rdb.Subscribe(ctx, channel)
-	if _, err := ps.Receive(ctx); err != nil {
-		ps.Close()
-		return nil, err
+//
+// It does no I/O itself and cannot fail: the subscription is made in the
+// background, so an unreachable Redis never holds up the app's start. While
+// Redis is down go-redis keeps reconnecting (a dial every 100ms at most) and
+// subscribes again once it answers. Ready is closed when the subscription
+// first takes effect: nothing published after that is missed, except while
+// the connection is lost.
+func NewRedis(rdb *redis.Client, channel string, h Handler) *Redis {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Redis{
+		rdb:     rdb,
+		channel: channel,
+		ps:      rdb.Subscribe(ctx), // no channel yet: no I/O
+		cancel:  cancel,
+		ready:   make(chan struct{}),
+		done:    make(chan struct{}),
 	}
-	b := &Redis{rdb: rdb, channel: channel, ps: ps, done: make(chan struct{})}
-	ch := ps.Channel(redis.WithChannelSize(4096))
-	go func() {
-		defer close(b.done)
-		for m := range ch {
+	go b.run(ctx, h)
+	return b
+}
+
+func (b *Redis) run(ctx context.Context, h Handler) {
+	defer close(b.done)
+	// This records the channel even when it fails; the receive loop then
+	// keeps reconnecting, subscribing to it whenever it connects.
+	_ = b.ps.Subscribe(ctx, b.channel)
+	for m := range b.ps.ChannelWithSubscriptions(redis.WithChannelSize(4096)) {
+		switch m := m.(type) {
+		case *redis.Subscription:
+			if m.Kind == "subscribe" {
+				select {
+				case <-b.ready:
+				default:
+					close(b.ready)
+				}
+			}
+		case *redis.Message:
 			site, data, ok := strings.Cut(m.Payload, "\n")
 			if ok && site != "" {
 				h(Message{Site: site, Data: []byte(data)})
 			}
 		}
-	}()
-	return b, nil
+	}
 }
+
+// Ready is closed once the subscription took effect for the first time.
+func (b *Redis) Ready() <-chan struct{} { return b.ready }
 
 // Publish implements Bus; one round trip for all msgs.
 func (b *Redis) Publish(ctx context.Context, msgs ...Message) error {
@@ -126,6 +155,7 @@ func (b *Redis) Publish(ctx context.Context, msgs ...Message) error {
 
 // Close unsubscribes and waits for the handler to return.
 func (b *Redis) Close() error {
+	b.cancel() // ends a subscription attempt in progress
 	err := b.ps.Close()
 	<-b.done
 	return err

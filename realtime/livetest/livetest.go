@@ -1,5 +1,5 @@
 // Package livetest holds test helpers for the live layer: a PocketBase test
-// app with a sites collection, an httptest server running the app's router
+// app with the app's migrations and sites hooks, an httptest server running the app's router
 // (as PocketBase's tests.ApiScenario builds it), auth tokens, hits, and a
 // small client of PocketBase's realtime SSE API.
 //
@@ -29,7 +29,11 @@ import (
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
+	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/realtime"
+
+	_ "github.com/pocketlytics/pocketlytics/migrations" // the real sites collection
 )
 
 // Users of PocketBase's test data ("users" collection).
@@ -40,21 +44,20 @@ const (
 )
 
 // Sites created by NewApp: Site is owned by Owner with Member as member,
-// Public is public, Other belongs to Stranger.
+// Public is Stranger's and public, Other is Stranger's and private.
 const (
 	Site   = "livesite0000001"
 	Public = "livesite0000002"
 	Other  = "livesite0000003"
 )
 
-// ViewRule is the sites view rule used in tests, equivalent to the app's.
-const ViewRule = "owner = @request.auth.id || members.id ?= @request.auth.id || public = true"
-
 // Wait bounds every wait of these helpers. It is a safety net against a
 // hang, never a timing assertion.
 const Wait = 10 * time.Second
 
-// NewApp returns a test app with a sites collection and the three sites.
+// NewApp returns a test app with the app's own migrations applied (the real
+// sites collection and its rules), the sites hooks registered as the app
+// registers them, and the three sites.
 func NewApp(t testing.TB) *tests.TestApp {
 	t.Helper()
 	app, err := tests.NewTestApp()
@@ -62,47 +65,26 @@ func NewApp(t testing.TB) *tests.TestApp {
 		t.Fatal(err)
 	}
 	t.Cleanup(app.Cleanup)
-	SitesCollection(t, app)
+	if err := hooks.RegisterSites(app); err != nil {
+		t.Fatal(err)
+	}
 	CreateSite(t, app, Site, Owner, []string{Member}, false)
 	CreateSite(t, app, Public, Stranger, nil, true)
 	CreateSite(t, app, Other, Stranger, nil, false)
 	return app
 }
 
-// SitesCollection creates a sites collection like the app's migration does,
-// unless the app already has one.
-func SitesCollection(t testing.TB, app core.App) *core.Collection {
+// CreateSite creates a site with a fixed id and the domain id+".example".
+func CreateSite(t testing.TB, app core.App, id, owner string, members []string, public bool) *core.Record {
 	t.Helper()
-	if c, err := app.FindCollectionByNameOrId("sites"); err == nil {
-		return c
-	}
-	users, err := app.FindCollectionByNameOrId("users")
+	c, err := app.FindCollectionByNameOrId(realtime.SitesCollection)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := core.NewBaseCollection("sites")
-	c.Fields.Add(
-		&core.TextField{Name: "name"},
-		&core.RelationField{Name: "owner", CollectionId: users.Id, MaxSelect: 1},
-		&core.RelationField{Name: "members", CollectionId: users.Id, MaxSelect: 100},
-		&core.BoolField{Name: "public"},
-		&core.TextField{Name: "timezone"},
-	)
-	rule := ViewRule
-	c.ListRule, c.ViewRule = &rule, &rule
-	if err := app.Save(c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// CreateSite creates a site with a fixed id.
-func CreateSite(t testing.TB, app core.App, id, owner string, members []string, public bool) *core.Record {
-	t.Helper()
-	c := SitesCollection(t, app)
 	r := core.NewRecord(c)
 	r.Id = id
 	r.Set("name", id)
+	r.Set("domains", []string{id + ".example"})
 	r.Set("owner", UserID(t, app, owner))
 	ids := []string{}
 	for _, m := range members {
@@ -138,6 +120,16 @@ func Token(t testing.TB, app core.App, collection, email string) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// Ready waits until the live layer delivers messages (see realtime.Live.Ready).
+func Ready(t testing.TB, live *realtime.Live) {
+	t.Helper()
+	select {
+	case <-live.Ready():
+	case <-time.After(Wait):
+		t.Fatal("the live layer never became ready")
+	}
 }
 
 // Serve runs the app's router on an httptest server, after triggering
@@ -334,6 +326,16 @@ func (c *Client) Next(t testing.TB) Event {
 	case <-time.After(Wait):
 		t.Fatal("no live message arrived")
 		return Event{}
+	}
+}
+
+// Within returns the next event if one comes within d.
+func (c *Client) Within(d time.Duration) (Event, bool) {
+	select {
+	case e := <-c.events:
+		return e, true
+	case <-time.After(d):
+		return Event{}, false
 	}
 }
 

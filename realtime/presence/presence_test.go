@@ -2,16 +2,14 @@ package presence_test
 
 import (
 	"context"
-	"net"
-	"os/exec"
 	"reflect"
 	"slices"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
+	"github.com/pocketlytics/pocketlytics/realtime/livetest"
 	"github.com/pocketlytics/pocketlytics/realtime/presence"
 	"github.com/redis/go-redis/v9"
 )
@@ -43,11 +41,7 @@ func stores() map[string]func(*testing.T, *clock) presence.Store {
 			rdb := testutil.Redis(t)
 			prefix := testutil.Unique("pltest:")
 			t.Cleanup(func() { cleanup(rdb, prefix) })
-			st, err := presence.NewRedis(context.Background(), rdb, presence.Options{Window: window, Grace: grace, Prefix: prefix, Now: c.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st
+			return presence.NewRedis(rdb, presence.Options{Window: window, Grace: grace, Prefix: prefix, Now: c.Now})
 		},
 	}
 }
@@ -291,11 +285,7 @@ func TestRedisShared(t *testing.T) {
 	t.Cleanup(func() { cleanup(rdb, prefix) })
 	c := &clock{t: t0}
 	open := func() presence.Store {
-		st, err := presence.NewRedis(context.Background(), rdb, presence.Options{Window: window, Grace: grace, Prefix: prefix, Now: c.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
+		return presence.NewRedis(rdb, presence.Options{Window: window, Grace: grace, Prefix: prefix, Now: c.Now})
 	}
 	a, b := open(), open()
 
@@ -327,51 +317,43 @@ func TestRedisShared(t *testing.T) {
 	}
 }
 
-// TestRedisLostScripts checks that a Redis that forgot the scripts (a
-// restart, SCRIPT FLUSH) is served again without an error. SCRIPT FLUSH is
-// server-wide, so it runs on a private redis-server, not the shared one.
-func TestRedisLostScripts(t *testing.T) {
-	testutil.RedisURL(t) // runs where the shared Redis runs: CI installs redis-server with it
-	rdb := privateRedis(t)
+// TestRedisOutage: a store made while Redis is down fails its calls (no
+// panic, nothing kept) and serves again once Redis answers, also a Redis
+// that forgot the scripts (restart, SCRIPT FLUSH). It runs on a private
+// redis-server, so stopping it and SCRIPT FLUSH disturb no other test.
+func TestRedisOutage(t *testing.T) {
+	srv := livetest.NewRedisServer(t) // not running yet
+	rdb := srv.Client()
+	ctx := context.Background()
 	c := &clock{t: t0}
-	st, err := presence.NewRedis(context.Background(), rdb, presence.Options{Now: c.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if res := touch(t, st, pv("a", "/", t0)); !res[0].Arrived {
-		t.Fatalf("after SCRIPT FLUSH %+v, want Arrived", res[0])
-	}
-}
+	st := presence.NewRedis(rdb, presence.Options{Now: c.Now})
 
-func privateRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redis-server not found: %v", err)
+	down := func(when string) {
+		t.Helper()
+		if _, err := st.Touch(ctx, []presence.Hit{pv("a", "/", t0)}); err == nil {
+			t.Fatalf("touch %s: no error", when)
+		}
+		if _, err := st.Snapshot(ctx, "s1", 10); err == nil {
+			t.Fatalf("snapshot %s: no error", when)
+		}
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	down("before Redis ran")
+
+	srv.Start()
+	if res := touch(t, st, pv("a", "/", t0)); !res[0].Arrived {
+		t.Fatalf("first touch %+v, want Arrived", res[0])
+	}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if res := touch(t, st, pv("a", "/b", t0)); res[0].Arrived || res[0].PrevPage != "/" {
+		t.Fatalf("after SCRIPT FLUSH %+v, want a known visitor on /", res[0])
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	rdb := redis.NewClient(&redis.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
-	t.Cleanup(func() { rdb.Close() })
-	for i := 0; ; i++ {
-		if rdb.Ping(context.Background()).Err() == nil {
-			return rdb
-		}
-		if i == 100 {
-			t.Fatal("private redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
+
+	srv.Stop()
+	down("while Redis is down")
+	srv.Start() // a fresh server: data and scripts gone
+	if res := touch(t, st, pv("a", "/", t0)); !res[0].Arrived {
+		t.Fatalf("after the restart %+v, want Arrived", res[0])
 	}
 }

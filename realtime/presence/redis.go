@@ -36,13 +36,12 @@ type Redis struct {
 
 var _ Store = (*Redis)(nil)
 
-// NewRedis returns a Store on client and loads its scripts.
-func NewRedis(ctx context.Context, client *redis.Client, opts Options) (*Redis, error) {
-	r := &Redis{rdb: client, opts: opts.withDefaults(), registered: map[string]int64{}}
-	if err := r.load(ctx); err != nil {
-		return nil, fmt.Errorf("presence: load scripts: %w", err)
-	}
-	return r, nil
+// NewRedis returns a Store on client. It does no I/O, so it works whether
+// or not Redis answers yet: scripts are loaded by the first call that finds
+// them missing, and every call fails while Redis is down and works again
+// once it is back.
+func NewRedis(client *redis.Client, opts Options) *Redis {
+	return &Redis{rdb: client, opts: opts.withDefaults(), registered: map[string]int64{}}
 }
 
 func (r *Redis) key(site, name string) string {
@@ -151,7 +150,7 @@ func (r *Redis) pipelined(ctx context.Context, fill func(redis.Pipeliner)) ([]re
 	cmds, err := r.rdb.Pipelined(ctx, fn)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		if err := r.load(ctx); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("load scripts: %w", err)
 		}
 		cmds, err = r.rdb.Pipelined(ctx, fn)
 	}

@@ -41,7 +41,6 @@ func main() {
 
 	output := map[key][]string{}
 	result := map[key]string{}
-	var order []key
 	var pkgLines []string
 
 	sc := bufio.NewScanner(in)
@@ -56,9 +55,6 @@ func main() {
 		k := key{ev.Package, ev.Test}
 		switch ev.Action {
 		case "output":
-			if _, seen := output[k]; !seen {
-				order = append(order, k)
-			}
 			output[k] = append(output[k], ev.Output)
 		case "pass", "fail", "skip":
 			result[k] = ev.Action
@@ -106,7 +102,6 @@ func main() {
 	for _, k := range skippedKeys {
 		fmt.Printf("\n===== SKIPPED %s %s\n%s", k.pkg, k.test, strings.Join(output[k], ""))
 	}
-	_ = order
 
 	fmt.Printf("\ntests: %d passed, %d failed, %d skipped\n", passed, failed, skipped)
 	if len(failedKeys) > 0 || skipped > 0 {

@@ -1,7 +1,9 @@
 // The dashboard in a real browser against the real app: sign in, create a
-// site, watch a hit arrive live (toast, pin, counter) and leave, fall back
-// to polling when SSE is blocked, refuse another user's site, keep its state
-// in the URL, and log no errors in the console.
+// site, watch hits arrive live (toast, pin and counter within a second of
+// the app accepting the hit), the live lists and the online chart; the
+// overview's figures, time series and breakdowns from the analytics API,
+// click-to-filter, the period picker and the URL state; the polling fallback
+// when SSE is blocked; no access to another user's site; no console errors.
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, OTHER_EMAIL,
 // OTHER_PASSWORD, SCREENSHOTS (a directory for PNGs).
@@ -12,16 +14,25 @@ const APP = env('APP_URL');
 const SHOTS = env('SCREENSHOTS');
 const DOMAIN = 'shop.pocketlytics.test';
 
-// Addresses from different countries; the app trusts X-Forwarded-For here.
-const IPS = ['81.2.69.160', '89.160.20.112', '216.160.83.56', '175.16.199.10', '2.125.160.216'];
+// The live view must show a new visitor this soon after the hit's 202.
+const LIVE_TARGET_MS = 1000;
 
+// Addresses from different countries; the app trusts X-Forwarded-For here.
+const IPS = ['81.2.69.160', '89.160.20.112', '216.160.83.56', '175.16.199.10', '2.125.160.216', '67.43.156.1'];
+
+// hit sends one hit as a browser on DOMAIN would and returns the time
+// (Date.now(), the same clock as the browser's) at which the app's 202
+// arrived. A hit the app drops (answered 202 with a reason) fails the test.
 async function hit(site, ip, type, path = '/pricing') {
   const res = await fetch(`${APP}/api/collect`, {
     method: 'POST',
     headers: { 'Content-Type': 'text/plain', 'User-Agent': DESKTOP_UA, 'X-Forwarded-For': ip, Origin: `https://${DOMAIN}` },
     body: JSON.stringify({ site, type, url: `https://${DOMAIN}${path}`, referrer: 'https://news.ycombinator.com/', title: 'Pricing', w: 1280 }),
   });
+  const accepted = Date.now();
   assert(res.status === 202, `${type} hit answered ${res.status}: ${await res.text()}`);
+  assert(!res.headers.get('x-pocketlytics-dropped'), `${type} hit dropped: ${res.headers.get('x-pocketlytics-dropped')}`);
+  return accepted;
 }
 
 function watchConsole(page, errors) {
@@ -39,10 +50,51 @@ async function signIn(page, email, password) {
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Sites' }).waitFor();
+  await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
 }
 
 const count = async (page) => Number((await page.locator('.live-count').first().textContent()).replace(/\D/g, '') || 0);
+const metric = async (page, key) => (await page.locator(`.metric[data-metric="${key}"] .metric-value`).textContent()).trim();
+
+// armProbe makes the page stamp (Date.now()) the first new visitor toast,
+// the first rise of the globe's pin count and of the live counter, from a
+// MutationObserver: the stamps are when the DOM changed, not when a poll
+// from here noticed it.
+async function armProbe(page) {
+  await page.evaluate(() => {
+    const globe = document.querySelector('.globe');
+    const counter = document.querySelector('.live-count');
+    const pins = Number(globe.dataset.pins || 0);
+    const visitors = Number(counter.textContent.replace(/\D/g, '') || 0);
+    const toasts = new Set(document.querySelectorAll('.toast.visitor'));
+    const probe = (window.__probe = { toast: 0, pin: 0, counter: 0, text: '' });
+    const check = () => {
+      const now = Date.now();
+      const toast = [...document.querySelectorAll('.toast.visitor')].find((t) => !toasts.has(t));
+      if (!probe.toast && toast) [probe.toast, probe.text] = [now, toast.textContent];
+      if (!probe.pin && Number(globe.dataset.pins) > pins) probe.pin = now;
+      if (!probe.counter && Number(counter.textContent.replace(/\D/g, '') || 0) > visitors) probe.counter = now;
+      if (probe.toast && probe.pin && probe.counter) observer.disconnect();
+    };
+    const observer = new MutationObserver(check);
+    observer.observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['data-pins'] });
+  });
+}
+
+// measureArrival sends a pageview of a new visitor and returns how long
+// after its 202 the toast, the pin and the counter showed it.
+async function measureArrival(page, site, ip) {
+  await armProbe(page);
+  const accepted = await hit(site, ip, 'pageview', '/pricing');
+  // Waiting generously here is not the measurement: the stamps are.
+  const probe = await waitFor('the toast, the pin and the counter', () => page.evaluate(() => {
+    const p = window.__probe;
+    return p.toast && p.pin && p.counter ? p : null;
+  }), { timeout: 10000 });
+  // The push can beat the HTTP answer to this process: that is 0 ms.
+  const ms = (t) => Math.max(0, t - accepted);
+  return { toast: ms(probe.toast), pin: ms(probe.pin), counter: ms(probe.counter), text: probe.text };
+}
 
 run(async () => {
   const { context, close } = await launch();
@@ -56,7 +108,7 @@ run(async () => {
 
     step('session survives a reload');
     await page.reload();
-    await page.getByRole('heading', { name: 'Sites' }).waitFor();
+    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
 
     step('create a site');
     await page.getByRole('link', { name: /New site/ }).first().click();
@@ -72,43 +124,79 @@ run(async () => {
     step('first hit turns the snippet green');
     await page.locator('.live-pill[data-mode="push"]').waitFor({ timeout: 10000 });
     await hit(site, IPS[0], 'pageview', '/');
-    await page.locator('.waiting.receiving').waitFor({ timeout: 3000 });
+    await page.locator('.waiting.receiving').waitFor({ timeout: 5000 });
 
-    step('live view: arrival → toast, pin and counter within a second');
+    step(`live view: a new visitor's toast, pin and counter within ${LIVE_TARGET_MS} ms of the 202`);
     await page.goto(`${APP}/sites/${site}/live`);
     await page.locator('.live-pill[data-mode="push"]').waitFor({ timeout: 10000 });
     await waitFor('the first visitor in the counter', async () => (await count(page)) >= 1);
-    const before = await count(page);
-    const pinsBefore = Number((await page.locator('.globe').getAttribute('data-pins')) || 0);
-    const sent = Date.now();
-    await hit(site, IPS[1], 'pageview', '/pricing');
-    await page.locator('.toast.visitor').first().waitFor({ timeout: 1000 });
-    const toastMs = Date.now() - sent;
-    await waitFor('the counter to go up', async () => (await count(page)) === before + 1, { timeout: 1000 });
-    await waitFor('a new pin', async () => Number(await page.locator('.globe').getAttribute('data-pins')) > pinsBefore, { timeout: 1000 });
-    console.log(`toast after ${toastMs} ms`);
-    const toast = await page.locator('.toast.visitor').first().textContent();
-    assert(toast.includes('/pricing'), `toast names the entry page: ${toast}`);
+    // One retry, on a new visitor, absorbs a stall of a loaded machine; the
+    // target is the same for both attempts and every figure is logged.
+    const visitorIPs = [IPS[1], IPS[3]];
+    let arrival;
+    let visitors = 1; // one pageview each
+    for (let attempt = 1; attempt <= visitorIPs.length; attempt++) {
+      arrival = await measureArrival(page, site, visitorIPs[attempt - 1]);
+      visitors++;
+      const slowest = Math.max(arrival.toast, arrival.pin, arrival.counter);
+      console.log(`attempt ${attempt}: toast ${arrival.toast} ms, pin ${arrival.pin} ms, counter ${arrival.counter} ms after the 202`);
+      if (slowest <= LIVE_TARGET_MS) break;
+      assert(attempt < visitorIPs.length, `the live view took ${slowest} ms (target ${LIVE_TARGET_MS} ms) in ${attempt} attempts`);
+    }
+    assert(arrival.text.includes('/pricing'), `toast names the entry page: ${arrival.text}`);
+    await waitFor(`${visitors} visitors online`, async () => (await count(page)) === visitors);
+
+    step('live view: arrivals, active pages, referrers, online chart');
+    await waitFor('the arrivals feed', async () => (await page.locator('.arrivals li[data-visitor]').count()) >= 2);
+    await waitFor('/pricing among the active pages', async () => (await page.locator('.live-list', { hasText: 'Active pages' }).textContent()).includes('/pricing'), { timeout: 10000 });
+    await waitFor('the referrer', async () => (await page.locator('.live-list', { hasText: 'Live referrers' }).textContent()).includes('news.ycombinator.com'), { timeout: 10000 });
+    await page.locator('.online svg').waitFor();
     await page.waitForTimeout(1500);
     await page.screenshot({ path: join(SHOTS, 'live.png') });
 
-    step('leave → counter goes down');
-    await hit(site, IPS[1], 'leave', '/pricing');
-    await waitFor('the counter to go down', async () => (await count(page)) === before, { timeout: 3000 });
+    step('leave → counter goes down (after the leave grace period)');
+    await hit(site, visitorIPs[0], 'leave', '/pricing');
+    await waitFor('the counter to go down', async () => (await count(page)) === visitors - 1, { timeout: 15000, interval: 200 });
 
-    step('overview keeps its state in the URL');
+    step('overview: figures, time series and breakdowns from the analytics API');
     await page.goto(`${APP}/sites/${site}?period=today`);
-    await page.locator('.metric-value').first().waitFor();
-    await page.locator('.breakdown .row-filter').first().waitFor({ timeout: 10000 });
-    await page.locator('.breakdown .row-filter').first().click();
-    await waitFor('a filter in the URL', () => new URL(page.url()).searchParams.has('page'));
-    await page.reload();
-    await page.locator('.chip').first().waitFor();
-    assert(new URL(page.url()).searchParams.get('period') === 'today', 'period kept');
-    await page.goto(`${APP}/sites/${site}?period=today`);
-    await page.locator('.breakdown .row-filter').first().waitFor({ timeout: 10000 });
+    const pageviews = visitors;
+    // The flusher stores hits within about a second.
+    await waitFor(`${pageviews} pageviews`, async () => {
+      await page.reload();
+      await page.locator('.metric-value').first().waitFor();
+      return (await metric(page, 'pageviews')) === String(pageviews);
+    }, { timeout: 20000, interval: 1000 });
+    assert((await metric(page, 'visitors')) === String(pageviews), `visitors: ${await metric(page, 'visitors')}`);
+    assert((await page.locator('.chart svg path.area').count()) === 1, 'the time series is drawn');
+    const pagesPanel = page.locator('.panel', { has: page.getByRole('heading', { name: 'Pages', exact: true }) });
+    await pagesPanel.locator('.row-filter', { hasText: '/pricing' }).waitFor({ timeout: 10000 });
+    await page.locator('.panel', { hasText: 'Locations' }).locator('.row-filter').first().waitFor();
     await page.waitForTimeout(500);
     await page.screenshot({ path: join(SHOTS, 'overview.png'), fullPage: true });
+
+    step('click a page to filter');
+    const filtered = page.waitForResponse((r) => r.url().includes('/overview?') && new URL(r.url()).searchParams.get('filters') === '[["page","is",["/pricing"]]]');
+    await pagesPanel.locator('.row-filter', { hasText: '/pricing' }).click();
+    await filtered;
+    await waitFor('the filter in the URL', () => new URL(page.url()).searchParams.get('page') === '/pricing');
+    await page.locator('.chip', { hasText: '/pricing' }).waitFor();
+    await waitFor('the figures of /pricing', async () => (await metric(page, 'pageviews')) === String(pageviews - 1));
+
+    step('period picker');
+    await page.getByLabel('Period', { exact: true }).selectOption('7d');
+    await waitFor('the period in the URL', () => new URL(page.url()).searchParams.get('period') === null); // 7d is the default
+    await page.getByLabel('Period', { exact: true }).selectOption('30d');
+    await waitFor('30d in the URL', () => new URL(page.url()).searchParams.get('period') === '30d');
+    await waitFor('the figures of 30 days', async () => (await metric(page, 'pageviews')) === String(pageviews - 1));
+
+    step('state survives a reload');
+    await page.reload();
+    await page.locator('.chip', { hasText: '/pricing' }).waitFor();
+    assert((await page.getByLabel('Period', { exact: true }).inputValue()) === '30d', 'period kept');
+    await page.locator('.chip', { hasText: '/pricing' }).click();
+    await waitFor('the filter removed', () => !new URL(page.url()).searchParams.has('page'));
+    await waitFor('all pageviews again', async () => (await metric(page, 'pageviews')) === String(pageviews));
 
     step('SSE blocked → polling, data still updates');
     const blocked = await context.newPage();
@@ -119,7 +207,8 @@ run(async () => {
     assert(!(await blocked.locator('[role="alert"]:visible').count()), 'no error shown for the fallback');
     const polled = await count(blocked);
     await hit(site, IPS[2], 'pageview', '/docs');
-    await waitFor('the polled counter to go up', async () => (await count(blocked)) > polled, { timeout: 20000, interval: 250 });
+    await waitFor('the polled counter to go up', async () => (await count(blocked)) > polled, { timeout: 35000, interval: 250 });
+    await blocked.locator('.arrivals li', { hasText: '/docs' }).waitFor();
     await blocked.close();
 
     step('another user cannot open the site');
@@ -131,12 +220,12 @@ run(async () => {
       await otherPage.goto(`${APP}/sites/${site}`);
       await otherPage.getByText('does not exist or you have no access').waitFor();
       assert(!(await otherPage.locator('.metric-value').count()), 'no figures for a foreign site');
-      const status = await otherPage.evaluate(
-        async (id) =>
-          (await fetch(`/api/analytics/sites/${id}/live`, { headers: { Authorization: JSON.parse(localStorage.getItem('pocketbase_auth')).token } })).status,
-        site,
-      );
-      assert(status === 403 || status === 404, `live API for a foreign site answered ${status}`);
+      const statuses = await otherPage.evaluate(async (id) => {
+        const auth = { Authorization: JSON.parse(localStorage.getItem('pocketbase_auth')).token };
+        const get = async (path) => (await fetch(`/api/analytics/sites/${id}/${path}`, { headers: auth })).status;
+        return { live: await get('live'), overview: await get('overview'), breakdown: await get('breakdown/page') };
+      }, site);
+      for (const [route, status] of Object.entries(statuses)) assert(status === 404, `${route} of a foreign site answered ${status}`);
     } finally {
       await second.close();
     }

@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +16,11 @@ import (
 // it to docs/screenshots to refresh the committed ones).
 func TestDashboard(t *testing.T) {
 	browser := chromium(t)
+	// Pins on the globe need locations: the binary embeds the country
+	// database only when scripts/geo.sh fetched it before the build.
+	if _, err := os.Stat(filepath.Join(testutil.ModuleRoot(), "internal", "enrich", "geo", "data", "country.mmdb")); err != nil {
+		t.Fatalf("the embedded country database is missing (run scripts/geo.sh; scripts/test.sh does): %v", err)
+	}
 	app := testutil.StartApp(t, testutil.AppOptions{})
 	requireRoute(t, app, "/", `<div id="app">`)
 

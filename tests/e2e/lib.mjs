@@ -5,8 +5,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-// Headless Chromium says "HeadlessChrome" in its user agent, which the ingest
-// route drops as a bot; the tests present a regular desktop Chrome.
+// Headless Chromium says "HeadlessChrome" in its user agent (and may carry a
+// "HeadlessChrome" brand in Sec-CH-UA), which the ingest route drops as
+// headless; the tests present a regular desktop Chrome. The context's
+// userAgent covers the pages, the --user-agent flag what the browser sends
+// by itself (beacons of a page being unloaded), and the hits' Sec-CH-UA is
+// checked by the scripts.
 export const DESKTOP_UA =
   'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/138.0.0.0 Safari/537.36';
 
@@ -27,6 +31,7 @@ export async function launch() {
     viewport: { width: 1280, height: 900 },
     args: [
       '--headless',
+      `--user-agent=${DESKTOP_UA}`,
       '--no-sandbox',
       '--disable-gpu',
       '--disable-quic',

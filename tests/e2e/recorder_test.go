@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pocketlytics/pocketlytics/hooks"
 )
 
 // hitRecord is one request to /api/collect as the app saw it, with the
@@ -21,8 +23,13 @@ type hitRecord struct {
 	Path        string          `json:"path"`
 	ContentType string          `json:"contentType"`
 	Body        json.RawMessage `json:"body"`
+	UserAgent   string          `json:"userAgent"`
+	SecCHUA     string          `json:"secChUa,omitempty"`
 	Status      int             `json:"status"`
-	Answer      string          `json:"answer,omitempty"`
+	// Dropped is the reason the app gave (X-Pocketlytics-Dropped) for
+	// answering 202 without recording the hit, as it does for bots.
+	Dropped string `json:"dropped,omitempty"`
+	Answer  string `json:"answer,omitempty"`
 }
 
 // recorder is a reverse proxy in front of the app that records every hit.
@@ -53,7 +60,10 @@ func startRecorder(t *testing.T, appURL string) *recorder {
 			Method:      res.Request.Method,
 			Path:        res.Request.URL.Path,
 			ContentType: res.Request.Header.Get("Content-Type"),
+			UserAgent:   res.Request.Header.Get("User-Agent"),
+			SecCHUA:     res.Request.Header.Get("Sec-CH-UA"),
 			Status:      res.StatusCode,
+			Dropped:     res.Header.Get(hooks.DroppedHeader),
 		}
 		if json.Valid(body) {
 			h.Body = body

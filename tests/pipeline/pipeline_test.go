@@ -231,3 +231,37 @@ func sum(m map[string]int) int {
 	}
 	return n
 }
+
+// The app must start, and keep every hit, while Redis is down at start.
+func TestScaleStartsWhileRedisIsDown(t *testing.T) {
+	t.Parallel()
+	redisURL, dsn := testutil.RedisURL(t), testutil.ClickHouseDSN(t)
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testutil.StartProxy(t, u.Host)
+	proxy.Cut()
+	proxied := *u
+	proxied.Host = proxy.Addr
+
+	app := testutil.StartApp(t, testutil.AppOptions{Env: scaleEnv(t, proxied.String(), dsn)})
+	site, _ := app.CreateSite(t, domain)
+
+	l := newLoad(app.URL, site, domain)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	l.run(ctx, 2, 20*time.Millisecond)
+	acked := l.ackedSnapshot()
+	if l.statuses[http.StatusAccepted] != len(acked) || len(l.statuses) != 1 || l.errors != 0 {
+		t.Fatalf("every hit should be accepted while Redis is down: statuses %v, errors %d", l.statuses, l.errors)
+	}
+
+	proxy.Restore()
+	var counts map[string]int
+	waitFor(t, 60*time.Second, "spooled hits to reach ClickHouse", func() bool {
+		counts = clickhouseCounts(t, dsn, site)
+		return covered(acked, counts)
+	})
+	check(t, acked, counts, l.next.Load())
+}

@@ -79,9 +79,6 @@ func NewHeaders(cdns []string) (Headers, error) {
 	return hs, nil
 }
 
-// Enabled reports whether any CDN is trusted.
-func (hs Headers) Enabled() bool { return len(hs.sets) > 0 }
-
 // Lookup returns the location in the first trusted CDN's headers that hold a
 // usable country code ("XX" and "T1" are not). Missing coordinates fall back
 // to the country's centroid.

@@ -42,49 +42,29 @@ func (r *record) location() Location {
 
 // UnmarshalMaxMindDBCursor implements mmdbdata.CursorUnmarshaler.
 func (r *record) UnmarshalMaxMindDBCursor(c mmdbdata.Cursor) (mmdbdata.Cursor, error) {
-	if k, err := c.Kind(); err != nil || k != mmdbdata.KindMap {
-		if err != nil {
-			return mmdbdata.Cursor{}, err
-		}
-		return c.Skip()
-	}
-	m, err := c.Map()
-	if err != nil {
-		return mmdbdata.Cursor{}, err
-	}
-	var next mmdbdata.Cursor
-	for {
-		key, val, ok := m.Next(next)
-		if !ok {
-			break
-		}
+	return eachField(c, func(key []byte, val mmdbdata.Cursor) (mmdbdata.Cursor, error) {
 		switch string(key) {
 		case "country":
-			next, err = field(val, "iso_code", &r.country)
+			return field(val, "iso_code", &r.country)
 		case "registered_country":
-			next, err = field(val, "iso_code", &r.registered)
+			return field(val, "iso_code", &r.registered)
 		case "country_code":
-			next, err = text(val, &r.countryCode)
+			return text(val, &r.countryCode)
 		case "subdivisions":
-			next, err = firstName(val, &r.region)
+			return firstName(val, &r.region)
 		case "state1":
-			next, err = text(val, &r.region)
+			return text(val, &r.region)
 		case "city":
-			next, err = name(val, &r.city)
+			return name(val, &r.city)
 		case "location":
-			next, err = r.readLocation(val)
+			return r.readLocation(val)
 		case "latitude":
-			next, err = float(val, &r.lat)
+			return float(val, &r.lat)
 		case "longitude":
-			next, err = float(val, &r.lon)
-		default:
-			next, err = val.Skip()
+			return float(val, &r.lon)
 		}
-		if err != nil {
-			return mmdbdata.Cursor{}, err
-		}
-	}
-	return m.End()
+		return val.Skip()
+	})
 }
 
 func (r *record) readLocation(c mmdbdata.Cursor) (mmdbdata.Cursor, error) {

@@ -10,6 +10,9 @@
 // timeout (30 minutes). A visit that crosses midnight UTC keeps its visitor
 // and session: Resolver also hashes with yesterday's salt and continues a
 // session still live under that id.
+//
+// Sessions live in memory (Memory, per instance) or in Redis
+// (RedisSessions, shared by instances behind a load balancer).
 package identity
 
 import (

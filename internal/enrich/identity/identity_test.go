@@ -10,6 +10,7 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
 const (
@@ -73,14 +74,35 @@ func TestVisitorConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func TestMemorySessions(t *testing.T) {
+// stores are the Sessions implementations that must behave alike.
+var stores = []struct {
+	name string
+	open func(t *testing.T) identity.Sessions
+}{
+	{"memory", func(t *testing.T) identity.Sessions { return identity.NewMemory(identity.MemoryOptions{}) }},
+	{"redis", func(t *testing.T) identity.Sessions {
+		r := identity.NewRedisSessions(testutil.Redis(t), testutil.Unique("pl_test_")+":", identity.RedisOptions{Timeout: redisTimeout})
+		t.Cleanup(func() {
+			if n := r.Fallbacks(); n != 0 {
+				t.Errorf("%d hits fell back to memory", n)
+			}
+			r.Close()
+		})
+		return r
+	}},
+}
+
+func TestSessions(t *testing.T) {
 	type step struct {
 		at       time.Duration // since t0
+		visitor  uint64        // default 42
+		previous uint64        // yesterday's id of the visitor
 		pageview bool
 		create   bool
 		ok       bool
-		newSess  bool // a different session than the previous step's
-		entry    bool
+		newSess  bool   // a different session than the previous step's
+		entry    bool   // the session's entry
+		under    uint64 // the visitor id of the session (default: the hit's)
 	}
 	cases := []struct {
 		name  string
@@ -108,29 +130,68 @@ func TestMemorySessions(t *testing.T) {
 			{at: time.Minute, pageview: true, create: true, ok: true, entry: true},
 			{at: 2 * time.Minute, pageview: true, create: true, ok: true},
 		}},
+		{"a late hit does not shorten the session", []step{
+			{at: 10 * time.Minute, pageview: true, create: true, ok: true, newSess: true, entry: true},
+			{at: 0, ok: true},
+			{at: 39 * time.Minute, ok: true},
+		}},
+		{"yesterday's live session goes on under yesterday's id", []step{
+			{at: 0, visitor: 41, pageview: true, create: true, ok: true, newSess: true, entry: true},
+			{at: 10 * time.Minute, previous: 41, pageview: true, create: true, ok: true, under: 41},
+			{at: 20 * time.Minute, previous: 41, ok: true, under: 41},
+			{at: 51 * time.Minute, previous: 41, pageview: true, create: true, ok: true, newSess: true, entry: true},
+			{at: 52 * time.Minute, previous: 41, ok: true},
+		}},
+		{"a ping never starts a session under yesterday's id", []step{
+			{at: 0, previous: 41, ok: false},
+		}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			m := identity.NewMemory(identity.MemoryOptions{})
-			var prev uint64
-			for i, st := range c.steps {
-				s, ok := m.Touch(identity.Hit{Visitor: 42, Time: t0.Add(st.at), Timeout: timeout, Pageview: st.pageview, Create: st.create})
-				if ok != st.ok {
-					t.Fatalf("step %d: ok = %v, want %v", i, ok, st.ok)
-				}
-				if !ok {
-					continue
-				}
-				if (s.ID != prev) != st.newSess {
-					t.Fatalf("step %d: new session = %v, want %v", i, s.ID != prev, st.newSess)
-				}
-				if s.Entry != st.entry {
-					t.Fatalf("step %d: entry = %v, want %v", i, s.Entry, st.entry)
-				}
-				if s.ID>>63 != 0 || s.ID == 0 {
-					t.Fatalf("step %d: session id %x not 63-bit", i, s.ID)
-				}
-				prev = s.ID
+	for _, store := range stores {
+		t.Run(store.name, func(t *testing.T) {
+			m := store.open(t)
+			for ci, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					var prev uint64
+					for i, st := range c.steps {
+						// Each case has its own visitors.
+						base := uint64(1000 * (ci + 1))
+						visitor := base + 42
+						if st.visitor != 0 {
+							visitor = base + st.visitor
+						}
+						h := identity.Hit{Site: "site1", Visitor: visitor, Time: t0.Add(st.at), Timeout: timeout, Pageview: st.pageview, Create: st.create}
+						if st.previous != 0 {
+							h.Previous = base + st.previous
+						}
+						s, ok := m.Touch(h)
+						if ok != st.ok {
+							t.Fatalf("step %d: ok = %v, want %v", i, ok, st.ok)
+						}
+						if !ok {
+							continue
+						}
+						if (s.ID != prev) != st.newSess {
+							t.Fatalf("step %d: new session = %v, want %v", i, s.ID != prev, st.newSess)
+						}
+						if s.Entry != st.entry {
+							t.Fatalf("step %d: entry = %v, want %v", i, s.Entry, st.entry)
+						}
+						under := visitor
+						if st.under != 0 {
+							under = base + st.under
+						}
+						if s.Visitor != under {
+							t.Fatalf("step %d: session of visitor %d, want %d", i, s.Visitor, under)
+						}
+						if s.ID>>63 != 0 || s.ID == 0 {
+							t.Fatalf("step %d: session id %x not 63-bit", i, s.ID)
+						}
+						if st.newSess && !s.Start.Equal(h.Time) {
+							t.Fatalf("step %d: start %v, want %v", i, s.Start, h.Time)
+						}
+						prev = s.ID
+					}
+				})
 			}
 		})
 	}

@@ -57,19 +57,20 @@ func (r *Resolver) Resolve(salts *salt.Salts, req Request) (Identity, bool) {
 		r.keys.Store(k)
 	}
 
-	hit := Hit{Time: req.Time, Timeout: r.timeout, Pageview: req.Pageview}
-	if len(salts.Yesterday) > 0 {
-		hit.Visitor = k.yesterday.Visitor(req.SiteID, req.IP, req.UserAgent)
-		if s, ok := r.sessions.Touch(hit); ok {
-			return Identity{Visitor: hit.Visitor, Session: s.ID, Entry: s.Entry}, true
-		}
+	hit := Hit{
+		Site:     req.SiteID,
+		Visitor:  k.today.Visitor(req.SiteID, req.IP, req.UserAgent),
+		Time:     req.Time,
+		Timeout:  r.timeout,
+		Pageview: req.Pageview,
+		Create:   req.Create,
 	}
-
-	hit.Visitor = k.today.Visitor(req.SiteID, req.IP, req.UserAgent)
-	hit.Create = req.Create
+	if len(salts.Yesterday) > 0 {
+		hit.Previous = k.yesterday.Visitor(req.SiteID, req.IP, req.UserAgent)
+	}
 	s, ok := r.sessions.Touch(hit)
 	if !ok {
 		return Identity{}, false
 	}
-	return Identity{Visitor: hit.Visitor, Session: s.ID, Entry: s.Entry}, true
+	return Identity{Visitor: s.Visitor, Session: s.ID, Entry: s.Entry}, true
 }

@@ -7,8 +7,16 @@ import (
 
 // Hit is one hit as the session store sees it.
 type Hit struct {
+	// Site is the site of the hit. Visitor ids already differ per site;
+	// a shared store names its keys by site too.
+	Site string
+	// Visitor is the visitor id under today's salt.
 	Visitor uint64
-	Time    time.Time
+	// Previous is the visitor id under yesterday's salt (0: none). A
+	// session still live under it is extended in preference to today's,
+	// so a visit across midnight stays one session.
+	Previous uint64
+	Time     time.Time
 	// Timeout ends a session after this much inactivity.
 	Timeout time.Duration
 	// Pageview marks a pageview: the first one of a session is its entry.
@@ -20,8 +28,11 @@ type Hit struct {
 
 // Session is the session a hit belongs to.
 type Session struct {
-	ID    uint64
-	Start time.Time
+	ID uint64
+	// Visitor is the visitor id the session runs under: Hit.Previous when
+	// it continued yesterday's session, Hit.Visitor otherwise.
+	Visitor uint64
+	Start   time.Time
 	// Entry is true for the session's first pageview.
 	Entry bool
 }
@@ -29,8 +40,9 @@ type Session struct {
 // Sessions tracks live sessions by visitor id. Implementations must be safe
 // for concurrent use.
 type Sessions interface {
-	// Touch extends the visitor's live session to cover h, or, when none is
-	// live and h.Create is set, starts one at h.Time. ok is false when no
+	// Touch extends the visitor's live session to cover h (the one under
+	// h.Previous first, then h.Visitor), or, when none is live and h.Create
+	// is set, starts one under h.Visitor at h.Time. ok is false when no
 	// session is live and h.Create is not set.
 	Touch(h Hit) (s Session, ok bool)
 }
@@ -50,7 +62,7 @@ const shardCount = 64
 
 // Memory is an in-memory Sessions. It is per instance: several instances
 // behind a load balancer each see only their own hits, so route a client
-// to one instance (sticky by IP) or share a store.
+// to one instance (sticky by IP) or share RedisSessions.
 //
 // Sessions live in 64 shards, each behind its own mutex. A shard drops its
 // expired sessions on the first Touch after SweepInterval, so memory stays
@@ -95,8 +107,18 @@ func NewMemory(opts MemoryOptions) *Memory {
 
 // Touch implements Sessions.
 func (m *Memory) Touch(h Hit) (Session, bool) {
+	if h.Previous != 0 {
+		if s, ok := m.touch(h.Previous, h, false); ok {
+			return s, true
+		}
+	}
+	return m.touch(h.Visitor, h, h.Create)
+}
+
+// touch is Touch for one visitor id.
+func (m *Memory) touch(visitor uint64, h Hit, create bool) (Session, bool) {
 	// Visitor ids are uniform hashes, so their low bits spread the shards.
-	sh := &m.shards[h.Visitor%shardCount]
+	sh := &m.shards[visitor%shardCount]
 	now := h.Time.UnixMilli()
 	timeout := h.Timeout.Milliseconds()
 
@@ -107,18 +129,18 @@ func (m *Memory) Touch(h Hit) (Session, bool) {
 		sh.sweep(now)
 	}
 
-	if e, ok := sh.m[h.Visitor]; ok && now < e.expires {
-		s := Session{ID: e.id, Start: time.UnixMilli(e.start), Entry: h.Pageview && !e.entered}
+	if e, ok := sh.m[visitor]; ok && now < e.expires {
+		s := Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start), Entry: h.Pageview && !e.entered}
 		e.expires = max(e.expires, now+timeout)
 		e.entered = e.entered || h.Pageview
-		sh.m[h.Visitor] = e
+		sh.m[visitor] = e
 		return s, true
 	}
-	if !h.Create {
+	if !create {
 		return Session{}, false
 	}
 
-	if _, ok := sh.m[h.Visitor]; !ok && len(sh.m) >= m.perShard {
+	if _, ok := sh.m[visitor]; !ok && len(sh.m) >= m.perShard {
 		// Full: sweep at most once a second (a shard full of live sessions
 		// would otherwise be scanned on every new visitor), then evict.
 		if now-sh.lastSweep >= 1000 {
@@ -129,9 +151,45 @@ func (m *Memory) Touch(h Hit) (Session, bool) {
 		}
 	}
 	start := time.UnixMilli(now)
-	e := entry{id: SessionID(h.Visitor, start), start: now, expires: now + timeout, entered: h.Pageview}
-	sh.m[h.Visitor] = e
-	return Session{ID: e.id, Start: start, Entry: h.Pageview}, true
+	e := entry{id: SessionID(visitor, start), start: now, expires: now + timeout, entered: h.Pageview}
+	sh.m[visitor] = e
+	return Session{ID: e.id, Visitor: visitor, Start: start, Entry: h.Pageview}, true
+}
+
+// peek returns the session live under visitor at t, and whether it has seen
+// a pageview, without extending it.
+func (m *Memory) peek(visitor uint64, t time.Time) (s Session, entered, ok bool) {
+	sh := &m.shards[visitor%shardCount]
+	sh.mu.Lock()
+	e, ok := sh.m[visitor]
+	sh.mu.Unlock()
+	if !ok || t.UnixMilli() >= e.expires {
+		return Session{}, false, false
+	}
+	return Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start)}, e.entered, true
+}
+
+// put records s, last seen at t, as learnt from a shared store.
+func (m *Memory) put(s Session, entered bool, t time.Time, timeout time.Duration) {
+	sh := &m.shards[s.Visitor%shardCount]
+	now := t.UnixMilli()
+	expires := now + timeout.Milliseconds()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if now-sh.lastSweep >= m.interval {
+		sh.sweep(now)
+	}
+	e, ok := sh.m[s.Visitor]
+	if ok && e.id == s.ID {
+		e.expires = max(e.expires, expires)
+		e.entered = e.entered || entered
+		sh.m[s.Visitor] = e
+		return
+	}
+	if !ok && len(sh.m) >= m.perShard {
+		sh.evict()
+	}
+	sh.m[s.Visitor] = entry{id: s.ID, start: s.Start.UnixMilli(), expires: expires, entered: entered}
 }
 
 // sweep drops expired sessions; the caller holds sh.mu.

@@ -2,7 +2,6 @@ package localq
 
 import (
 	"path/filepath"
-	"strings"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
@@ -29,7 +28,7 @@ func RegisterBackup(app core.App, q *Queue) {
 		Id: "pocketlytics_queue_backup",
 		Func: func(e *core.BackupEvent) error {
 			rel, err := filepath.Rel(e.App.DataDir(), q.dir)
-			if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+			if err != nil || !filepath.IsLocal(rel) {
 				return e.Next()
 			}
 

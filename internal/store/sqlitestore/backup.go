@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
@@ -45,7 +44,7 @@ func RegisterBackup(app core.App, s *Store) {
 		Id: "pocketlytics_analytics_backup",
 		Func: func(e *core.BackupEvent) error {
 			rel, err := filepath.Rel(e.App.DataDir(), s.path)
-			if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+			if err != nil || !filepath.IsLocal(rel) {
 				return e.Next()
 			}
 

@@ -72,119 +72,95 @@ function clean(query) {
 }
 
 // filterParam encodes the dashboard's filters ({dimension: value}) for the
-// API's `filters` parameter.
+// API's `filters` parameter, in the JSON form with each value in an array,
+// which the API takes literally (no `|` or `\` escapes).
 export function filterParam(filters) {
-  const parts = Object.entries(filters || {}).map(([k, v]) => `${k}==${String(v).replace(/[;\\]/g, '\\$&')}`);
-  return parts.join(';');
+  const triples = Object.entries(filters || {}).map(([k, v]) => [k, 'is', [String(v)]]);
+  return triples.length ? JSON.stringify(triples) : '';
 }
 
 function query(state, extra) {
+  const custom = state.period === 'custom';
   return {
     period: state.period,
-    from: state.period === 'custom' ? state.from : undefined,
-    to: state.period === 'custom' ? state.to : undefined,
+    from: custom ? state.from : undefined,
+    to: custom ? state.to : undefined,
     filters: filterParam(state.filters),
     ...extra,
   };
 }
 
-const num = (v) => (typeof v === 'number' ? v : Number(v) || 0);
+const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : Number(v) || 0);
 
-// pick reads a metric by its snake_case key or its camelCase twin.
-const camel = (k) => k.replace(/_(\w)/g, (_, c) => c.toUpperCase());
-export function pick(obj, key) {
-  if (!obj) return undefined;
-  return obj[key] ?? obj[camel(key)];
-}
-
-// Metrics of the overview, in display order.
+// Metrics of the overview, in display order; keys as the API names them.
 export const METRICS = [
   { key: 'visitors', label: 'Unique visitors' },
   { key: 'visits', label: 'Visits' },
   { key: 'pageviews', label: 'Pageviews' },
-  { key: 'views_per_visit', label: 'Views per visit' },
-  { key: 'bounce_rate', label: 'Bounce rate', lowerIsBetter: true, unit: 'percent' },
-  { key: 'visit_duration', label: 'Visit duration', unit: 'duration' },
+  { key: 'viewsPerVisit', label: 'Views per visit', decimals: 2 },
+  { key: 'bounceRate', label: 'Bounce rate', lowerIsBetter: true, unit: 'percent' },
+  { key: 'visitDuration', label: 'Visit duration', unit: 'duration' },
 ];
 
-// overview returns {metrics: {key: {value, previous, change}}}.
-export async function overview(siteId, state) {
-  const r = await analytics(siteId, 'overview', query(state));
-  const cur = r.current || r.metrics || r;
-  const prev = r.previous || r.comparison || {};
-  const out = {};
-  for (const m of METRICS) {
-    const v = pick(cur, m.key);
-    const value = num(v && typeof v === 'object' ? v.value : v);
-    const p = v && typeof v === 'object' && 'previous' in v ? v.previous : pick(prev, m.key);
-    const previous = p === undefined || p === null ? null : num(p && typeof p === 'object' ? p.value : p);
-    let change = v && typeof v === 'object' && 'change' in v ? v.change : undefined;
-    if (change === undefined || change === null) {
-      change = previous ? ((value - previous) / previous) * 100 : null;
-    }
-    out[m.key] = { value, previous, change };
-  }
-  return { metrics: out, raw: r };
+// range reads a response's range: {period, from, to (exclusive), timezone, interval}.
+function range(r) {
+  const x = r?.range || {};
+  return { ...x, from: new Date(x.from), to: new Date(x.to), timezone: x.timezone || 'UTC' };
 }
 
-// timeseries returns {interval, points: [{t: Date, visitors, visits, pageviews, ...}]}.
+// overview returns {range, metrics: {key: {value, previous, change (percent or null)}}}.
+export async function overview(siteId, state) {
+  const r = await analytics(siteId, 'overview', query(state));
+  const metrics = {};
+  for (const m of METRICS) {
+    const value = num(r.current?.[m.key]);
+    const previous = r.previous ? num(r.previous[m.key]) : null;
+    metrics[m.key] = { value, previous, change: previous ? ((value - previous) / previous) * 100 : null };
+  }
+  return { range: range(r), metrics };
+}
+
+// timeseries returns {range, points: [{t: Date, visitors, visits, ...}]}.
 export async function timeseries(siteId, state) {
   const r = await analytics(siteId, 'timeseries', query(state, { interval: state.interval }));
-  const rows = Array.isArray(r) ? r : r.points || r.items || r.results || r.series || [];
   return {
-    interval: r.interval || state.interval || '',
-    points: rows.map((p) => {
-      const out = { t: new Date(p.t ?? p.time ?? p.date ?? p.bucket) };
-      for (const m of METRICS) out[m.key] = num(pick(p, m.key));
+    range: range(r),
+    points: (r.points || []).map((p) => {
+      const out = { t: new Date(p.time), events: num(p.events) };
+      for (const m of METRICS) out[m.key] = num(p[m.key]);
       return out;
     }),
   };
 }
 
-// breakdown returns {rows: [{value, visitors, ...}], total}.
-export async function breakdown(siteId, dimension, state, opts = {}) {
-  const r = await analytics(siteId, `breakdown/${dimension}`, query(state, { limit: opts.limit || 10, page: opts.page }));
-  const rows = Array.isArray(r) ? r : r.items || r.results || r.rows || [];
-  return {
-    rows: rows.map((row) => ({ ...row, value: row.value ?? row.name ?? row[dimension] ?? '' })),
-    total: r.totalItems ?? r.total ?? r.totalValues ?? rows.length,
-  };
+// breakdown returns one page of a dimension: {rows: [{value, visitors, ...}], total, pages}.
+export async function breakdown(siteId, dimension, state, { limit = 10, page = 1 } = {}) {
+  const r = await analytics(siteId, `breakdown/${encodeURIComponent(dimension)}`, query(state, { limit, page }));
+  return { rows: r.items || [], total: num(r.totalItems), pages: num(r.totalPages) };
 }
 
-// normalizeArrival gives arrivals (live messages and snapshot entries) one
-// shape: entry (landing path), path (current path), at (ms).
+// normalizeArrival gives arrival messages and the snapshot's arrivals one
+// shape: entry (the page they arrived on), path (their current page), at (ms).
+// A message's `page` is the entry page; a snapshot entry has both.
 export function normalizeArrival(a) {
-  const time = a.time ?? a.t;
-  return {
-    ...a,
-    entry: a.entry ?? a.page ?? '',
-    path: a.page ?? a.path ?? a.entry ?? '',
-    at: time ? new Date(time).getTime() || Date.now() : Date.now(),
-  };
+  const entry = a.entry ?? a.page ?? '';
+  return { ...a, entry, path: a.page ?? entry, at: new Date(a.time).getTime() || Date.now() };
 }
 
-// onlineSeries accepts [{t, visitors}] or {start, step (seconds), counts}.
-function onlineSeries(o) {
-  if (Array.isArray(o)) return o.map((p) => ({ t: new Date(p.t ?? p.time), visitors: num(p.visitors ?? p.count) }));
-  if (o && Array.isArray(o.counts)) {
-    const start = new Date(o.start).getTime();
-    const step = (Number(o.step) || 60) * 1000;
-    return o.counts.map((c, i) => ({ t: new Date(start + i * step), visitors: num(c) }));
-  }
-  return [];
-}
-
-// live returns the live snapshot: {count, push, arrivals, pages: [{path,
-// visitors}], referrers: [{host, visitors}], online: [{t, visitors}]}.
+// live returns the live snapshot of GET …/live (docs/LIVE.md): {count, push,
+// arrivals, pages: [{path, visitors}], referrers: [{host, visitors}],
+// online: [{t, visitors}]}.
 export async function live(siteId) {
   const r = await analytics(siteId, 'live');
+  const start = new Date(r.online?.start).getTime();
+  const step = (num(r.online?.step) || 60) * 1000;
   return {
-    count: num(r.count ?? r.visitors),
+    count: num(r.count),
     push: r.push !== false,
     arrivals: (r.arrivals || []).map(normalizeArrival),
-    pages: (r.pages || []).map((p) => ({ path: p.path ?? p.value ?? p.page ?? '', visitors: num(p.visitors) })),
-    referrers: (r.referrers || []).map((x) => ({ host: x.host ?? x.value ?? '', visitors: num(x.visitors) })),
-    online: onlineSeries(r.online),
+    pages: (r.pages || []).map((p) => ({ path: p.value, visitors: num(p.visitors) })),
+    referrers: (r.referrers || []).map((x) => ({ host: x.value, visitors: num(x.visitors) })),
+    online: Number.isFinite(start) ? (r.online.counts || []).map((c, i) => ({ t: new Date(start + i * step), visitors: num(c) })) : [],
   };
 }
 

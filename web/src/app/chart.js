@@ -2,15 +2,70 @@
 // the pointer or the arrow keys. It redraws when its container resizes.
 import { h, svg, clear } from './dom.js';
 
-function niceMax(v) {
-  if (v <= 0) return 4;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
-  return 10 * p;
+// scale returns the y axis for values up to v: about four gridlines at a
+// round step (whole numbers for counts), and the top.
+function scale(v, integer) {
+  const raw = Math.max(v, integer ? 4 : 1e-9) / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  let step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((x) => x >= raw);
+  if (integer) step = Math.max(1, Math.ceil(step));
+  const top = Math.max(step, Math.ceil(v / step) * step);
+  return { step, top };
 }
 
-// lineChart({points: [{t: Date, v: number}], label, format, timeFormat, height})
-export function lineChart({ points, label, format = String, timeFormat, height = 240, compare }) {
+const MINUTE = 60000;
+const DAY = 1440 * MINUTE;
+// Label strides for series finer than a day, in minutes; all divide a day.
+const STRIDES = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440];
+
+// minuteOfDay reads the wall-clock minute of t in timeZone.
+function minuteClock(timeZone) {
+  let f;
+  try {
+    f = new Intl.DateTimeFormat('en-US', { timeZone, hour: 'numeric', minute: 'numeric', hourCycle: 'h23' });
+  } catch {
+    f = new Intl.DateTimeFormat('en-US', { hour: 'numeric', minute: 'numeric', hourCycle: 'h23' });
+  }
+  return (t) => {
+    const parts = f.formatToParts(t);
+    const get = (type) => Number(parts.find((x) => x.type === type)?.value || 0);
+    return get('hour') * 60 + get('minute');
+  };
+}
+
+// tickIndexes picks the points that get an axis label: at most `max`, at
+// round times of the series' time zone (every 3 hours, every 15 minutes…)
+// when its buckets are shorter than a day, else every n-th bucket.
+function tickIndexes(points, max, timeZone) {
+  if (points.length < 2) return points.map((_, i) => i);
+  const stepMs = points[1].t - points[0].t;
+  const need = Math.ceil(points.length / Math.max(max, 1));
+  if (stepMs < DAY) {
+    const stepMin = Math.max(1, Math.round(stepMs / MINUTE));
+    const stride = STRIDES.find((m) => m >= stepMin && m % stepMin === 0 && m / stepMin >= need);
+    if (stride) {
+      const clock = minuteClock(timeZone);
+      const out = [];
+      points.forEach((p, i) => clock(p.t) % stride === 0 && out.push(i));
+      if (out.length) return out;
+    }
+  }
+  const n = [1, 2, 3, 6, 7, 12, 14, 28].find((k) => k >= need) || need;
+  return points.map((_, i) => i).filter((i) => i % n === 0);
+}
+
+// summary is the chart's text alternative: every value of a short series,
+// the peak and the latest of a long one.
+function summary(label, points, format) {
+  if (!points.length) return `${label}: no data`;
+  if (points.length <= 48) return `${label}: ${points.map((p) => format(p.v)).join(', ')}`;
+  const peak = Math.max(...points.map((p) => p.v));
+  return `${label}: peak ${format(peak)}, latest ${format(points[points.length - 1].v)}`;
+}
+
+// lineChart({points: [{t: Date, v: number}], label, format, timeFormat,
+// timeZone (of the axis labels' alignment), height})
+export function lineChart({ points, label, format = String, timeFormat, timeZone, height = 240, compare }) {
   const box = h('div', { class: 'chart' });
   const tip = h('div', { class: 'chart-tip', role: 'status', hidden: true });
   const fmtTime = timeFormat || ((t) => t.toLocaleString());
@@ -22,21 +77,21 @@ export function lineChart({ points, label, format = String, timeFormat, height =
     const pad = { l: 44, r: 12, t: 12, b: 26 };
     const w = Math.max(width - pad.l - pad.r, 10);
     const hgt = height - pad.t - pad.b;
-    const max = niceMax(Math.max(0, ...points.map((p) => p.v), ...(compare || []).map((p) => p.v)));
+    const values = [...points, ...(compare || [])].map((p) => p.v);
+    const { step, top: max } = scale(Math.max(0, ...values), values.every(Number.isInteger));
     const x = (i) => pad.l + (points.length > 1 ? (i / (points.length - 1)) * w : w / 2);
     const y = (v) => pad.t + hgt - (v / max) * hgt;
 
     const grid = [];
-    for (let i = 0; i <= 4; i++) {
-      const v = (max / 4) * i;
+    for (let k = 0; k * step <= max + step / 2; k++) {
+      const v = k * step;
       grid.push(svg('line', { x1: pad.l, x2: pad.l + w, y1: y(v), y2: y(v), class: 'grid' }));
       grid.push(svg('text', { x: pad.l - 6, y: y(v) + 4, 'text-anchor': 'end', class: 'axis' }, format(v)));
     }
     const labels = [];
-    const every = Math.max(1, Math.ceil(points.length / Math.max(2, Math.floor(w / 90))));
-    points.forEach((p, i) => {
-      if (i % every === 0) labels.push(svg('text', { x: x(i), y: height - 6, 'text-anchor': 'middle', class: 'axis' }, fmtTime(p.t, true)));
-    });
+    for (const i of tickIndexes(points, Math.max(2, Math.floor(w / 90)), timeZone)) {
+      labels.push(svg('text', { x: x(i), y: height - 6, 'text-anchor': 'middle', class: 'axis' }, fmtTime(points[i].t, true)));
+    }
 
     const line = points.map((p, i) => `${i ? 'L' : 'M'}${x(i).toFixed(1)},${y(p.v).toFixed(1)}`).join('');
     const area = points.length ? `${line}L${x(points.length - 1).toFixed(1)},${y(0)}L${x(0).toFixed(1)},${y(0)}Z` : '';
@@ -52,7 +107,7 @@ export function lineChart({ points, label, format = String, timeFormat, height =
         height,
         viewBox: `0 0 ${width} ${height}`,
         role: 'img',
-        'aria-label': `${label}: ${points.length ? points.map((p) => format(p.v)).join(', ') : 'no data'}`,
+        'aria-label': summary(label, points, format),
       },
       grid,
       labels,

@@ -65,6 +65,11 @@ export function timeAgo(t) {
   return `${Math.floor(s / 3600)}h ago`;
 }
 
-export function clockTime(t) {
-  return new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+// clockTime is t's time of day, in timeZone (default: the browser's).
+export function clockTime(t, timeZone) {
+  try {
+    return new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', timeZone });
+  } catch {
+    return new Date(t).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  }
 }

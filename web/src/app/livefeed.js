@@ -213,10 +213,10 @@ export class LiveFeed {
     this.emit('leave', v);
   }
 
+  // handle applies one pushed message (docs/LIVE.md): arrival, pageview,
+  // event, leave or count.
   handle(msg) {
     if (!msg || typeof msg !== 'object') return;
-    // The count message's field is `visitors` (or `count`).
-    if (msg.type === 'count' && msg.count === undefined) msg = { ...msg, count: msg.visitors };
     this.emit('message', msg);
     switch (msg.type) {
       case 'arrival': {
@@ -226,17 +226,18 @@ export class LiveFeed {
         this.visitors.set(key, v);
         if (!known) {
           this.arrive(v);
-          // The count message that follows corrects this; one that came
-          // just before already includes the visitor.
-          if (msg.count === undefined && Date.now() - this.countAt > 500) this.setCount(this.count + 1);
+          // Count at once; the count message that follows (throttled to
+          // 250 ms) corrects this. One that came just before already
+          // includes the visitor.
+          if (Date.now() - this.countAt > 500) this.setCount(this.count + 1);
         }
         this.markData();
         this.scheduleResync();
         break;
       }
       case 'pageview': {
-        const v = msg.visitor && this.visitors.get(msg.visitor);
-        if (v) v.path = msg.page || msg.path || v.path;
+        const v = this.visitors.get(msg.visitor);
+        if (v) v.path = msg.page || v.path;
         this.markData();
         this.scheduleResync();
         break;
@@ -245,19 +246,18 @@ export class LiveFeed {
         this.markData();
         break;
       case 'leave':
-        if (msg.visitor && this.visitors.has(msg.visitor)) {
+        if (this.visitors.has(msg.visitor)) {
           this.leave(msg.visitor);
-          if (msg.count === undefined && Date.now() - this.countAt > 500) this.setCount(this.count - 1);
+          if (Date.now() - this.countAt > 500) this.setCount(this.count - 1);
         }
         this.scheduleResync();
         break;
       case 'count':
         this.countAt = Date.now();
-        this.setCount(msg.count);
-        if (msg.count > 0) this.markData();
+        this.setCount(msg.visitors);
+        if (msg.visitors > 0) this.markData();
         break;
     }
-    if (typeof msg.count === 'number' && msg.type !== 'count') this.setCount(msg.count);
   }
 }
 

@@ -36,13 +36,14 @@ export function navigate(url, { replace = false } = {}) {
 }
 
 // setQuery changes the query string in place (no new view), for state that
-// should survive reloads and be shareable.
-export function setQuery(params, { replace = false } = {}) {
+// should survive reloads and be shareable. Empty values are left out, except
+// for the keys in `keep` (a filter may match the empty value).
+export function setQuery(params, { replace = false, keep = [] } = {}) {
   const u = new URL(location.href);
   u.search = '';
   for (const [k, v] of Object.entries(params)) {
     if (Array.isArray(v)) v.forEach((x) => u.searchParams.append(k, x));
-    else if (v !== undefined && v !== null && v !== '') u.searchParams.set(k, v);
+    else if (v !== undefined && v !== null && (v !== '' || keep.includes(k))) u.searchParams.set(k, v);
   }
   if (u.href !== location.href) history[replace ? 'replaceState' : 'pushState'](null, '', u);
 }

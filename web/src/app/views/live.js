@@ -16,14 +16,24 @@ function list(title, rows, empty, render) {
   );
 }
 
+// sinceFirstVisitor drops the empty start of the day's series (a quiet
+// night, a site added at noon), keeping a few minutes before the first
+// visitor and at least the last half hour (of the per-minute series).
+function sinceFirstVisitor(points) {
+  const first = points.findIndex((p) => p.v > 0);
+  const lastHalfHour = Math.max(0, points.length - 30);
+  return points.slice(first < 0 ? lastHalfHour : Math.min(Math.max(0, first - 10), lastHalfHour));
+}
+
 export function liveView(site, feed) {
+  const timeZone = site.timezone || 'UTC';
   const g = globe();
   const big = h('strong', { class: 'big-count' }, num(feed.count));
   const mode = h('p', { class: 'live-mode-line muted', role: 'status' });
   const feedList = h('ol', { class: 'arrivals', 'aria-label': 'Latest arrivals' });
   const pagesBox = h('div');
   const refsBox = h('div');
-  const onlineBox = h('section', { class: 'card online' }, h('h2', {}, 'Online over the day'));
+  const onlineBox = h('section', { class: 'card online' }, h('h2', {}, 'Online today'));
   const errorBox = h('p', { class: 'error', role: 'alert', hidden: true });
 
   const el = h(
@@ -78,15 +88,17 @@ export function liveView(site, feed) {
       list('Live referrers', feed.referrers, 'No referrers right now.', (r) => h('li', {}, h('span', {}, r.host || 'Direct / none'), h('span', { class: 'num' }, num(r.visitors)))),
     );
     onlineChart?.destroy?.();
-    const points = feed.online.map((p) => ({ t: new Date(p.t), v: Number(p.visitors) || 0 }));
+    const points = sinceFirstVisitor(feed.online.map((p) => ({ t: new Date(p.t), v: Number(p.visitors) || 0 })));
+    // The series runs from midnight in the site's time zone.
     onlineChart = lineChart({
       points,
       label: 'Visitors online',
       format: num,
-      timeFormat: (t) => clockTime(t),
+      timeFormat: (t) => clockTime(t, timeZone),
+      timeZone,
       height: 180,
     });
-    clear(onlineBox).append(h('h2', {}, 'Online over the day'), onlineChart);
+    clear(onlineBox).append(h('h2', {}, 'Online today'), onlineChart);
   };
   let onlineChart = null;
 

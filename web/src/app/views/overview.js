@@ -8,18 +8,37 @@ import { num, percent, duration, flag, countryName, capitalize } from '../format
 import { lineChart } from '../chart.js';
 import { snippet } from './settings.js';
 
+// Periods as the API names them (docs/API.md).
 export const PERIODS = [
+  ['realtime', 'Last 30 minutes'],
   ['today', 'Today'],
   ['yesterday', 'Yesterday'],
   ['24h', 'Last 24 hours'],
   ['7d', 'Last 7 days'],
   ['30d', 'Last 30 days'],
   ['month', 'This month'],
-  ['lastmonth', 'Last month'],
+  ['last_month', 'Last month'],
   ['12mo', 'Last 12 months'],
   ['custom', 'Custom range'],
 ];
-const LIVE_PERIODS = new Set(['today', '24h', '7d', '30d', 'month', '12mo']);
+// Periods that include now refresh by themselves.
+const LIVE_PERIODS = new Set(['realtime', 'today', '24h', '7d', '30d', 'month', '12mo']);
+
+// Time series buckets a period may use; the first is the API's default.
+// (The API refuses more than 2000 buckets: no minutes over a day.)
+const INTERVALS = {
+  realtime: ['minute'],
+  today: ['hour', 'minute'],
+  yesterday: ['hour', 'minute'],
+  '24h': ['hour', 'minute'],
+  '7d': ['day', 'hour'],
+  '30d': ['day', 'hour'],
+  month: ['day', 'hour'],
+  last_month: ['day', 'hour'],
+  '12mo': ['month', 'day'],
+  custom: ['', 'hour', 'day', 'month'],
+};
+const INTERVAL_LABELS = { '': 'Automatic', minute: 'Minutes', hour: 'Hours', day: 'Days', month: 'Months' };
 
 export const DIMENSIONS = {
   page: 'Page',
@@ -56,9 +75,9 @@ export function readState() {
   for (const k of Object.keys(DIMENSIONS)) if (q.has(k)) filters[k] = q.get(k);
   return {
     period,
-    from: q.get('from') || '',
-    to: q.get('to') || '',
-    interval: q.get('interval') || '',
+    from: q.get('from') || (period === 'custom' ? localDay(-6) : ''),
+    to: q.get('to') || (period === 'custom' ? localDay(0) : ''),
+    interval: INTERVALS[period].includes(q.get('interval')) ? q.get('interval') : '',
     metric: METRICS.some((m) => m.key === q.get('metric')) ? q.get('metric') : 'visitors',
     filters,
   };
@@ -72,12 +91,22 @@ function writeState(s) {
     interval: s.interval,
     metric: s.metric === 'visitors' ? '' : s.metric,
     ...s.filters,
-  });
+  }, { keep: Object.keys(s.filters) });
 }
+
+// localDay is the browser's calendar day, `days` from today, as YYYY-MM-DD.
+function localDay(days) {
+  const d = new Date();
+  d.setDate(d.getDate() + days);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+const twoDecimals = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
 
 function fmtMetric(m, v) {
   if (m.unit === 'percent') return percent(v);
   if (m.unit === 'duration') return duration(v);
+  if (m.decimals) return twoDecimals.format(Number(v) || 0);
   return num(v);
 }
 
@@ -88,19 +117,42 @@ function label(dim, value) {
   return String(value);
 }
 
-function timeFormatter(points) {
-  const span = points.length > 1 ? points[points.length - 1].t - points[0].t : 0;
-  const day = 86400000;
+// timeFormatter labels buckets of an interval in the site's time zone.
+// Hours of a range longer than a day carry their date.
+function timeFormatter({ interval, timezone, from, to }) {
+  const timeZone = timezone || 'UTC';
+  const multiDay = to - from > 86400000 * 1.5;
   return (t, short) => {
-    if (span <= 2 * day) return t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-    if (span > 120 * day) return t.toLocaleDateString([], { month: 'short', year: short ? '2-digit' : 'numeric' });
-    return t.toLocaleDateString([], { month: 'short', day: 'numeric' });
+    try {
+      if (interval === 'month') return t.toLocaleDateString([], { month: 'short', year: short ? '2-digit' : 'numeric', timeZone });
+      if (interval === 'day') return t.toLocaleDateString([], { month: 'short', day: 'numeric', weekday: short ? undefined : 'short', timeZone });
+      const time = t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', timeZone });
+      return multiDay ? `${t.toLocaleDateString([], { month: 'short', day: 'numeric', timeZone })}${short ? ' ' : ', '}${time}` : time;
+    } catch {
+      return t.toISOString();
+    }
   };
+}
+
+// rangeText describes a response's range ("Mar 25 – Mar 31, 2024"); `to`
+// is exclusive.
+function rangeText({ from, to, timezone }) {
+  if (!(from instanceof Date) || Number.isNaN(+from)) return '';
+  const timeZone = timezone || 'UTC';
+  const last = new Date(+to - 1);
+  const day = (d, opts) => d.toLocaleDateString([], { month: 'short', day: 'numeric', timeZone, ...opts });
+  try {
+    if (day(from) === day(last)) return day(from, { year: 'numeric', weekday: 'short' });
+    return `${day(from)} – ${day(last, { year: 'numeric' })}`;
+  } catch {
+    return '';
+  }
 }
 
 export function overviewView(site, feed) {
   let state = readState();
   const controls = h('div', { class: 'controls' });
+  const rangeLabel = h('span', { class: 'range muted', 'aria-live': 'polite' });
   const filterBar = h('div', { class: 'filters', 'aria-label': 'Active filters' });
   const setup = h('div', { class: 'setup' });
   const cards = h('div', { class: 'metrics', role: 'group', 'aria-label': 'Key figures; pick one for the chart' });
@@ -125,12 +177,30 @@ export function overviewView(site, feed) {
     const pid = uid('period');
     const select = h(
       'select',
-      { id: pid, onchange: () => update({ period: select.value }) },
+      {
+        id: pid,
+        onchange: () => {
+          const patch = { period: select.value, interval: '' };
+          // A custom range starts as the last 7 days.
+          if (patch.period === 'custom' && !state.from) Object.assign(patch, { from: localDay(-6), to: localDay(0) });
+          update(patch);
+        },
+      },
       PERIODS.map(([k, l]) => h('option', { value: k, selected: k === state.period }, l)),
     );
     clear(controls).append(h('label', { for: pid, class: 'sr-only' }, 'Period'), select);
+    const intervals = INTERVALS[state.period];
+    if (intervals.length > 1) {
+      const iid = uid('interval');
+      const interval = h(
+        'select',
+        { id: iid, onchange: () => update({ interval: interval.value === intervals[0] ? '' : interval.value }) },
+        intervals.map((k) => h('option', { value: k, selected: k === (state.interval || intervals[0]) }, INTERVAL_LABELS[k])),
+      );
+      controls.append(h('label', { for: iid, class: 'sr-only' }, 'Chart interval'), interval);
+    }
     if (state.period === 'custom') {
-      const today = new Date().toISOString().slice(0, 10);
+      const today = localDay(0);
       const from = h('input', { type: 'date', value: state.from || today, max: today, 'aria-label': 'From' });
       const to = h('input', { type: 'date', value: state.to || today, max: today, 'aria-label': 'To' });
       controls.append(
@@ -140,6 +210,7 @@ export function overviewView(site, feed) {
         h('button', { class: 'btn', type: 'button', onclick: () => update({ from: from.value, to: to.value }) }, 'Apply'),
       );
     }
+    controls.append(rangeLabel);
     clear(filterBar);
     for (const [k, v] of Object.entries(state.filters)) {
       filterBar.append(
@@ -202,7 +273,7 @@ export function overviewView(site, feed) {
     chart?.destroy?.();
     const m = METRICS.find((x) => x.key === state.metric);
     const points = series.points.map((p) => ({ t: p.t, v: Number(p[m.key]) || 0 }));
-    chart = lineChart({ points, label: m.label, format: (v) => fmtMetric(m, v), timeFormat: timeFormatter(points) });
+    chart = lineChart({ points, label: m.label, format: (v) => fmtMetric(m, v), timeFormat: timeFormatter(series.range), timeZone: series.range.timezone });
     clear(chartBox).append(h('h2', { class: 'sr-only' }, `${m.label} over time`), chart);
   };
 
@@ -246,7 +317,7 @@ export function overviewView(site, feed) {
         .then((r) => {
           if (my !== panelSeq) return;
           rows.push(...r.rows);
-          renderRows(body, ps.dim, rows, r.total > rows.length && r.rows.length === 10, () => {
+          renderRows(body, ps.dim, rows, page < r.pages, () => {
             page++;
             fetchPage();
           });
@@ -315,6 +386,7 @@ export function overviewView(site, feed) {
     cards.removeAttribute('aria-busy');
     if (ov.status === 'fulfilled') {
       renderCards(ov.value);
+      rangeLabel.textContent = rangeText(ov.value.range);
       const m = ov.value.metrics;
       const empty = !m.visitors.value && !m.pageviews.value && !Object.keys(state.filters).length;
       if (empty && !snip && !feed.hasData) {

@@ -1,0 +1,376 @@
+package hooks_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pocketbase/pocketbase/core"
+	"github.com/pocketbase/pocketbase/tests"
+
+	"github.com/pocketlytics/pocketlytics/hooks"
+	"github.com/pocketlytics/pocketlytics/internal/analytics"
+	"github.com/pocketlytics/pocketlytics/internal/sitecache"
+	"github.com/pocketlytics/pocketlytics/internal/store"
+	"github.com/pocketlytics/pocketlytics/internal/store/chstore"
+	"github.com/pocketlytics/pocketlytics/internal/store/sqlitestore"
+	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
+)
+
+// berlinSiteID is a site in Europe/Berlin, owned by the fixture owner with
+// the fixture member, added to each analytics test app. subsSiteID (public,
+// UTC) comes from the shared template.
+const berlinSiteID = "berlin000000001"
+
+// analyticsNow is inside the generated data: Berlin's spring-forward day.
+var analyticsNow = time.Date(2024, 3, 31, 14, 7, 0, 0, time.UTC)
+
+// analyticsFixture is a store loaded with a generated dataset for the
+// Berlin site and the public site, and the reference over the same events.
+type analyticsFixture struct {
+	store store.Store
+	ref   *storetest.Reference
+}
+
+// newAnalyticsFixture opens a store of the given kind (sqlite, clickhouse)
+// and loads it.
+func newAnalyticsFixture(t *testing.T, kind string) *analyticsFixture {
+	t.Helper()
+	opts := storetest.DefaultOptions()
+	opts.Sites = []storetest.Site{{ID: berlinSiteID, Timezone: "Europe/Berlin"}, {ID: subsSiteID, Timezone: "UTC"}}
+	opts.Sessions = 1500
+	ds := storetest.Generate(opts)
+	var s store.Store
+	var err error
+	switch kind {
+	case "sqlite":
+		s, err = sqlitestore.Open(filepath.Join(t.TempDir(), "analytics.db"))
+	case "clickhouse":
+		s, err = chstore.Open(t.Context(), testutil.ClickHouseDSN(t), chstore.Options{})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for start := 0; start < len(ds.Events); start += 10000 {
+		if err := s.Insert(t.Context(), "", ds.Events[start:min(start+10000, len(ds.Events))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &analyticsFixture{store: s, ref: storetest.NewReference(ds.Events)}
+}
+
+// app is a test app with the analytics routes on the fixture's store.
+func (fx *analyticsFixture) app(t testing.TB, retentionDays int) *tests.TestApp {
+	t.Helper()
+	app, err := tests.NewTestApp(template(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sites, err := app.FindCollectionByNameOrId("sites")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := core.NewRecord(sites)
+	r.Id = berlinSiteID
+	r.Load(map[string]any{"name": "Berlin", "domains": []string{"example.de"}, "timezone": "Europe/Berlin",
+		"owner": ownerID, "members": []string{memberID}})
+	if err := app.Save(r); err != nil {
+		t.Fatal(err)
+	}
+	err = hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{
+		Store:         fx.store,
+		Sites:         sitecache.Register(app),
+		RetentionDays: retentionDays,
+		Now:           func() time.Time { return analyticsNow },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+func apiURL(site, path string, query string) string {
+	u := "/api/analytics/sites/" + site + "/" + path
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}
+
+// params parses a scenario URL's query the way the route does.
+func params(t testing.TB, site, rawURL string) analytics.Params {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc := time.UTC
+	if site == berlinSiteID {
+		loc, _ = time.LoadLocation("Europe/Berlin")
+	}
+	p, err := analytics.Parse(u.Query(), site, loc, analyticsNow, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func decode(t testing.TB, res *http.Response, v any) {
+	t.Helper()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// expectOverview compares the response with the reference's answers for
+// the same parameters.
+func (fx *analyticsFixture) expectOverview(site, rawURL string) func(testing.TB, *tests.TestApp, *http.Response) {
+	return func(t testing.TB, _ *tests.TestApp, res *http.Response) {
+		ref := fx.ref
+		p := params(t, site, rawURL)
+		var got struct {
+			Range struct {
+				Period   string    `json:"period"`
+				From     time.Time `json:"from"`
+				To       time.Time `json:"to"`
+				Timezone string    `json:"timezone"`
+			} `json:"range"`
+			Current, Previous store.Overview
+			PreviousRange     struct{ From, To time.Time }
+		}
+		decode(t, res, &got)
+		if got.Range.Period != p.Period || !got.Range.From.Equal(p.From) || !got.Range.To.Equal(p.To) {
+			t.Fatalf("range %+v, want %s %s..%s", got.Range, p.Period, p.From, p.To)
+		}
+		if !got.PreviousRange.From.Equal(p.PrevFrom) || !got.PreviousRange.To.Equal(p.PrevTo) {
+			t.Fatalf("previous range %+v, want %s..%s", got.PreviousRange, p.PrevFrom, p.PrevTo)
+		}
+		if want := ref.Overview(p.Query); got.Current != want {
+			t.Fatalf("current\n got %+v\nwant %+v", got.Current, want)
+		}
+		if want := ref.Overview(p.Previous()); got.Previous != want {
+			t.Fatalf("previous\n got %+v\nwant %+v", got.Previous, want)
+		}
+	}
+}
+
+func (fx *analyticsFixture) expectTimeseries(site, rawURL string, points int) func(testing.TB, *tests.TestApp, *http.Response) {
+	return func(t testing.TB, _ *tests.TestApp, res *http.Response) {
+		ref := fx.ref
+		p := params(t, site, rawURL)
+		var got struct {
+			Range  struct{ Interval string }
+			Points []store.Point
+		}
+		decode(t, res, &got)
+		if got.Range.Interval != string(p.Interval) || len(got.Points) != points {
+			t.Fatalf("%s with %d points, want %s with %d", got.Range.Interval, len(got.Points), p.Interval, points)
+		}
+		want := ref.Timeseries(p.Query, p.Interval)
+		nonEmpty := 0
+		for _, pt := range got.Points {
+			w, ok := want[pt.Time.Unix()]
+			if !ok {
+				w = store.Point{Time: pt.Time}
+			} else {
+				nonEmpty++
+			}
+			w.Time = pt.Time
+			if pt != w {
+				t.Fatalf("point %s\n got %+v\nwant %+v", pt.Time, pt, w)
+			}
+		}
+		if nonEmpty != len(want) {
+			t.Fatalf("%d buckets with data, want %d", nonEmpty, len(want))
+		}
+	}
+}
+
+func (fx *analyticsFixture) expectBreakdown(site, rawURL string, dim store.Dimension) func(testing.TB, *tests.TestApp, *http.Response) {
+	return func(t testing.TB, _ *tests.TestApp, res *http.Response) {
+		ref := fx.ref
+		p := params(t, site, rawURL)
+		var got struct {
+			Dimension                             store.Dimension
+			Page, PerPage, TotalItems, TotalPages int
+			Items                                 []store.Row
+		}
+		decode(t, res, &got)
+		want := ref.Breakdown(p.Query, dim, p.Limit, p.Offset())
+		if got.Dimension != dim || got.Page != p.Page || got.PerPage != p.Limit || got.TotalItems != want.Total ||
+			got.TotalPages != (want.Total+p.Limit-1)/p.Limit {
+			t.Fatalf("got %s page %d/%d of %d items per %d; want %s page %d of %d items per %d",
+				got.Dimension, got.Page, got.TotalPages, got.TotalItems, got.PerPage, dim, p.Page, want.Total, p.Limit)
+		}
+		if len(want.Rows) == 0 {
+			t.Fatalf("the reference has no rows: a weak test")
+		}
+		if !reflect.DeepEqual(got.Items, want.Rows) {
+			t.Fatalf("\n got %+v\nwant %+v", got.Items, want.Rows)
+		}
+	}
+}
+
+func TestAnalyticsRoutes(t *testing.T) {
+	for _, kind := range []string{"sqlite", "clickhouse"} {
+		t.Run(kind, func(t *testing.T) { testAnalyticsRoutes(t, newAnalyticsFixture(t, kind)) })
+	}
+}
+
+func testAnalyticsRoutes(t *testing.T, fx *analyticsFixture) {
+	owner := map[string]string{"Authorization": token(t, ownerID)}
+	member := map[string]string{"Authorization": token(t, memberID)}
+	stranger := map[string]string{"Authorization": token(t, strangerID)}
+	superuser := map[string]string{"Authorization": token(t, superuserID)}
+	jsonFilters := url.QueryEscape(`[["country","is","DE|FR"],["page","contains","/blog"]]`)
+	compactFilters := url.QueryEscape(`event_name==signup;device!=mobile`)
+	ok := []string{`"range"`}
+	bad := func(msg string) []string { return []string{`"status":400`, msg} }
+	notFound := []string{`"status":404`, `"data":{}`}
+
+	type check func(site, rawURL string) func(testing.TB, *tests.TestApp, *http.Response)
+	overview := check(fx.expectOverview)
+	series := func(n int) check {
+		return func(site, rawURL string) func(testing.TB, *tests.TestApp, *http.Response) {
+			return fx.expectTimeseries(site, rawURL, n)
+		}
+	}
+	breakdown := func(dim store.Dimension) check {
+		return func(site, rawURL string) func(testing.TB, *tests.TestApp, *http.Response) {
+			return fx.expectBreakdown(site, rawURL, dim)
+		}
+	}
+	type scenario struct {
+		Name, URL                           string
+		Headers                             map[string]string
+		ExpectedStatus                      int
+		ExpectedContent, NotExpectedContent []string
+		After                               check // compares the response with the reference
+		Retention                           int   // RETENTION_DAYS of the app
+	}
+
+	scenarios := []scenario{
+		// Each period, as the owner.
+		{Name: "overview default period", URL: apiURL(berlinSiteID, "overview", ""), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: []string{`"period":"30d"`, `"timezone":"Europe/Berlin"`}, After: overview},
+		{Name: "overview realtime", URL: apiURL(berlinSiteID, "overview", "period=realtime"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview today", URL: apiURL(berlinSiteID, "overview", "period=today"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: []string{`"from":"2024-03-31T00:00:00+01:00"`, `"to":"2024-04-01T00:00:00+02:00"`}, After: overview},
+		{Name: "overview yesterday", URL: apiURL(berlinSiteID, "overview", "period=yesterday"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview 24h", URL: apiURL(berlinSiteID, "overview", "period=24h"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview 7d", URL: apiURL(berlinSiteID, "overview", "period=7d"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview month", URL: apiURL(berlinSiteID, "overview", "period=month"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview last_month", URL: apiURL(berlinSiteID, "overview", "period=last_month"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview 12mo", URL: apiURL(berlinSiteID, "overview", "period=12mo"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview custom", URL: apiURL(berlinSiteID, "overview", "period=custom&from=2024-03-10&to=2024-03-20"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview JSON filters", URL: apiURL(berlinSiteID, "overview", "period=30d&filters="+jsonFilters), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+		{Name: "overview compact filters", URL: apiURL(berlinSiteID, "overview", "filters="+compactFilters), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: overview},
+
+		{Name: "timeseries today: 23 hours on the DST day", URL: apiURL(berlinSiteID, "timeseries", "period=today"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: []string{`"interval":"hour"`, `"time":"2024-03-31T03:00:00+02:00"`}, After: series(23)},
+		{Name: "timeseries realtime", URL: apiURL(berlinSiteID, "timeseries", "period=realtime"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: series(30)},
+		{Name: "timeseries 7d by hour", URL: apiURL(berlinSiteID, "timeseries", "period=7d&interval=hour"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: series(7*24 - 1)},
+		{Name: "timeseries 30d filtered", URL: apiURL(berlinSiteID, "timeseries", "period=30d&filters="+jsonFilters), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: series(30)},
+		{Name: "timeseries 12mo", URL: apiURL(berlinSiteID, "timeseries", "period=12mo"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: []string{`"interval":"month"`}, After: series(12)},
+
+		{Name: "breakdown page", URL: apiURL(berlinSiteID, "breakdown/page", ""), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: breakdown(store.DimPage)},
+		{Name: "breakdown country, page 2 of 3 per page", URL: apiURL(berlinSiteID, "breakdown/country", "limit=3&page=2"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: []string{`"page":2`, `"perPage":3`}, After: breakdown(store.DimCountry)},
+		{Name: "breakdown entry_page filtered", URL: apiURL(berlinSiteID, "breakdown/entry_page", "period=month&filters="+compactFilters), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: breakdown(store.DimEntryPage)},
+		{Name: "breakdown channel", URL: apiURL(berlinSiteID, "breakdown/channel", "period=7d"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: breakdown(store.DimChannel)},
+		{Name: "breakdown event_name", URL: apiURL(berlinSiteID, "breakdown/event_name", ""), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: breakdown(store.DimEventName)},
+		{Name: "breakdown event_prop:plan", URL: apiURL(berlinSiteID, "breakdown/event_prop:plan", "period=30d"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: []string{`"dimension":"event_prop:plan"`}, After: breakdown(store.PropDimension("plan"))},
+		{Name: "breakdown escaped event_prop", URL: apiURL(berlinSiteID, "breakdown/event_prop%3Afile", ""), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: ok, After: breakdown(store.PropDimension("file"))},
+
+		// Who may read.
+		{Name: "member", URL: apiURL(berlinSiteID, "overview", ""), Headers: member, ExpectedStatus: 200, ExpectedContent: ok},
+		{Name: "superuser", URL: apiURL(berlinSiteID, "breakdown/os", ""), Headers: superuser, ExpectedStatus: 200, ExpectedContent: ok},
+		{Name: "stranger gets 404", URL: apiURL(berlinSiteID, "overview", ""), Headers: stranger, ExpectedStatus: 404, ExpectedContent: notFound,
+			NotExpectedContent: []string{`"visitors"`}},
+		{Name: "guest gets 404", URL: apiURL(berlinSiteID, "timeseries", ""), ExpectedStatus: 404, ExpectedContent: notFound},
+		{Name: "stranger breakdown 404 before a bad dimension", URL: apiURL(berlinSiteID, "breakdown/colour", ""), Headers: stranger,
+			ExpectedStatus: 404, ExpectedContent: notFound},
+		{Name: "unknown site 404", URL: apiURL(noSiteID, "overview", ""), Headers: owner, ExpectedStatus: 404, ExpectedContent: notFound},
+		{Name: "public site as guest", URL: apiURL(subsSiteID, "overview", "period=custom&from=2024-03-05&to=2024-04-12"),
+			ExpectedStatus: 200, ExpectedContent: []string{`"timezone":"UTC"`}, After: overview},
+		{Name: "public site breakdown as stranger", URL: apiURL(subsSiteID, "breakdown/referrer", "period=month"), Headers: stranger,
+			ExpectedStatus: 200, ExpectedContent: ok, After: breakdown(store.DimReferrer)},
+
+		// Bad input: 400 in PocketBase's shape.
+		{Name: "unknown period", URL: apiURL(berlinSiteID, "overview", "period=week"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown period \"week\"`)},
+		{Name: "unknown interval", URL: apiURL(berlinSiteID, "timeseries", "interval=week"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown interval`)},
+		{Name: "too fine an interval", URL: apiURL(berlinSiteID, "timeseries", "period=12mo&interval=minute"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`more than 2000 buckets`)},
+		{Name: "unknown dimension", URL: apiURL(berlinSiteID, "breakdown/colour", ""), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown dimension \"colour\"`)},
+		{Name: "event_prop without key", URL: apiURL(berlinSiteID, "breakdown/event_prop", ""), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown dimension`)},
+		{Name: "unknown filter dimension", URL: apiURL(berlinSiteID, "overview", "filters="+url.QueryEscape(`[["colour","is","red"]]`)), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown dimension`)},
+		{Name: "unknown operator", URL: apiURL(berlinSiteID, "overview", "filters="+url.QueryEscape(`[["country","like","D%"]]`)), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown filter operator`)},
+		{Name: "malformed filters", URL: apiURL(berlinSiteID, "overview", "filters="+url.QueryEscape(`[["country"`)), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Filters: not a JSON array`)},
+		{Name: "bad date", URL: apiURL(berlinSiteID, "overview", "period=custom&from=2024-02-30&to=2024-03-01"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`From: want a date`)},
+		{Name: "from after to", URL: apiURL(berlinSiteID, "overview", "period=custom&from=2024-03-02&to=2024-03-01"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`is after to`)},
+		{Name: "more than five years", URL: apiURL(berlinSiteID, "overview", "period=custom&from=2018-01-01&to=2024-03-01"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`at most 5 years`)},
+		{Name: "limit too big", URL: apiURL(berlinSiteID, "breakdown/page", "limit=1001"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Limit: want a number from 1 to 1000`)},
+		{Name: "page zero", URL: apiURL(berlinSiteID, "breakdown/page", "page=0"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Page: want a number from 1`)},
+		{Name: "beyond retention", URL: apiURL(berlinSiteID, "overview", "period=12mo"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`events are kept for 30 days`),
+			Retention: 30},
+		{Name: "within retention", URL: apiURL(berlinSiteID, "overview", "period=30d"), Headers: owner, ExpectedStatus: 200, ExpectedContent: ok,
+			Retention: 30},
+	}
+	for _, sc := range scenarios {
+		s := tests.ApiScenario{
+			Name: sc.Name, Method: http.MethodGet, URL: sc.URL, Headers: sc.Headers, ExpectedStatus: sc.ExpectedStatus,
+			ExpectedContent: sc.ExpectedContent, NotExpectedContent: sc.NotExpectedContent,
+			TestAppFactory: func(t testing.TB) *tests.TestApp { return fx.app(t, sc.Retention) },
+		}
+		if sc.After != nil {
+			site := strings.Split(strings.TrimPrefix(sc.URL, "/api/analytics/sites/"), "/")[0]
+			s.AfterTestFunc = sc.After(site, sc.URL)
+		}
+		s.Test(t)
+	}
+}
+
+func TestRegisterAnalyticsNeedsStoreAndSites(t *testing.T) {
+	app, err := tests.NewTestApp(template(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Cleanup()
+	s, err := sqlitestore.Open(filepath.Join(t.TempDir(), "analytics.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{Sites: sitecache.Register(app)}); err == nil || !strings.Contains(err.Error(), "Store") {
+		t.Fatalf("without a store: %v", err)
+	}
+	if err := hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{Store: s}); err == nil || !strings.Contains(err.Error(), "site cache") {
+		t.Fatalf("without the site cache: %v", err)
+	}
+}

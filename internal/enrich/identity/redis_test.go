@@ -1,0 +1,320 @@
+package identity_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
+)
+
+// redisTimeout replaces the 50ms default in tests of what sessions Redis
+// gives: the test server is shared with parallel packages and may stall.
+const redisTimeout = 5 * time.Second
+
+func TestRedisSessionsKey(t *testing.T) {
+	rdb := testutil.Redis(t)
+	prefix := testutil.Unique("pl_test_") + ":"
+	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{Timeout: redisTimeout})
+	t.Cleanup(func() { r.Close() })
+
+	s, ok := r.Touch(identity.Hit{Site: "site1", Visitor: 42, Time: t0, Timeout: timeout, Pageview: true, Create: true})
+	if !ok {
+		t.Fatal("not created")
+	}
+	ctx := context.Background()
+	key := prefix + "sess:site1:42"
+	got, err := rdb.HGetAll(ctx, key).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := strconv.FormatInt(t0.UnixMilli(), 10)
+	want := map[string]string{"id": strconv.FormatUint(s.ID, 10), "start": ms, "last": ms, "entered": "1"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (hash %v)", k, got[k], v, got)
+		}
+	}
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= timeout-time.Minute || ttl > timeout {
+		t.Errorf("PTTL = %v, want about %v", ttl, timeout)
+	}
+	// A ping five minutes later renews the key for a full timeout from then.
+	r.Touch(identity.Hit{Site: "site1", Visitor: 42, Time: t0.Add(5 * time.Minute), Timeout: timeout})
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= timeout-time.Minute || ttl > timeout {
+		t.Errorf("PTTL after a ping = %v, want about %v", ttl, timeout)
+	}
+}
+
+// TestRedisSessionsShared runs one visit's hits concurrently through two
+// stores, as two instances behind a load balancer would.
+func TestRedisSessionsShared(t *testing.T) {
+	prefix := testutil.Unique("pl_test_") + ":"
+	instances := []*identity.RedisSessions{
+		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout}),
+		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout}),
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		ids     = map[uint64]int{}
+		entries atomic.Int32
+	)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				r := instances[(g+i)%2]
+				s, ok := r.Touch(identity.Hit{Site: "site1", Visitor: 7, Time: t0.Add(time.Duration(i) * time.Second), Timeout: timeout, Pageview: true, Create: true})
+				if !ok {
+					t.Error("touch failed")
+					return
+				}
+				if s.Entry {
+					entries.Add(1)
+				}
+				mu.Lock()
+				ids[s.ID]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(ids) != 1 {
+		t.Fatalf("one visit split into %d sessions: %v", len(ids), ids)
+	}
+	if n := entries.Load(); n != 1 {
+		t.Fatalf("%d entries, want 1", n)
+	}
+	for i, r := range instances {
+		if n := r.Fallbacks(); n != 0 {
+			t.Errorf("instance %d: %d fallbacks", i, n)
+		}
+		r.Close()
+	}
+}
+
+// proxied returns a client for the test Redis through a proxy the test can cut.
+func proxied(t *testing.T) (*redis.Client, *testutil.Proxy) {
+	opts, err := redis.ParseURL(testutil.RedisURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testutil.StartProxy(t, opts.Addr)
+	opts.Addr = proxy.Addr
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb, proxy
+}
+
+// TestRedisSessionsOutage cuts one instance off Redis: its hits are resolved
+// in memory at once, visits it has seen go on, the outage is logged once,
+// and the sessions it started meanwhile reach Redis when it answers again.
+func TestRedisSessionsOutage(t *testing.T) {
+	rdb, proxy := proxied(t)
+	prefix := testutil.Unique("pl_test_") + ":"
+	var logs syncBuffer
+	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
+		Timeout:       redisTimeout, // a cut connection fails at once
+		RetryInterval: 20 * time.Millisecond,
+		Logger:        func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
+	})
+	other := identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
+	t.Cleanup(func() { r.Close(); other.Close() })
+
+	at := t0
+	hit := func(store identity.Sessions, visitor uint64, pageview bool) identity.Session {
+		t.Helper()
+		at = at.Add(time.Second)
+		s, ok := store.Touch(identity.Hit{Site: "site1", Visitor: visitor, Time: at, Timeout: timeout, Pageview: pageview, Create: pageview})
+		if !ok {
+			t.Fatalf("visitor %d: no session", visitor)
+		}
+		return s
+	}
+	before := hit(r, 1, true)
+	if r.Fallbacks() != 0 {
+		t.Fatalf("%d fallbacks before the outage", r.Fallbacks())
+	}
+
+	proxy.Cut()
+	if s := hit(r, 1, false); s.ID != before.ID {
+		t.Fatalf("a visit seen before the outage: session %d, want %d", s.ID, before.ID)
+	}
+	during := hit(r, 2, true)
+	if !during.Entry {
+		t.Fatal("a new visit during the outage has no entry")
+	}
+	for range 20 {
+		if s := hit(r, 2, false); s.ID != during.ID {
+			t.Fatalf("a ping during the outage: session %d, want %d", s.ID, during.ID)
+		}
+	}
+	if n := r.Fallbacks(); n != 22 {
+		t.Fatalf("%d fallbacks, want 22", n)
+	}
+	if n := strings.Count(logs.String(), "unavailable"); n != 1 {
+		t.Fatalf("outage logged %d times:\n%s", n, logs.String())
+	}
+	if s := hit(other, 1, false); s.ID != before.ID {
+		t.Fatalf("another instance: session %d, want %d", s.ID, before.ID)
+	}
+
+	proxy.Restore()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := r.Fallbacks()
+		s := hit(r, 2, false)
+		if s.ID != during.ID {
+			t.Fatalf("after the outage: session %d, want %d", s.ID, during.ID)
+		}
+		if r.Fallbacks() == n {
+			break // Redis answered
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("still falling back 10s after Redis came back")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// The session started in memory is now in Redis for every instance.
+	if s := hit(other, 2, false); s.ID != during.ID {
+		t.Fatalf("another instance after the outage: session %d, want %d", s.ID, during.ID)
+	}
+	if !strings.Contains(logs.String(), "available again") {
+		t.Fatalf("recovery not logged:\n%s", logs.String())
+	}
+}
+
+// TestRedisSessionsFailuresInARow fails the calls of one visitor, whose key
+// holds something else: each of its hits goes to memory, but Redis counts as
+// down only after failures in a row.
+func TestRedisSessionsFailuresInARow(t *testing.T) {
+	rdb := testutil.Redis(t)
+	prefix := testutil.Unique("pl_test_") + ":"
+	var logs syncBuffer
+	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
+		Timeout: redisTimeout,
+		Logger:  func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
+	})
+	t.Cleanup(func() { r.Close() })
+	if err := rdb.Set(context.Background(), prefix+"sess:site1:666", "not a session", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	at := t0
+	touch := func(visitor uint64) {
+		t.Helper()
+		at = at.Add(time.Second)
+		if _, ok := r.Touch(identity.Hit{Site: "site1", Visitor: visitor, Time: at, Timeout: timeout, Pageview: true, Create: true}); !ok {
+			t.Fatalf("visitor %d: no session", visitor)
+		}
+	}
+	for range 3 {
+		touch(666)
+		touch(666)
+		touch(1) // answered: the count starts over
+	}
+	if n := r.Fallbacks(); n != 6 {
+		t.Fatalf("%d fallbacks, want 6", n)
+	}
+	if logs.String() != "" {
+		t.Fatalf("logged before %d failures in a row:\n%s", 3, logs.String())
+	}
+	touch(666)
+	touch(666)
+	touch(666)
+	if !strings.Contains(logs.String(), "WRONGTYPE") {
+		t.Fatalf("3 failures in a row not logged:\n%s", logs.String())
+	}
+}
+
+// TestRedisSessionsSlow points the store at a server that accepts
+// connections and never answers: the hit must be resolved in memory after
+// the store's timeout, not after the client's one-minute read timeout.
+func TestRedisSessionsSlow(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) })
+		}
+	})
+	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: time.Minute, WriteTimeout: time.Minute, DialTimeout: time.Minute})
+	t.Cleanup(func() { rdb.Close() })
+	r := identity.NewRedisSessions(rdb, "pl_test:", identity.RedisOptions{Timeout: 50 * time.Millisecond, Logger: discard})
+	t.Cleanup(func() { r.Close() })
+
+	done := make(chan bool)
+	go func() {
+		_, ok := r.Touch(identity.Hit{Site: "site1", Visitor: 1, Time: t0, Timeout: timeout, Pageview: true, Create: true})
+		done <- ok
+	}()
+	select {
+	case ok := <-done:
+		if !ok || r.Fallbacks() != 1 {
+			t.Fatalf("ok %v, %d fallbacks", ok, r.Fallbacks())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the hit waited for the silent server")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func BenchmarkRedisTouch(b *testing.B) {
+	r := identity.NewRedisSessions(testutil.Redis(b), testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
+	b.Cleanup(func() { r.Close() })
+	b.ReportAllocs()
+	i := uint64(0)
+	for b.Loop() {
+		i++
+		r.Touch(identity.Hit{Site: "site1", Visitor: i%1000 + 1, Previous: i%1000 + 5000, Time: t0, Timeout: timeout, Pageview: true, Create: true})
+	}
+	b.ReportMetric(float64(r.Fallbacks()), "fallbacks")
+}
+
+// BenchmarkRedisPing is the bare round trip, the floor of BenchmarkRedisTouch.
+func BenchmarkRedisPing(b *testing.B) {
+	rdb := testutil.Redis(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }

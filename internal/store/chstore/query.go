@@ -1,0 +1,107 @@
+package chstore
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/pocketlytics/pocketlytics/internal/store"
+	"github.com/pocketlytics/pocketlytics/internal/store/sqlquery"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Overview implements store.Querier.
+func (s *Store) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+	return newQuerier(s.conn).Overview(ctx, q)
+}
+
+// Timeseries implements store.Querier.
+func (s *Store) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
+	return newQuerier(s.conn).Timeseries(ctx, q, interval)
+}
+
+// Breakdown implements store.Querier.
+func (s *Store) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
+	return newQuerier(s.conn).Breakdown(ctx, q, dim, limit, offset)
+}
+
+// newQuerier returns the analytics querier over conn (see sqlquery).
+func newQuerier(conn driver.Conn) *sqlquery.Querier {
+	return &sqlquery.Querier{
+		Dialect: dialect{},
+		Query: func(ctx context.Context, query string, args ...any) (sqlquery.Rows, error) {
+			return conn.Query(ctx, query, args...)
+		},
+	}
+}
+
+// dialect writes ClickHouse's side of the analytics queries, in SQL that
+// 18.16 accepts as well as current releases: no WITH subqueries, explicit
+// join strictness, functions that exist since 1.1.
+type dialect struct{}
+
+func (dialect) Time(t time.Time) sqlquery.Frag {
+	return sqlquery.Cat("toDateTime(", sqlquery.Arg(uint32(t.Unix())), ")")
+}
+
+func (dialect) Secs(ts string) string { return "toInt64(toUInt32(" + ts + "))" }
+
+func (dialect) IntDiv(a, b string) string { return "intDiv(" + a + ", " + b + ")" }
+
+func (dialect) CountIf(cond string) string { return "countIf(" + cond + ")" }
+
+func (dialect) AnyIf(cond string) string { return "max(" + cond + ")" }
+
+func (dialect) Count() string { return "toInt64(count())" }
+
+func (dialect) Uniq(expr string) string { return "toInt64(uniqExact(" + expr + "))" }
+
+func (dialect) Sum(expr string) string { return "toInt64(sum(" + expr + "))" }
+
+func (dialect) Int(expr string) string { return "toInt64(" + expr + ")" }
+
+// MinIf and MaxIf return the type's default, "", over no rows.
+func (dialect) MinIf(expr, cond string) string { return "minIf(" + expr + ", " + cond + ")" }
+
+func (dialect) MaxIf(expr, cond string) string { return "maxIf(" + expr + ", " + cond + ")" }
+
+func (dialect) Concat(secs, s string) string { return "concat(toString(" + secs + "), " + s + ")" }
+
+func (dialect) Substr(s string, pos int) string {
+	return "substring(" + s + ", " + strconv.Itoa(pos) + ")"
+}
+
+func (dialect) Case(conds, vals []string, last string) string {
+	var sb strings.Builder
+	sb.WriteString("multiIf(")
+	for i := range conds {
+		sb.WriteString(conds[i] + ", " + vals[i] + ", ")
+	}
+	sb.WriteString(last + ")")
+	return sb.String()
+}
+
+func (dialect) Contains(hay, needle sqlquery.Frag) sqlquery.Frag {
+	return sqlquery.Cat("position(", hay, ", ", needle, ") > 0")
+}
+
+// Props are parallel arrays of keys and values.
+func (d dialect) PropMatch(key string, match func(value sqlquery.Frag) sqlquery.Frag) sqlquery.Frag {
+	return sqlquery.Cat("(", d.PropHas(key), " AND ", match(d.PropValue(key)), ")")
+}
+
+func (dialect) PropValue(key string) sqlquery.Frag {
+	return sqlquery.Cat("prop_values[indexOf(prop_keys, ", sqlquery.Arg(key), ")]")
+}
+
+func (dialect) PropHas(key string) sqlquery.Frag {
+	return sqlquery.Cat("has(prop_keys, ", sqlquery.Arg(key), ")")
+}
+
+func (dialect) JoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
+	return sqlquery.Cat("(", left, ") AS r ALL INNER JOIN (", right, ") AS s USING session_id")
+}

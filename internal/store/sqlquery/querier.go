@@ -1,0 +1,142 @@
+package sqlquery
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/pocketlytics/pocketlytics/internal/store"
+)
+
+// Rows is what both database/sql and clickhouse-go return from a query.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close() error
+}
+
+// QueryFunc runs a query with positional (?) arguments.
+type QueryFunc func(ctx context.Context, query string, args ...any) (Rows, error)
+
+// Querier implements store.Querier on a SQL store.
+type Querier struct {
+	Dialect Dialect
+	Query   QueryFunc
+}
+
+var _ store.Querier = (*Querier)(nil)
+
+// each runs f and calls scan for every row.
+func (qr *Querier) each(ctx context.Context, f Frag, scan func(Rows) error) error {
+	rows, err := qr.Query(ctx, f.SQL, f.Args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// Overview implements store.Querier.
+func (qr *Querier) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+	if err := q.Validate(); err != nil {
+		return store.Overview{}, err
+	}
+	var t store.Totals
+	err := qr.each(ctx, overviewSQL(qr.Dialect, q), func(r Rows) error {
+		return r.Scan(&t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration)
+	})
+	if err != nil {
+		return store.Overview{}, fmt.Errorf("overview: %w", err)
+	}
+	return t.Overview(), nil
+}
+
+// Timeseries implements store.Querier.
+func (qr *Querier) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := store.NewBuckets(q, interval)
+	if err != nil {
+		return nil, err
+	}
+	rowsSQL, visitsSQL := timeseriesSQL(qr.Dialect, q, b)
+	totals := map[int64]store.Totals{}
+	err = qr.each(ctx, rowsSQL, func(r Rows) error {
+		var k int64
+		var t store.Totals
+		if err := r.Scan(&k, &t.Visitors, &t.Pageviews, &t.Events); err != nil {
+			return err
+		}
+		totals[k] = t
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("timeseries: %w", err)
+	}
+	err = qr.each(ctx, visitsSQL, func(r Rows) error {
+		var k int64
+		var v store.Totals
+		if err := r.Scan(&k, &v.Visits, &v.Bounces, &v.Duration); err != nil {
+			return err
+		}
+		t := totals[k]
+		t.Visits, t.Bounces, t.Duration = v.Visits, v.Bounces, v.Duration
+		totals[k] = t
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("timeseries: %w", err)
+	}
+	return b.Fill(totals), nil
+}
+
+// Breakdown implements store.Querier.
+func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
+	if err := q.Validate(); err != nil {
+		return store.Breakdown{}, err
+	}
+	if err := dim.Validate(); err != nil {
+		return store.Breakdown{}, err
+	}
+	if err := store.ValidatePage(limit, offset); err != nil {
+		return store.Breakdown{}, err
+	}
+	pageSQL, countSQL := breakdownSQL(qr.Dialect, q, dim, limit, offset)
+	out := store.Breakdown{Rows: []store.Row{}}
+	err := qr.each(ctx, pageSQL, func(r Rows) error {
+		var v string
+		var t store.Totals
+		if err := r.Scan(&v, &t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration); err != nil {
+			return err
+		}
+		out.Rows = append(out.Rows, t.Row(v))
+		return nil
+	})
+	if err != nil {
+		return store.Breakdown{}, fmt.Errorf("breakdown: %w", err)
+	}
+	// A short page that is not past the end tells the total without counting.
+	if len(out.Rows) < limit && (len(out.Rows) > 0 || offset == 0) {
+		out.Total = offset + len(out.Rows)
+		return out, nil
+	}
+	err = qr.each(ctx, countSQL, func(r Rows) error {
+		var n int64
+		err := r.Scan(&n)
+		out.Total = int(n)
+		return err
+	})
+	if err != nil {
+		return store.Breakdown{}, fmt.Errorf("breakdown count: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,411 @@
+// Package sqlquery implements store.Querier once for both SQL stores. The
+// queries have the same shape in SQLite and ClickHouse; a Dialect supplies the
+// few expressions that differ (time arithmetic, conditional aggregates, custom
+// event properties), so the two stores cannot drift apart in what they count.
+//
+//	q := &sqlquery.Querier{Dialect: myDialect{}, Query: runQuery}
+//	ov, err := q.Overview(ctx, store.Query{SiteID: "abc", From: from, To: to})
+//
+// Nothing from a request is ever spliced into the SQL text: values travel as
+// bound parameters (Frag.Args), dimensions map to columns through the closed
+// whitelist in package store, and the only other things written into the text
+// are integers computed in Go (bucket boundaries and UTC offsets).
+//
+// Every query starts from the sessions subquery (one row per session of the
+// range, with its sums, its attributes and a flag per row-level filter) and
+// from the counted rows (pageviews and custom events that pass the row-level
+// filters); see store.Querier for the definitions.
+package sqlquery
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pocketlytics/pocketlytics/internal/store"
+)
+
+// Frag is SQL text with its bound arguments, in order.
+type Frag struct {
+	SQL  string
+	Args []any
+}
+
+// Cat joins strings and Frags into one Frag, keeping the arguments in text
+// order.
+func Cat(parts ...any) Frag {
+	var f Frag
+	var sb strings.Builder
+	for _, p := range parts {
+		switch p := p.(type) {
+		case string:
+			sb.WriteString(p)
+		case Frag:
+			sb.WriteString(p.SQL)
+			f.Args = append(f.Args, p.Args...)
+		default:
+			panic(fmt.Sprintf("sqlquery: unexpected part %T", p))
+		}
+	}
+	f.SQL = sb.String()
+	return f
+}
+
+// Arg is a single bound parameter.
+func Arg(v any) Frag { return Frag{SQL: "?", Args: []any{v}} }
+
+// Join joins frags with a separator.
+func Join(frags []Frag, sep string) Frag {
+	parts := make([]any, 0, 2*len(frags))
+	for i, f := range frags {
+		if i > 0 {
+			parts = append(parts, sep)
+		}
+		parts = append(parts, f)
+	}
+	return Cat(parts...)
+}
+
+// col is the whitelisted column of a dimension.
+func col(d store.Dimension) Frag { return Frag{SQL: d.Column()} }
+
+func num(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Dialect supplies the expressions that differ between the stores.
+type Dialect interface {
+	// Time is the bound value compared with column ts.
+	Time(t time.Time) Frag
+	// Secs converts a ts-valued expression (ts, min(ts)) into signed unix
+	// seconds.
+	Secs(ts string) string
+	// IntDiv divides non-negative integers, truncating.
+	IntDiv(a, b string) string
+	// CountIf counts the rows where cond holds; AnyIf is 1 when cond holds
+	// for some row of the group, else 0. Each uses cond exactly once (cond
+	// may contain bound arguments).
+	CountIf(cond string) string
+	AnyIf(cond string) string
+	// Count counts rows; Uniq counts distinct values exactly; Sum sums an
+	// integer expression, 0 over no rows. All three are 64-bit signed.
+	Count() string
+	Uniq(expr string) string
+	Sum(expr string) string
+	// Int converts an integer expression to a 64-bit signed integer.
+	Int(expr string) string
+	// MinIf and MaxIf are the smallest and largest string among the rows where
+	// cond holds, "" over no rows.
+	MinIf(expr, cond string) string
+	MaxIf(expr, cond string) string
+	// Concat concatenates a unix-seconds expression (always 10 digits for the
+	// supported range) and a string expression.
+	Concat(secs, s string) string
+	// Substr returns s from the 1-based byte position pos.
+	Substr(s string, pos int) string
+	// Case is CASE WHEN conds[i] THEN vals[i] … ELSE last END.
+	Case(conds, vals []string, last string) string
+	// Contains is true when needle occurs in hay.
+	Contains(hay, needle Frag) Frag
+	// PropMatch is true when the row has the custom event property key and
+	// its value satisfies match; PropValue is that value and PropHas the
+	// condition that the row has the key.
+	PropMatch(key string, match func(value Frag) Frag) Frag
+	PropValue(key string) Frag
+	PropHas(key string) Frag
+	// JoinUsing joins two subqueries on the column session_id.
+	JoinUsing(left, right Frag) Frag
+}
+
+const (
+	isPageview = "type = 'pageview'"
+	isEvent    = "type = 'event'"
+	isCounted  = "type IN ('pageview', 'event')"
+)
+
+// gen builds the queries of one store.Query.
+type gen struct {
+	d Dialect
+	q store.Query
+	// attrs are the session attributes the query needs, by dimension; their
+	// column in the sessions subquery is a0, a1, ….
+	attrs []store.Dimension
+	// flags: one per row-level filter, f0, f1, … in filter order.
+	flags []int
+}
+
+func newGen(d Dialect, q store.Query, extra ...store.Dimension) *gen {
+	g := &gen{d: d, q: q}
+	for i, f := range q.Filters {
+		if f.Dimension.Level() == store.LevelSession {
+			g.attr(f.Dimension)
+		} else {
+			g.flags = append(g.flags, i)
+		}
+	}
+	for _, dim := range extra {
+		if dim.Level() == store.LevelSession {
+			g.attr(dim)
+		}
+	}
+	return g
+}
+
+// attr returns the sessions subquery column of a session dimension.
+func (g *gen) attr(dim store.Dimension) string {
+	for i, a := range g.attrs {
+		if a == dim {
+			return "a" + strconv.Itoa(i)
+		}
+	}
+	g.attrs = append(g.attrs, dim)
+	return "a" + strconv.Itoa(len(g.attrs)-1)
+}
+
+// base restricts to the site and the range.
+func (g *gen) base() Frag {
+	return Cat("site_id = ", Arg(g.q.SiteID), " AND ts >= ", g.d.Time(g.q.From), " AND ts < ", g.d.Time(g.q.To))
+}
+
+// match is the positive condition of a filter on a value expression.
+func (g *gen) match(f store.Filter, value Frag) Frag {
+	if f.Op == store.OpContains {
+		alts := make([]Frag, len(f.Values))
+		for i, v := range f.Values {
+			alts[i] = g.d.Contains(value, Arg(v))
+		}
+		return Cat("(", Join(alts, " OR "), ")")
+	}
+	vals := make([]Frag, len(f.Values))
+	for i, v := range f.Values {
+		vals[i] = Arg(v)
+	}
+	return Cat(value, " IN (", Join(vals, ", "), ")")
+}
+
+// rowMatch is the positive condition of a row-level filter on one row,
+// including the row types it applies to.
+func (g *gen) rowMatch(f store.Filter) Frag {
+	switch f.Dimension.Base() {
+	case store.DimEventProp:
+		return Cat(isEvent, " AND ", g.d.PropMatch(f.Dimension.PropKey(), func(v Frag) Frag { return g.match(f, v) }))
+	case store.DimEventName:
+		return Cat(isEvent, " AND ", g.match(f, col(f.Dimension)))
+	default:
+		return Cat(isCounted, " AND ", g.match(f, col(f.Dimension)))
+	}
+}
+
+// rowPass is the condition under which a row-level filter lets a row of the
+// given kind be counted: rows it does not apply to pass.
+func (g *gen) rowPass(f store.Filter, kind string) Frag {
+	if kind == isPageview && f.Dimension.Level() == store.LevelEvent {
+		return Frag{SQL: "1 = 1"}
+	}
+	var m Frag
+	switch f.Dimension.Base() {
+	case store.DimEventProp:
+		m = g.d.PropMatch(f.Dimension.PropKey(), func(v Frag) Frag { return g.match(f, v) })
+	default:
+		m = g.match(f, col(f.Dimension))
+	}
+	if f.Op.Negated() {
+		return Cat("NOT (", m, ")")
+	}
+	return Cat("(", m, ")")
+}
+
+// counted is the condition for a row of kind (isPageview or isEvent) to be
+// counted.
+func (g *gen) counted(kind string) Frag {
+	parts := []Frag{{SQL: kind}}
+	for _, i := range g.flags {
+		if p := g.rowPass(g.q.Filters[i], kind); p.SQL != "1 = 1" {
+			parts = append(parts, p)
+		}
+	}
+	return Join(parts, " AND ")
+}
+
+// countedRows is the condition for a row to be a counted row.
+func (g *gen) countedRows() Frag {
+	pv, ev := g.counted(isPageview), g.counted(isEvent)
+	return Cat("((", pv, ") OR (", ev, "))")
+}
+
+// sessions is the sessions subquery, restricted to the visits the filters
+// select. Columns: session_id, vid, start_s, dur, pv_all, ev_all, pv, ev,
+// bounce, a0…, f0….
+func (g *gen) sessions() Frag {
+	d := g.d
+	secs := d.Secs("ts")
+	cols := []any{
+		"SELECT session_id, min(visitor_id) AS vid, ",
+		d.Secs("min(ts)"), " AS start_s, ",
+		d.Secs("max(ts)"), " - ", d.Secs("min(ts)"), " AS dur, ",
+		d.CountIf(isPageview), " AS pv_all, ",
+		d.CountIf(isEvent), " AS ev_all",
+	}
+	if len(g.flags) == 0 {
+		cols = append(cols, ", ", d.CountIf(isPageview), " AS pv, ", d.CountIf(isEvent), " AS ev")
+	} else {
+		pv, ev := g.counted(isPageview), g.counted(isEvent)
+		cols = append(cols, ", ", wrap(d.CountIf, pv), " AS pv, ", wrap(d.CountIf, ev), " AS ev")
+	}
+	for i, dim := range g.attrs {
+		var agg string
+		switch dim {
+		case store.DimEntryPage:
+			agg = d.Substr(d.MinIf(d.Concat(secs, "pathname"), isPageview), 11)
+		case store.DimExitPage:
+			agg = d.Substr(d.MaxIf(d.Concat(secs, "pathname"), isPageview), 11)
+		default:
+			agg = d.Substr(d.MinIf(d.Concat(secs, dim.Column()), isCounted), 11)
+		}
+		cols = append(cols, ", ", agg, " AS a"+strconv.Itoa(i))
+	}
+	for i, fi := range g.flags {
+		cols = append(cols, ", ", wrap(d.AnyIf, g.rowMatch(g.q.Filters[fi])), " AS f"+strconv.Itoa(i))
+	}
+	inner := Cat(append(cols, " FROM events WHERE ", g.base(), " GROUP BY session_id")...)
+
+	conds := []Frag{{SQL: "pv_all + ev_all > 0"}}
+	fl := 0
+	for _, f := range g.q.Filters {
+		var c Frag
+		if f.Dimension.Level() == store.LevelSession {
+			c = g.match(f, Frag{SQL: g.attr(f.Dimension)})
+			if f.Op.Negated() {
+				c = Cat("NOT (", c, ")")
+			}
+		} else {
+			want := "1"
+			if f.Op.Negated() {
+				want = "0"
+			}
+			c = Frag{SQL: "f" + strconv.Itoa(fl) + " = " + want}
+			fl++
+		}
+		conds = append(conds, c)
+	}
+	return Cat("SELECT session_id, vid, start_s, dur, pv_all, ev_all, pv, ev, ",
+		"(CASE WHEN pv_all = 1 AND ev_all = 0 THEN 1 ELSE 0 END) AS bounce", attrCols(len(g.attrs)),
+		" FROM (", inner, ") AS s WHERE ", Join(conds, " AND "))
+}
+
+// wrap applies a text-only aggregate to a condition with arguments; the
+// dialect uses the condition exactly once, so the arguments keep their order.
+func wrap(agg func(string) string, cond Frag) Frag {
+	return Frag{SQL: agg(cond.SQL), Args: cond.Args}
+}
+
+func attrCols(n int) string {
+	var sb strings.Builder
+	for i := range n {
+		sb.WriteString(", a" + strconv.Itoa(i))
+	}
+	return sb.String()
+}
+
+// rowsNeedSessions reports whether counted rows must also be checked against
+// the selected sessions. They need not when every filter is a positive page
+// filter: a counted row then matches every filter itself, so its session
+// includes a match for each.
+func (g *gen) rowsNeedSessions() bool {
+	for _, f := range g.q.Filters {
+		if f.Dimension.Level() != store.LevelPage || f.Op.Negated() {
+			return true
+		}
+	}
+	return false
+}
+
+// overviewSQL returns the query of the overview sums: visitors, visits,
+// pageviews, events, bounces, duration.
+func overviewSQL(d Dialect, q store.Query) Frag {
+	g := newGen(d, q)
+	return Cat("SELECT ", d.Uniq("vid"), ", ", d.Count(), ", ", d.Sum("pv"), ", ", d.Sum("ev"), ", ",
+		d.Sum("bounce"), ", ", d.Sum("dur"), " FROM (", g.sessions(), ") AS v")
+}
+
+// bucketKey is the expression of a row's bucket key (see store.Buckets).
+func bucketKey(d Dialect, b *store.Buckets, secs string) string {
+	if b.Interval == store.IntervalMonth {
+		if len(b.MonthBounds) == 0 {
+			return "0"
+		}
+		conds := make([]string, len(b.MonthBounds))
+		vals := make([]string, len(b.MonthBounds))
+		for i, bound := range b.MonthBounds {
+			conds[i], vals[i] = secs+" < "+num(bound), num(int64(i))
+		}
+		return d.Case(conds, vals, num(int64(len(b.MonthBounds))))
+	}
+	off := num(b.Segments[len(b.Segments)-1].Offset)
+	if n := len(b.Segments); n > 1 {
+		conds := make([]string, n-1)
+		vals := make([]string, n-1)
+		for i, s := range b.Segments[:n-1] {
+			conds[i], vals[i] = secs+" < "+num(s.Until), num(s.Offset)
+		}
+		off = d.Case(conds, vals, off)
+	}
+	local := "(" + secs + " + " + off + ")"
+	if b.Interval == store.IntervalDay {
+		return d.IntDiv(local, "86400")
+	}
+	unit := num(b.Unit())
+	return "(" + d.IntDiv(local, unit) + " * " + unit + " - " + off + ")"
+}
+
+// timeseriesSQL returns two queries, both grouped by bucket key: the counted
+// rows (key, visitors, pageviews, events) and the visits by their start (key,
+// visits, bounces, duration).
+func timeseriesSQL(d Dialect, q store.Query, b *store.Buckets) (rows, visits Frag) {
+	g := newGen(d, q)
+	where := Cat(g.base(), " AND ", g.countedRows())
+	if g.rowsNeedSessions() {
+		where = Cat(where, " AND session_id IN (SELECT session_id FROM (", g.sessions(), ") AS v)")
+	}
+	rows = Cat("SELECT ", d.Int(bucketKey(d, b, d.Secs("ts"))), " AS k, ", d.Uniq("visitor_id"), ", ",
+		d.Int(d.CountIf(isPageview)), ", ", d.Int(d.CountIf(isEvent)), " FROM events WHERE ", where, " GROUP BY k")
+	visits = Cat("SELECT ", d.Int(bucketKey(d, b, "start_s")), " AS k, ", d.Count(), ", ", d.Sum("bounce"), ", ", d.Sum("dur"),
+		" FROM (", newGen(d, q).sessions(), ") AS v GROUP BY k")
+	return rows, visits
+}
+
+// breakdownSQL returns the query of one page of a breakdown, its columns value,
+// visitors, visits, pageviews, events, bounces, duration, and the query of
+// the number of distinct values.
+func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset int) (page, count Frag) {
+	g := newGen(d, q, dim)
+	var grouped Frag
+	if dim.Level() == store.LevelSession {
+		col := g.attr(dim)
+		grouped = Cat("SELECT ", col, " AS value, ", d.Uniq("vid"), " AS visitors, ", d.Count(), " AS visits, ",
+			d.Sum("pv"), " AS pageviews, ", d.Sum("ev"), " AS events, ", d.Sum("bounce"), " AS bounces, ",
+			d.Sum("dur"), " AS duration FROM (", g.sessions(), ") AS v GROUP BY ", col)
+	} else {
+		var value Frag
+		where := Cat(g.base(), " AND ", g.countedRows())
+		switch dim.Base() {
+		case store.DimEventProp:
+			value = d.PropValue(dim.PropKey())
+			where = Cat(where, " AND ", isEvent, " AND ", d.PropHas(dim.PropKey()))
+		case store.DimEventName:
+			value = Frag{SQL: dim.Column()}
+			where = Cat(where, " AND ", isEvent)
+		default:
+			value = Frag{SQL: dim.Column()}
+		}
+		perSession := Cat("SELECT session_id, ", value, " AS value, ", d.CountIf(isPageview), " AS n_pv, ",
+			d.CountIf(isEvent), " AS n_ev FROM events WHERE ", where, " GROUP BY session_id, value")
+		sessions := Cat("SELECT session_id, vid, bounce, dur FROM (", g.sessions(), ") AS v")
+		grouped = Cat("SELECT value, ", d.Uniq("vid"), " AS visitors, ", d.Count(), " AS visits, ",
+			d.Sum("n_pv"), " AS pageviews, ", d.Sum("n_ev"), " AS events, ", d.Sum("bounce"), " AS bounces, ",
+			d.Sum("dur"), " AS duration FROM ", d.JoinUsing(perSession, sessions), " GROUP BY value")
+	}
+	page = Cat("SELECT value, visitors, visits, pageviews, events, bounces, duration FROM (", grouped,
+		") AS g ORDER BY visitors DESC, value ASC LIMIT ", num(int64(limit)), " OFFSET ", num(int64(offset)))
+	count = Cat("SELECT ", d.Count(), " FROM (", grouped, ") AS g")
+	return page, count
+}
