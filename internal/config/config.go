@@ -49,7 +49,9 @@ type Config struct {
 	// (QUEUE_FSYNC, default false: a write survives SIGKILL, not power loss).
 	QueueFsync bool
 
-	// FlushBatch is the most events per store insert (FLUSH_BATCH, default 10000).
+	// FlushBatch is the most events per store insert (FLUSH_BATCH). Zero
+	// picks the store's default: 10000 for SQLite, 100000 for ClickHouse,
+	// which wants about one large insert per second.
 	FlushBatch int
 	// FlushInterval is the longest an event waits in a partial batch
 	// (FLUSH_INTERVAL, default 1s).
@@ -135,7 +137,7 @@ func parse(getenv func(string) string) (Config, error) {
 
 	boolVar("TRACK_LOCALHOST", &c.TrackLocalhost)
 	boolVar("QUEUE_FSYNC", &c.QueueFsync)
-	intVar("FLUSH_BATCH", &c.FlushBatch, 10000)
+	intVar("FLUSH_BATCH", &c.FlushBatch, 0)
 	intVar("MAX_DELIVERIES", &c.MaxDeliveries, 5)
 	intVar("RETENTION_DAYS", &c.RetentionDays, 0)
 	durVar("FLUSH_INTERVAL", &c.FlushInterval, time.Second)
