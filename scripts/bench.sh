@@ -288,7 +288,11 @@ if want queries; then
 	if ! grep -qs '^func BenchmarkQueries' internal/store/sqlitestore/*_test.go internal/store/chstore/*_test.go; then
 		echo "no query benchmarks on this branch yet (BenchmarkQueries in internal/store/*)"
 	else
-		# PL_BENCH_KEEP=1 (passed through) keeps the loaded data sets for the next run.
+		# The data sets are kept for the next run (PL_BENCH_KEEP=1, as the
+		# queries' own benchmarks name them: ClickHouse database
+		# pl_bench_ROWS, SQLite file $TMPDIR/pl_bench_sqlite_ROWS.db);
+		# PL_BENCH_KEEP= (empty) loads fresh ones and drops them.
+		export PL_BENCH_KEEP=${PL_BENCH_KEEP-1}
 		PL_BENCH_ROWS=$QUERY_ROWS_SQLITE gob queries-sqlite ./internal/store/sqlitestore/ '^BenchmarkQueries$' -benchtime "$BENCHTIME" -timeout 60m
 		PL_BENCH_ROWS=$QUERY_ROWS_CH gob queries-clickhouse ./internal/store/chstore/ '^BenchmarkQueries$' -benchtime "$BENCHTIME" -timeout 60m
 	fi
