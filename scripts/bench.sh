@@ -143,7 +143,7 @@ vm() { awk -v k="$2:" '$1 == k { printf "%.0f MB", $2 / 1024 }' "/proc/$1/status
 # gob NAME PKG PATTERN [flags...]: one package's benchmarks, raw output kept.
 gob() {
 	local name=$1 pkg=$2 pat=$3; shift 3
-	go test -run '^$' -bench "$pat" -benchmem "$@" "$pkg" | tee "$BENCH_OUT/go-$name.txt" | grep -E '^Benchmark' || true
+	go test -run '^$' -bench "$pat" -benchmem "$@" "$pkg" | tee "$BENCH_OUT/go-$name.txt" | grep -E '^(Benchmark|--- FAIL|FAIL|    .*_test.go)' || true
 }
 
 # cpu PID: CPU time (user + system) the process used so far, in seconds.
@@ -288,11 +288,9 @@ if want queries; then
 	if ! grep -qs '^func BenchmarkQueries' internal/store/sqlitestore/*_test.go internal/store/chstore/*_test.go; then
 		echo "no query benchmarks on this branch yet (BenchmarkQueries in internal/store/*)"
 	else
-		# The data sets are kept for the next run (PL_BENCH_KEEP=1, as the
-		# queries' own benchmarks name them: ClickHouse database
-		# pl_bench_ROWS, SQLite file $TMPDIR/pl_bench_sqlite_ROWS.db);
-		# PL_BENCH_KEEP= (empty) loads fresh ones and drops them.
-		export PL_BENCH_KEEP=${PL_BENCH_KEEP-1}
+		# Fresh data sets each run (loading 10M rows into ClickHouse takes
+		# minutes); PL_BENCH_KEEP=1 keeps them for the next run (ClickHouse
+		# database pl_bench_ROWS, SQLite file $TMPDIR/pl_bench_sqlite_ROWS.db).
 		PL_BENCH_ROWS=$QUERY_ROWS_SQLITE gob queries-sqlite ./internal/store/sqlitestore/ '^BenchmarkQueries$' -benchtime "$BENCHTIME" -timeout 60m
 		PL_BENCH_ROWS=$QUERY_ROWS_CH gob queries-clickhouse ./internal/store/chstore/ '^BenchmarkQueries$' -benchtime "$BENCHTIME" -timeout 60m
 	fi
