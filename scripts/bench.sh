@@ -166,21 +166,34 @@ load_run() {
 	stop_app
 }
 
+# start_baseline: cmd/baseline on a free port; sets base_pid, base_url.
+start_baseline() {
+	local port; port=$(free_port)
+	"${nice[@]}" "$bin/baseline" -addr "127.0.0.1:$port" -redis-url "$REDIS_URL" -stream "${prefix}baseline" &
+	base_pid=$!
+	pids+=("$base_pid")
+	base_url=http://127.0.0.1:$port
+	for _ in $(seq 1 100); do curl -s -o /dev/null "$base_url/" && break; sleep 0.1; done
+}
+
 if want load; then
 	section "p99, lag and RSS at $LOAD_RATE hits/s for $LOAD_DURATION"
 	load_run redis_clickhouse REDIS_URL="$REDIS_URL" CLICKHOUSE_URL="$(ch_url redis_clickhouse)"
 	load_run embedded
+	# The same load on the bare handler: the latency floor of this machine.
+	start_baseline
+	loadgen "$base_url" "$BENCH_OUT/baseline-rate$LOAD_RATE.json" -sites any=example.com \
+		-rate "$LOAD_RATE" -duration "$LOAD_DURATION" -concurrency 64
+	jq -r '"baseline (bare net/http + XADD): \(.acceptedPerSecond | floor) hits/s accepted, latency ms p50 \(.latencyMs.p50) p95 \(.latencyMs.p95) p99 \(.latencyMs.p99) max \(.latencyMs.max)"' \
+		"$BENCH_OUT/baseline-rate$LOAD_RATE.json"
+	stop "$base_pid"
+	redis_cli del "${prefix}baseline" >/dev/null
 fi
 
 if want ingest; then
 	section "flat-out ingest: app (Redis + ClickHouse) vs bare net/http + XADD, $ROUNDS × $DURATION each, -concurrency $CONCURRENCY"
 	start_app ingest REDIS_URL="$REDIS_URL" CLICKHOUSE_URL="$(ch_url ingest)"
-	base_port=$(free_port)
-	"${nice[@]}" "$bin/baseline" -addr "127.0.0.1:$base_port" -redis-url "$REDIS_URL" -stream "${prefix}baseline" &
-	base_pid=$!
-	pids+=("$base_pid")
-	base_url=http://127.0.0.1:$base_port
-	for _ in $(seq 1 100); do curl -s -o /dev/null "$base_url/" && break; sleep 0.1; done
+	start_baseline
 	flags=(-sites "$site_id=example.com" -rate 0 -duration "$DURATION" -concurrency "$CONCURRENCY" -max-hits 10000000)
 	# The proxy setting, and a warm-up of both.
 	loadgen "$app_url" /dev/null "${flags[@]}" -duration 2s -trust-proxy-token "$su_token" -drain
