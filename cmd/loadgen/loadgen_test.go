@@ -145,6 +145,7 @@ type collector struct {
 	badHits  []string
 	forwards map[string]bool
 	queued   atomic.Int64
+	oldestMs atomic.Int64 // health's oldestPendingMs
 }
 
 func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -176,7 +177,7 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// The "flusher" takes up to 50 entries per poll.
 		left := max(0, c.queued.Add(-50))
 		c.queued.Store(left)
-		json.NewEncoder(w).Encode(map[string]any{"queueLength": left, "pending": 0, "spooled": 0})
+		json.NewEncoder(w).Encode(map[string]any{"queueLength": left, "pending": 0, "spooled": 0, "oldestPendingMs": c.oldestMs.Load()})
 	default:
 		http.NotFound(w, r)
 	}
@@ -249,5 +250,35 @@ func TestRunHoldsTheRate(t *testing.T) {
 	// 200/s for 0.5s plus the initial burst (2): never more than that.
 	if rep.Sent > 103 || rep.Sent == 0 {
 		t.Fatalf("sent %d hits at -rate 200 for 500ms", rep.Sent)
+	}
+}
+
+func TestRunSamplesLag(t *testing.T) {
+	c := &collector{forwards: map[string]bool{}}
+	c.oldestMs.Store(1234)
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+
+	cfg, err := parseFlags([]string{
+		"-url", srv.URL, "-sites", "s1", "-rate", "100", "-duration", "1200ms", "-concurrency", "2", "-lag",
+	}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag := rep.LagMs
+	if lag == nil || lag.Samples < 2 || lag.Failed != 0 {
+		t.Fatalf("lag report %+v: want a sample every 250ms over 1.2s", lag)
+	}
+	if lag.P50 != 1234 || lag.Max != 1234 {
+		t.Errorf("lag report %+v: want 1234 ms, the age health reported", lag)
+	}
+	var text strings.Builder
+	rep.writeText(&text)
+	if !strings.Contains(text.String(), "store lag   p50 1234") {
+		t.Errorf("text report lacks the lag:\n%s", text.String())
 	}
 }

@@ -72,6 +72,7 @@ type config struct {
 	Seed         uint64
 	Drain        bool
 	DrainTimeout time.Duration
+	Lag          bool
 	TrustToken   string
 	JSON         bool
 }
@@ -115,6 +116,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed of the traffic")
 	fs.BoolVar(&cfg.Drain, "drain", false, "after sending, poll /api/analytics/health until the queue is drained and report how long it took")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", time.Minute, "give up draining after this long")
+	fs.BoolVar(&cfg.Lag, "lag", false, "while sending, sample the age of the oldest event not yet stored (health's oldestPendingMs) every 250ms")
 	fs.StringVar(&cfg.TrustToken, "trust-proxy-token", "", "superuser token: first make the app trust X-Forwarded-For")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {
@@ -172,7 +174,18 @@ type report struct {
 	Errors      map[string]int64 `json:"errors"`   // non-202 statuses and transport errors
 	LatencyMs   latency          `json:"latencyMs"`
 	DrainMs     *float64         `json:"drainMs,omitempty"` // last hit sent → queue empty
+	LagMs       *lagReport       `json:"lagMs,omitempty"`   // queue → store lag while sending
 	DrainFailed string           `json:"drainFailed,omitempty"`
+}
+
+// lagReport summarizes the samples of the oldest unstored event's age: how
+// long an event waits between its enqueue and its store insert.
+type lagReport struct {
+	Samples int     `json:"samples"`
+	P50     float64 `json:"p50"`
+	P95     float64 `json:"p95"`
+	Max     float64 `json:"max"`
+	Failed  int     `json:"failed"` // health polls that got no answer
 }
 
 type latency struct {
@@ -235,8 +248,8 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	client := &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
-			MaxIdleConns:        cfg.Concurrency,
-			MaxIdleConnsPerHost: cfg.Concurrency,
+			MaxIdleConns:        cfg.Concurrency + 1, // + the health poller
+			MaxIdleConnsPerHost: cfg.Concurrency + 1,
 			IdleConnTimeout:     30 * time.Second,
 		},
 	}
@@ -254,6 +267,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 
 	sendCtx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
+	var lagDone chan *lagReport
+	if cfg.Lag {
+		lagDone = make(chan *lagReport, 1)
+		go func() { lagDone <- sampleLag(sendCtx, client, cfg.URL) }()
+	}
 	var sent atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -284,6 +302,11 @@ func run(ctx context.Context, cfg config) (*report, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	var lag *lagReport
+	if lagDone != nil {
+		cancel()
+		lag = <-lagDone
+	}
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -301,6 +324,7 @@ func run(ctx context.Context, cfg config) (*report, error) {
 			P50: percentile(rec.samples, 0.50), P95: percentile(rec.samples, 0.95),
 			P99: percentile(rec.samples, 0.99), Max: percentile(rec.samples, 1),
 		},
+		LagMs: lag,
 	}
 
 	if cfg.Drain {
@@ -376,6 +400,61 @@ func trustProxy(ctx context.Context, client *http.Client, base, token string) er
 	return nil
 }
 
+// healthState is the part of /api/analytics/health loadgen reads.
+type healthState struct {
+	QueueLength     int64 `json:"queueLength"`
+	Pending         int64 `json:"pending"`
+	Spooled         int64 `json:"spooled"`
+	OldestPendingMs int64 `json:"oldestPendingMs"`
+}
+
+func getHealth(ctx context.Context, client *http.Client, base string) (healthState, error) {
+	var h healthState
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/analytics/health", nil)
+	if err != nil {
+		return h, err
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return h, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return h, fmt.Errorf("health: status %d", res.StatusCode)
+	}
+	return h, json.NewDecoder(res.Body).Decode(&h)
+}
+
+// sampleLag reads the age of the oldest event not yet stored every 250ms
+// until ctx ends. An event is acknowledged only after its store insert, so
+// the largest age seen is the queue → store lag under this load (to within
+// the sampling period).
+func sampleLag(ctx context.Context, client *http.Client, base string) *lagReport {
+	var samples []float64
+	failed := 0
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			slices.Sort(samples)
+			r := &lagReport{Samples: len(samples), Failed: failed}
+			if n := len(samples); n > 0 {
+				r.P50, r.P95, r.Max = samples[(n-1)/2], samples[int(float64(n-1)*0.95)], samples[n-1]
+			}
+			return r
+		case <-tick.C:
+		}
+		h, err := getHealth(ctx, client, base)
+		switch {
+		case err == nil:
+			samples = append(samples, float64(h.OldestPendingMs))
+		case ctx.Err() == nil:
+			failed++
+		}
+	}
+}
+
 // drain polls the health endpoint until nothing waits in the queue or the
 // spool, and returns how long that took.
 func drain(ctx context.Context, client *http.Client, base string, timeout time.Duration) (time.Duration, error) {
@@ -385,24 +464,7 @@ func drain(ctx context.Context, client *http.Client, base string, timeout time.D
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		var h struct {
-			QueueLength int64 `json:"queueLength"`
-			Pending     int64 `json:"pending"`
-			Spooled     int64 `json:"spooled"`
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/analytics/health", nil)
-		if err != nil {
-			return 0, err
-		}
-		res, err := client.Do(req)
-		if err == nil {
-			if res.StatusCode == http.StatusOK {
-				err = json.NewDecoder(res.Body).Decode(&h)
-			} else {
-				err = fmt.Errorf("health: status %d", res.StatusCode)
-			}
-			res.Body.Close()
-		}
+		h, err := getHealth(ctx, client, base)
 		if err == nil && h.QueueLength == 0 && h.Pending == 0 && h.Spooled == 0 {
 			return time.Since(start), nil
 		}
@@ -424,6 +486,10 @@ func (r *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "accepted    %d (%.1f/s)\n", r.Accepted, r.AcceptedPS)
 	fmt.Fprintf(w, "latency ms  p50 %.2f  p95 %.2f  p99 %.2f  max %.2f\n",
 		r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.LatencyMs.Max)
+	if r.LagMs != nil {
+		fmt.Fprintf(w, "store lag   p50 %.0f  p95 %.0f  max %.0f ms (%d samples, %d failed)\n",
+			r.LagMs.P50, r.LagMs.P95, r.LagMs.Max, r.LagMs.Samples, r.LagMs.Failed)
+	}
 	writeCounts(w, "dropped", r.Dropped)
 	writeCounts(w, "errors", r.Errors)
 	switch {

@@ -153,7 +153,14 @@ func (f *Flusher) Run(ctx context.Context) error {
 			f.updateDepth(ctx)
 			continue
 		}
-		if len(held) < f.opts.BatchSize && time.Since(since) < f.opts.Interval {
+		if left := f.opts.Interval - time.Since(since); len(held) < f.opts.BatchSize && left > 0 {
+			// The queue had less than a batch: let more gather before
+			// reading again. Read returns as soon as one entry is there,
+			// so under a steady trickle the flusher would otherwise pay a
+			// round trip per event (Redis: an XREADGROUP per hit).
+			if f.sleep(ctx, min(left, f.readGap())) != nil {
+				break
+			}
 			continue
 		}
 		if err := f.flush(ctx, held); err != nil {
@@ -283,6 +290,16 @@ func (f *Flusher) updateDepth(ctx context.Context) {
 	if st, err := f.stats.Stats(ctx); err == nil {
 		metrics.QueueDepth.Set(float64(st.Length))
 	}
+}
+
+// maxReadGap bounds the pause between reads of a partial batch, so a batch
+// that fills up meanwhile waits at most this long.
+const maxReadGap = 100 * time.Millisecond
+
+// readGap is the pause between reads of a partial batch: a tenth of the
+// interval, at most maxReadGap.
+func (f *Flusher) readGap() time.Duration {
+	return min(f.opts.Interval/10, maxReadGap)
 }
 
 // backoff returns the wait before retry number attempt (from 0): doubling

@@ -184,6 +184,40 @@ func TestFlushesBatches(t *testing.T) {
 	}
 }
 
+// readCounter counts the flusher's reads of the queue.
+type readCounter struct {
+	queue.Consumer
+	reads atomic.Int64
+}
+
+func (r *readCounter) Read(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error) {
+	r.reads.Add(1)
+	return r.Consumer.Read(ctx, max, wait)
+}
+
+// TestTrickleIsReadInFewRoundTrips: events arriving one by one are
+// gathered for a while between reads, not read one per round trip (for
+// Redis that would be an XREADGROUP per hit).
+func TestTrickleIsReadInFewRoundTrips(t *testing.T) {
+	e := newEnv(t)
+	rc := &readCounter{Consumer: e.q}
+	e.run(t, rc, e.s, flush.Options{BatchSize: 10000, Interval: 500 * time.Millisecond})
+
+	const n = 200
+	for i, ev := range testEvents("t", n) {
+		e.enqueue(t, ev)
+		if i%2 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	eventually(t, "all events are stored", func() bool { return e.count(t) == n })
+	// One read per 50ms gap (a tenth of the interval) over the trickle and
+	// the rest of its interval, plus the empty reads after it: about 20.
+	if reads := rc.reads.Load(); reads > 60 {
+		t.Fatalf("%d reads for %d events arriving one by one, want a read per gap", reads, n)
+	}
+}
+
 // flaky wraps the real store and fails inserts on demand.
 type flaky struct {
 	store.Writer
