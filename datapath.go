@@ -110,17 +110,8 @@ func (d *dataPath) run(ctx context.Context) {
 		}
 	}
 
-	batch := d.cfg.FlushBatch
-	if batch == 0 {
-		// ClickHouse wants few large inserts (about one per second per
-		// table); SQLite is fastest at moderate transactions.
-		batch = 10000
-		if d.cfg.ClickHouseURL != "" {
-			batch = 100000
-		}
-	}
 	f := flush.New(d.consumer, s, flush.Options{
-		BatchSize:     batch,
+		BatchSize:     d.cfg.FlushBatch,
 		Interval:      d.cfg.FlushInterval,
 		MaxDeliveries: d.cfg.MaxDeliveries,
 		Logger:        log,

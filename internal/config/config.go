@@ -49,9 +49,9 @@ type Config struct {
 	// (QUEUE_FSYNC, default false: a write survives SIGKILL, not power loss).
 	QueueFsync bool
 
-	// FlushBatch is the most events per store insert (FLUSH_BATCH). Zero
-	// picks the store's default: 10000 for SQLite, 100000 for ClickHouse,
-	// which wants about one large insert per second.
+	// FlushBatch is the most events per store insert (FLUSH_BATCH, default
+	// 10000). Measured (docs/BENCHMARKS.md): ClickHouse drains a backlog no
+	// faster with 100000, and the flusher then holds four times the memory.
 	FlushBatch int
 	// FlushInterval is the longest an event waits in a partial batch
 	// (FLUSH_INTERVAL, default 1s).
@@ -137,7 +137,7 @@ func parse(getenv func(string) string) (Config, error) {
 
 	boolVar("TRACK_LOCALHOST", &c.TrackLocalhost)
 	boolVar("QUEUE_FSYNC", &c.QueueFsync)
-	intVar("FLUSH_BATCH", &c.FlushBatch, 0)
+	intVar("FLUSH_BATCH", &c.FlushBatch, 10000)
 	intVar("MAX_DELIVERIES", &c.MaxDeliveries, 5)
 	intVar("RETENTION_DAYS", &c.RetentionDays, 0)
 	durVar("FLUSH_INTERVAL", &c.FlushInterval, time.Second)

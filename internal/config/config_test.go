@@ -16,7 +16,7 @@ func TestParse(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.FlushBatch != 0 || c.FlushInterval != time.Second || c.RateLimit != 20 ||
+		if c.FlushBatch != 10000 || c.FlushInterval != time.Second || c.RateLimit != 20 ||
 			c.LiveWindow != 5*time.Minute || c.ClaimIdle != time.Minute || c.MaxDeliveries != 5 ||
 			c.RedisSessionTimeout != 50*time.Millisecond {
 			t.Fatalf("unexpected defaults: %+v", c)
