@@ -179,15 +179,9 @@ func outage(t *testing.T, app *testutil.App, site string, proxy *testutil.Proxy)
 func TestScaleClickHouseOutageLosesNothing(t *testing.T) {
 	t.Parallel()
 	redisURL, dsn := testutil.RedisURL(t), testutil.ClickHouseDSN(t)
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testutil.StartProxy(t, u.Host)
-	proxied := *u
-	proxied.Host = proxy.Addr
+	proxy, proxied := behindProxy(t, dsn)
 
-	app := testutil.StartApp(t, testutil.AppOptions{Env: scaleEnv(t, redisURL, proxied.String())})
+	app := testutil.StartApp(t, testutil.AppOptions{Env: scaleEnv(t, redisURL, proxied)})
 	site, _ := app.CreateSite(t, domain)
 
 	l, acked := outage(t, app, site, proxy)
@@ -203,15 +197,9 @@ func TestScaleClickHouseOutageLosesNothing(t *testing.T) {
 func TestScaleRedisOutageLosesNothing(t *testing.T) {
 	t.Parallel()
 	redisURL, dsn := testutil.RedisURL(t), testutil.ClickHouseDSN(t)
-	u, err := url.Parse(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testutil.StartProxy(t, u.Host)
-	proxied := *u
-	proxied.Host = proxy.Addr
+	proxy, proxied := behindProxy(t, redisURL)
 
-	app := testutil.StartApp(t, testutil.AppOptions{Env: scaleEnv(t, proxied.String(), dsn)})
+	app := testutil.StartApp(t, testutil.AppOptions{Env: scaleEnv(t, proxied, dsn)})
 	site, _ := app.CreateSite(t, domain)
 
 	l, acked := outage(t, app, site, proxy)
@@ -222,6 +210,19 @@ func TestScaleRedisOutageLosesNothing(t *testing.T) {
 		return covered(acked, counts)
 	})
 	check(t, acked, counts, l.next.Load())
+}
+
+// behindProxy puts a proxy in front of the service of rawURL (a Redis URL or a
+// ClickHouse DSN) and returns it with the URL that goes through it.
+func behindProxy(t *testing.T, rawURL string) (*testutil.Proxy, string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testutil.StartProxy(t, u.Host)
+	u.Host = proxy.Addr
+	return proxy, u.String()
 }
 
 func sum(m map[string]int) int {
@@ -236,16 +237,10 @@ func sum(m map[string]int) int {
 func TestScaleStartsWhileRedisIsDown(t *testing.T) {
 	t.Parallel()
 	redisURL, dsn := testutil.RedisURL(t), testutil.ClickHouseDSN(t)
-	u, err := url.Parse(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testutil.StartProxy(t, u.Host)
+	proxy, proxied := behindProxy(t, redisURL)
 	proxy.Cut()
-	proxied := *u
-	proxied.Host = proxy.Addr
 
-	app := testutil.StartApp(t, testutil.AppOptions{Env: scaleEnv(t, proxied.String(), dsn)})
+	app := testutil.StartApp(t, testutil.AppOptions{Env: scaleEnv(t, proxied, dsn)})
 	site, _ := app.CreateSite(t, domain)
 
 	l := newLoad(app.URL, site, domain)
