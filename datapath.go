@@ -23,10 +23,6 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/store/sqlitestore"
 )
 
-// errStoreNotReady answers analytics queries while the store has not been
-// reached yet (ClickHouse down at start); ingest is not affected.
-var errStoreNotReady = store.ErrUnavailable
-
 // dataPath is the part of the app that exists only while serving: the queue,
 // the analytics store and the flusher between them. It opens when the server
 // starts (not for CLI commands such as `superuser`, which must not take the
@@ -210,7 +206,7 @@ func (d *dataPath) Stats(ctx context.Context) (queue.Stats, error) {
 func (d *dataPath) Ping(ctx context.Context) error {
 	s := d.currentStore()
 	if s == nil {
-		return errStoreNotReady
+		return store.ErrUnavailable
 	}
 	return s.Ping(ctx)
 }
@@ -244,12 +240,13 @@ func (s spoolStats) Stats(ctx context.Context) (spool.Stats, error) {
 }
 
 // Overview, Timeseries and Breakdown make dataPath the analytics API's
-// store.Querier; they answer errStoreNotReady until the store is reached.
+// store.Querier; they answer store.ErrUnavailable until the store is reached
+// (ClickHouse down at start); ingest is not affected.
 
 func (d *dataPath) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
 	s := d.currentStore()
 	if s == nil {
-		return store.Overview{}, errStoreNotReady
+		return store.Overview{}, store.ErrUnavailable
 	}
 	return s.Overview(ctx, q)
 }
@@ -257,7 +254,7 @@ func (d *dataPath) Overview(ctx context.Context, q store.Query) (store.Overview,
 func (d *dataPath) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
 	s := d.currentStore()
 	if s == nil {
-		return nil, errStoreNotReady
+		return nil, store.ErrUnavailable
 	}
 	return s.Timeseries(ctx, q, interval)
 }
@@ -265,7 +262,7 @@ func (d *dataPath) Timeseries(ctx context.Context, q store.Query, interval store
 func (d *dataPath) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
 	s := d.currentStore()
 	if s == nil {
-		return store.Breakdown{}, errStoreNotReady
+		return store.Breakdown{}, store.ErrUnavailable
 	}
 	return s.Breakdown(ctx, q, dim, limit, offset)
 }
