@@ -2,8 +2,11 @@ package presence_test
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +68,12 @@ func ping(visitor string, at time.Time) presence.Hit {
 
 func leave(visitor string, at time.Time) presence.Hit {
 	return presence.Hit{Site: "s1", Visitor: visitor, At: at, Kind: presence.Leave}
+}
+
+// on moves a hit to another site.
+func on(site string, h presence.Hit) presence.Hit {
+	h.Site = site
+	return h
 }
 
 func touch(t *testing.T, st presence.Store, hits ...presence.Hit) []presence.Result {
@@ -253,6 +262,89 @@ func TestPresence(t *testing.T) {
 				}
 			})
 
+			t.Run("a batch applies each site's hits in order", func(t *testing.T) {
+				c := &clock{t: t0.Add(6 * time.Second)}
+				st := open(t, c)
+				ref := pv("c", "/", t0.Add(6*time.Second))
+				ref.Referrer = "example.com"
+				res := touch(t, st,
+					pv("a", "/", t0),
+					on("s2", pv("a", "/x", t0)),        // the same key on another site is another visitor
+					pv("a", "/b", t0.Add(time.Second)), // page change
+					leave("a", t0.Add(2*time.Second)),  // grace starts
+					on("s2", pv("b", "/y", t0.Add(2*time.Second))),
+					ping("a", t0.Add(3*time.Second)),  // cancels the leave, keeps /b
+					leave("a", t0.Add(4*time.Second)), // grace starts again
+					ping("a", t0.Add(4*time.Second)),  // not after the leave: stale
+					on("s2", pv("a", "/z", t0.Add(5*time.Second))),
+					on("s2", leave("b", t0.Add(5*time.Second))),
+					on("s2", pv("b", "/w", t0.Add(6*time.Second))), // navigation: cancels b's leave
+					leave("x", t0.Add(6*time.Second)),              // unknown visitor: nothing
+					ref,
+				)
+				want := []presence.Result{
+					{Arrived: true}, {Arrived: true}, {PrevPage: "/"}, {Leaving: true}, {Arrived: true},
+					{PrevPage: "/b"}, {Leaving: true}, {Stale: true}, {PrevPage: "/x"}, {Leaving: true},
+					{PrevPage: "/y"}, {}, {Arrived: true},
+				}
+				if !reflect.DeepEqual(res, want) {
+					t.Fatalf("results\n%+v\nwant\n%+v", res, want)
+				}
+
+				c.Set(t0.Add(4*time.Second + grace))
+				if !settle(t, st, "a", t0.Add(4*time.Second)) {
+					t.Fatal("the stale ping cancelled a's second leave")
+				}
+				ok, err := st.Settle(context.Background(), []presence.Departure{{Site: "s2", Visitor: "b", At: t0.Add(5 * time.Second)}})
+				if err != nil || ok[0] {
+					t.Fatalf("settle of b's cancelled leave: %v (%v), want false", ok, err)
+				}
+				for _, tc := range []struct {
+					site     string
+					arrivals []string
+					pages    []presence.Tally
+					refs     []presence.Tally
+				}{
+					{"s1", []string{"c /"}, []presence.Tally{{Value: "/", Visitors: 1}}, []presence.Tally{{Value: "example.com", Visitors: 1}}},
+					{"s2", []string{"b /w", "a /z"}, []presence.Tally{{Value: "/w", Visitors: 1}, {Value: "/z", Visitors: 1}}, []presence.Tally{}},
+				} {
+					snap, err := st.Snapshot(context.Background(), tc.site, 10)
+					if err != nil {
+						t.Fatal(err)
+					}
+					var got []string
+					for _, a := range snap.Arrivals {
+						got = append(got, a.Visitor+" "+a.Page)
+					}
+					if snap.Count != len(tc.arrivals) || !reflect.DeepEqual(got, tc.arrivals) ||
+						!reflect.DeepEqual(snap.Pages, tc.pages) || !reflect.DeepEqual(snap.Referrers, tc.refs) {
+						t.Fatalf("%s: count %d, arrivals %q, pages %+v, referrers %+v; want arrivals %q, pages %+v, referrers %+v",
+							tc.site, snap.Count, got, snap.Pages, snap.Referrers, tc.arrivals, tc.pages, tc.refs)
+					}
+				}
+			})
+
+			t.Run("arrival, leave and return in one batch", func(t *testing.T) {
+				c := &clock{t: t0.Add(20 * time.Second)}
+				st := open(t, c)
+				res := touch(t, st,
+					pv("a", "/", t0),
+					leave("a", t0.Add(10*time.Second)), // its grace has ended by now
+					pv("a", "/back", t0.Add(19*time.Second)),
+					ping("a", t0.Add(19*time.Second)),
+				)
+				want := []presence.Result{{Arrived: true}, {Leaving: true}, {Arrived: true}, {PrevPage: "/back"}}
+				if !reflect.DeepEqual(res, want) {
+					t.Fatalf("results %+v, want %+v", res, want)
+				}
+				if settle(t, st, "a", t0.Add(10*time.Second)) {
+					t.Fatal("settle removed a visitor who came back")
+				}
+				if p := prune(t, st); p.Count != 1 || p.Left != nil || p.Expired != nil {
+					t.Fatalf("after the return %+v, want count 1 and nothing pruned", p)
+				}
+			})
+
 			t.Run("online series", func(t *testing.T) {
 				c := &clock{t: t0}
 				st := open(t, c)
@@ -357,3 +449,139 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatalf("after the restart %+v, want Arrived", res[0])
 	}
 }
+
+// TestRedisBatchesAgree plays random batches (several sites, few visitors,
+// hits out of order, leaves, settles, expiry) on Memory, on Redis and on
+// Redis with the former one-script-call-per-hit touch: every result, count,
+// removal and snapshot must agree, and the batched store's keys must exist
+// and have a TTL exactly when the per-hit store's do.
+func TestRedisBatchesAgree(t *testing.T) {
+	rdb := testutil.Redis(t)
+	ctx := context.Background()
+	c := &clock{t: t0}
+	prefixes := []string{testutil.Unique("pltest:"), testutil.Unique("pltest:")}
+	t.Cleanup(func() {
+		for _, p := range prefixes {
+			cleanup(rdb, p)
+		}
+	})
+	opts := func(prefix string) presence.Options {
+		// A short window and a short arrivals list, so expiry and trimming happen.
+		return presence.Options{Window: 30 * time.Second, Grace: grace, Arrivals: 3, Prefix: prefix, Now: c.Now}
+	}
+	mem := presence.NewMemory(opts(""))
+	batched := presence.NewRedis(rdb, opts(prefixes[0]))
+	perHit := presence.NewRedis(rdb, opts(prefixes[1]))
+	stores := []presence.Store{mem, batched, perHit}
+	names := []string{"memory", "redis", "redis per hit"}
+
+	sites := []string{"s1", "s2", "s3"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	now := t0
+	var pending []presence.Departure
+	for round := range 300 {
+		now = now.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
+		c.Set(now)
+		hits := make([]presence.Hit, 1+rng.IntN(40))
+		for i := range hits {
+			v := string(rune('a' + rng.IntN(5)))
+			at := now.Add(-time.Duration(rng.IntN(4000)) * time.Millisecond)
+			switch rng.IntN(4) {
+			case 0:
+				hits[i] = ping(v, at)
+			case 1:
+				hits[i] = leave(v, at)
+			default:
+				hits[i] = pv(v, "/"+strconv.Itoa(rng.IntN(4)), at)
+				hits[i].Referrer = []string{"", "example.com"}[rng.IntN(2)]
+			}
+			hits[i].Site = sites[rng.IntN(len(sites))]
+		}
+
+		want := touch(t, mem, hits...)
+		got := touch(t, batched, hits...)
+		old, err := presence.TouchPerHit(ctx, perHit, hits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range hits {
+			if got[i] != want[i] || old[i] != want[i] {
+				t.Fatalf("round %d, hit %d %+v: memory %+v, redis %+v, redis per hit %+v", round, i, hits[i], want[i], got[i], old[i])
+			}
+			if want[i].Leaving {
+				pending = append(pending, presence.Departure{Site: hits[i].Site, Visitor: hits[i].Visitor, At: hits[i].At})
+			}
+		}
+		sameKeys(t, rdb, prefixes[0], prefixes[1], sites)
+
+		if rng.IntN(3) == 0 && len(pending) > 0 {
+			n := rng.IntN(len(pending)) + 1
+			var first []bool
+			for k, st := range stores {
+				gone, err := st.Settle(ctx, pending[:n])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if k == 0 {
+					first = gone
+				} else if !reflect.DeepEqual(gone, first) {
+					t.Fatalf("round %d: settle on %s %v, on memory %v", round, names[k], gone, first)
+				}
+			}
+			pending = pending[n:]
+		}
+		if rng.IntN(4) == 0 {
+			var first []string
+			for k, st := range stores {
+				var got []string
+				for _, site := range sites {
+					snap, err := st.Snapshot(ctx, site, 10)
+					if err != nil {
+						t.Fatal(err)
+					}
+					slices.Sort(snap.Pruned.Expired)
+					slices.Sort(snap.Pruned.Left)
+					got = append(got, fmt.Sprintf("%s: %d %v %v %v %v", site, snap.Count, snap.Pruned.Expired, snap.Pruned.Left, snap.Pages, snap.Referrers))
+					for _, a := range snap.Arrivals {
+						got = append(got, a.Visitor+" "+a.Entry+" "+a.Page+" "+a.Referrer)
+					}
+				}
+				if k == 0 {
+					first = got
+				} else if !reflect.DeepEqual(got, first) {
+					t.Fatalf("round %d: snapshot on %s\n%q\non memory\n%q", round, names[k], got, first)
+				}
+			}
+		}
+	}
+}
+
+// sameKeys fails unless the site keys under two prefixes exist, and carry
+// a TTL, alike.
+func sameKeys(t *testing.T, rdb *redis.Client, a, b string, sites []string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, site := range sites {
+		for _, name := range []string{"seen", "left", "page", "ref", "arr"} {
+			ka, kb := a+":{"+site+"}:"+name, b+":{"+site+"}:"+name
+			ta, err := rdb.PTTL(ctx, ka).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb, err := rdb.PTTL(ctx, kb).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// -2: no key, -1: no TTL (never right), else a TTL.
+			if state(ta) != state(tb) || state(ta) == -1 {
+				t.Fatalf("key %s: TTL %v, per hit %v", ka, ta, tb)
+			}
+			if ta > 0 && (ta-tb).Abs() > time.Second {
+				t.Fatalf("key %s: TTL %v, per hit %v", ka, ta, tb)
+			}
+		}
+	}
+}
+
+// state is a PTTL reply without the TTL's value: -2 (no key), -1 (no TTL) or 1.
+func state(ttl time.Duration) time.Duration { return min(ttl, 1) }

@@ -57,47 +57,95 @@ func (r *Redis) ttl() int64 {
 	return (r.opts.Window + r.opts.Grace + time.Minute).Milliseconds()
 }
 
-// touchScript applies one hit. KEYS: seen, left, page, ref, arr.
-// ARGV: visitor, at, kind (p|a|l), page, referrer, arrival JSON, window,
-// grace, now, ttl, arrivals cap. Returns {arrived, previous page, state}
-// with state 1 = leaving, 2 = stale.
+// touchScript applies the hits of one site in order. KEYS: seen, left,
+// page, ref, arr. ARGV: window, grace, now, ttl, arrivals cap, then six per
+// hit: visitor, at, kind (p|a|l), page, referrer, arrival JSON. Returns three
+// values per hit: arrived (0|1), previous page, state (1 = leaving, 2 = stale).
+//
+// It reads the state of all the call's visitors at once, applies the hits to
+// that copy with the rules of the per-hit commands (ZADD GT for the expiry,
+// XX LT for a leave's, GT for the leave time) and writes back what changed,
+// so a call costs about fifteen commands whatever its size. A key's TTL is
+// refreshed once, as the per-hit version left it: all keys after any
+// accepted hit, the left key alone after leaves only.
 var touchScript = redis.NewScript(`
-local vk, at, kind = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local window, grace, now = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
-local ttl = ARGV[10]
-local s = redis.call('ZSCORE', KEYS[1], vk)
-if s then s = tonumber(s) end
-if kind == 'l' then
-  if (not s) or s <= now or s > at + window then return {0, '', 0} end
-  redis.call('ZADD', KEYS[1], 'XX', 'LT', at + grace, vk)
-  redis.call('ZADD', KEYS[2], 'GT', at, vk)
-  redis.call('PEXPIRE', KEYS[2], ttl)
-  return {0, '', 1}
+local window, grace, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ttl, cap = ARGV[4], tonumber(ARGV[5])
+local n = (#ARGV - 5) / 6
+local vs, idx = {}, {}
+for i = 0, n - 1 do
+  local vk = ARGV[6 + i * 6]
+  if not idx[vk] then vs[#vs + 1] = vk; idx[vk] = #vs end
 end
-local l = redis.call('ZSCORE', KEYS[2], vk)
-if l then
-  if at <= tonumber(l) then return {0, '', 2} end
-  redis.call('ZREM', KEYS[2], vk)
+local seen = redis.call('ZMSCORE', KEYS[1], unpack(vs))
+local left = redis.call('ZMSCORE', KEYS[2], unpack(vs))
+local page = redis.call('HMGET', KEYS[3], unpack(vs))
+for j = 1, #vs do
+  seen[j] = seen[j] and tonumber(seen[j])
+  left[j] = left[j] and tonumber(left[j])
 end
-local arrived = (not s) or s <= now
-redis.call('ZADD', KEYS[1], 'GT', at + window, vk)
-local prev = ''
-if arrived then
-  redis.call('HSET', KEYS[3], vk, ARGV[4])
-  if ARGV[5] ~= '' then
-    redis.call('HSET', KEYS[4], vk, ARGV[5])
+local ds, dl, dp, ref, arr, out = {}, {}, {}, {}, {}, {}
+local touched, leaving = false, false
+for i = 0, n - 1 do
+  local b = 6 + i * 6
+  local j, at, kind = idx[ARGV[b]], tonumber(ARGV[b + 1]), ARGV[b + 2]
+  local s, l = seen[j], left[j]
+  local arrived, prev, state = 0, '', 0
+  if kind == 'l' then
+    if s and s > now and s <= at + window then
+      seen[j] = math.min(s, at + grace); ds[j] = true
+      if (not l) or at > l then left[j] = at; dl[j] = true end
+      leaving, state = true, 1
+    end
+  elseif l and at <= l then
+    state = 2
   else
-    redis.call('HDEL', KEYS[4], vk)
+    if l then left[j] = false; dl[j] = true end
+    seen[j] = s and math.max(s, at + window) or at + window; ds[j] = true
+    if (not s) or s <= now then
+      arrived = 1
+      page[j] = ARGV[b + 3]; dp[j] = true
+      ref[j] = ARGV[b + 4]
+      arr[#arr + 1] = ARGV[b + 5]
+    else
+      prev = page[j] or ''
+      if kind == 'p' then page[j] = ARGV[b + 3]; dp[j] = true end
+    end
+    touched = true
   end
-  redis.call('LPUSH', KEYS[5], ARGV[6])
-  redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[11]) - 1)
-else
-  prev = redis.call('HGET', KEYS[3], vk) or ''
-  if kind == 'p' then redis.call('HSET', KEYS[3], vk, ARGV[4]) end
+  out[#out + 1] = arrived; out[#out + 1] = prev; out[#out + 1] = state
 end
-for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
-return {arrived and 1 or 0, prev, 0}
+local zs, zl, zr, hp, hr, hd = {}, {}, {}, {}, {}, {}
+for j, vk in ipairs(vs) do
+  if ds[j] then zs[#zs + 1] = seen[j]; zs[#zs + 1] = vk end
+  if dl[j] then
+    if left[j] then zl[#zl + 1] = left[j]; zl[#zl + 1] = vk else zr[#zr + 1] = vk end
+  end
+  if dp[j] then hp[#hp + 1] = vk; hp[#hp + 1] = page[j] end
+  if ref[j] == '' then hd[#hd + 1] = vk elseif ref[j] then hr[#hr + 1] = vk; hr[#hr + 1] = ref[j] end
+end
+if #zs > 0 then redis.call('ZADD', KEYS[1], unpack(zs)) end
+if #zl > 0 then redis.call('ZADD', KEYS[2], unpack(zl)) end
+if #zr > 0 then redis.call('ZREM', KEYS[2], unpack(zr)) end
+if #hp > 0 then redis.call('HSET', KEYS[3], unpack(hp)) end
+if #hr > 0 then redis.call('HSET', KEYS[4], unpack(hr)) end
+if #hd > 0 then redis.call('HDEL', KEYS[4], unpack(hd)) end
+if #arr > 0 then
+  redis.call('LPUSH', KEYS[5], unpack(arr, math.max(1, #arr - cap + 1)))
+  redis.call('LTRIM', KEYS[5], 0, cap - 1)
+end
+if touched then
+  for k = 1, 5 do redis.call('PEXPIRE', KEYS[k], ttl) end
+elseif leaving then
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return out
 `)
+
+// maxCallHits bounds the hits of one touchScript call, which keeps a call's
+// arguments within Lua's stack and its run short: Redis does nothing else
+// while a script runs.
+const maxCallHits = 500
 
 // settleScript removes a visitor whose leave is still pending.
 // KEYS: seen, left, page, ref. ARGV: visitor, leave time, deadline.
@@ -157,18 +205,78 @@ func (r *Redis) pipelined(ctx context.Context, fill func(redis.Pipeliner)) ([]re
 	return cmds, err
 }
 
-// Touch implements Store.
+// Touch implements Store. It makes one script call per site (per
+// maxCallHits of it): a site's keys share a hash tag, so each call stays on
+// one cluster slot, and hits of different sites never touch the same key.
 func (r *Redis) Touch(ctx context.Context, hits []Hit) ([]Result, error) {
 	if len(hits) == 0 {
 		return nil, nil
 	}
 	now := ms(r.opts.Now())
-	window, grace, ttl := r.opts.Window.Milliseconds(), r.opts.Grace.Milliseconds(), r.ttl()
 	register := r.sitesToRegister(hits, now)
 
-	args := make([][]any, len(hits))
+	calls, err := r.touchCalls(hits, now)
+	if err != nil {
+		return nil, err
+	}
+	cmds, err := r.pipelined(ctx, func(p redis.Pipeliner) {
+		for _, c := range calls {
+			touchScript.EvalSha(ctx, p, r.siteKeys(c.site), c.args...)
+		}
+		until := float64(now + r.ttl())
+		for _, site := range register {
+			p.ZAddGT(ctx, r.opts.Prefix+":sites", redis.Z{Score: until, Member: site})
+		}
+	})
+	if err != nil {
+		r.forget(register)
+		return nil, fmt.Errorf("presence: touch: %w", err)
+	}
+
+	out := make([]Result, len(hits))
+	for k, c := range calls {
+		v, err := cmds[k].(*redis.Cmd).Slice()
+		if err != nil || len(v) != 3*len(c.hits) {
+			return nil, fmt.Errorf("presence: touch: unexpected reply %v (%v)", v, err)
+		}
+		for n, i := range c.hits {
+			arrived, _ := v[3*n].(int64)
+			prev, _ := v[3*n+1].(string)
+			state, _ := v[3*n+2].(int64)
+			out[i] = Result{Arrived: arrived == 1, PrevPage: prev, Leaving: state == 1, Stale: state == 2}
+		}
+	}
+	return out, nil
+}
+
+// touchCall is one touchScript call: hits (indexes into Touch's hits, in
+// order) of one site and the script's arguments.
+type touchCall struct {
+	site string
+	hits []int
+	args []any
+}
+
+// touchCalls groups hits by site, keeping their order within a site.
+func (r *Redis) touchCalls(hits []Hit, now int64) ([]*touchCall, error) {
+	var (
+		calls []*touchCall
+		open  = map[string]*touchCall{} // site → its call still taking hits
+		left  = map[string]int{}        // site → its hits not yet in a call
+	)
+	for _, h := range hits {
+		left[h.Site]++
+	}
 	for i, h := range hits {
-		kind, arrival := "a", []byte("{}")
+		c := open[h.Site]
+		if c == nil || len(c.hits) == maxCallHits {
+			n := min(left[h.Site], maxCallHits)
+			c = &touchCall{site: h.Site, hits: make([]int, 0, n), args: make([]any, 0, 5+6*n)}
+			c.args = append(c.args, r.opts.Window.Milliseconds(), r.opts.Grace.Milliseconds(), now, r.ttl(), r.opts.Arrivals)
+			open[h.Site] = c
+			calls = append(calls, c)
+		}
+		kind, arrival := "a", []byte(nil)
 		switch h.Kind {
 		case Pageview:
 			kind = "p"
@@ -181,35 +289,11 @@ func (r *Redis) Touch(ctx context.Context, hits []Hit) ([]Result, error) {
 				return nil, err
 			}
 		}
-		args[i] = []any{h.Visitor, ms(h.At), kind, h.Page, h.Referrer, arrival, window, grace, now, ttl, r.opts.Arrivals}
+		left[h.Site]--
+		c.hits = append(c.hits, i)
+		c.args = append(c.args, h.Visitor, ms(h.At), kind, h.Page, h.Referrer, arrival)
 	}
-
-	cmds, err := r.pipelined(ctx, func(p redis.Pipeliner) {
-		for i, h := range hits {
-			touchScript.EvalSha(ctx, p, r.siteKeys(h.Site), args[i]...)
-		}
-		until := float64(now + ttl)
-		for _, site := range register {
-			p.ZAddGT(ctx, r.opts.Prefix+":sites", redis.Z{Score: until, Member: site})
-		}
-	})
-	if err != nil {
-		r.forget(register)
-		return nil, fmt.Errorf("presence: touch: %w", err)
-	}
-
-	out := make([]Result, len(hits))
-	for i := range hits {
-		v, err := cmds[i].(*redis.Cmd).Slice()
-		if err != nil || len(v) != 3 {
-			return nil, fmt.Errorf("presence: touch: unexpected reply %v (%v)", v, err)
-		}
-		arrived, _ := v[0].(int64)
-		prev, _ := v[1].(string)
-		state, _ := v[2].(int64)
-		out[i] = Result{Arrived: arrived == 1, PrevPage: prev, Leaving: state == 1, Stale: state == 2}
-	}
-	return out, nil
+	return calls, nil
 }
 
 // sitesToRegister returns the sites of hits whose {prefix}:sites entry this
