@@ -8,6 +8,20 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// perDepartureScript is settleScript before it took a site's departures in
+// one call. SettlePerDeparture runs it.
+var perDepartureScript = redis.NewScript(`
+local l = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if (not l) or tonumber(l) ~= tonumber(ARGV[2]) then return 0 end
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if s and tonumber(s) > tonumber(ARGV[3]) then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+`)
+
 // perHitScript is touchScript as it was before it took a site's hits in one
 // call: one call per hit. TouchPerHit runs it, as the reference of the
 // differential test and the baseline of BenchmarkRedisTouch.
@@ -89,6 +103,35 @@ func TouchPerHit(ctx context.Context, r *Redis, hits []Hit) ([]Result, error) {
 		prev, _ := v[1].(string)
 		state, _ := v[2].(int64)
 		out[i] = Result{Arrived: arrived == 1, PrevPage: prev, Leaving: state == 1, Stale: state == 2}
+	}
+	return out, nil
+}
+
+// SettlePerDeparture is Redis.Settle with one perDepartureScript call per departure.
+func SettlePerDeparture(ctx context.Context, r *Redis, deps []Departure) ([]bool, error) {
+	now := ms(r.opts.Now())
+	grace := r.opts.Grace.Milliseconds()
+	fill := func(p redis.Pipeliner) error {
+		for _, d := range deps {
+			at := ms(d.At)
+			perDepartureScript.EvalSha(ctx, p, r.siteKeys(d.Site)[:4], d.Visitor, at, max(now, at+grace))
+		}
+		return nil
+	}
+	cmds, err := r.rdb.Pipelined(ctx, fill)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := perDepartureScript.Load(ctx, r.rdb).Err(); err != nil {
+			return nil, err
+		}
+		cmds, err = r.rdb.Pipelined(ctx, fill)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(deps))
+	for i := range deps {
+		n, _ := cmds[i].(*redis.Cmd).Int64()
+		out[i] = n == 1
 	}
 	return out, nil
 }

@@ -292,12 +292,14 @@ func TestPresence(t *testing.T) {
 				}
 
 				c.Set(t0.Add(4*time.Second + grace))
-				if !settle(t, st, "a", t0.Add(4*time.Second)) {
-					t.Fatal("the stale ping cancelled a's second leave")
-				}
-				ok, err := st.Settle(context.Background(), []presence.Departure{{Site: "s2", Visitor: "b", At: t0.Add(5 * time.Second)}})
-				if err != nil || ok[0] {
-					t.Fatalf("settle of b's cancelled leave: %v (%v), want false", ok, err)
+				gone, err := st.Settle(context.Background(), []presence.Departure{
+					{Site: "s1", Visitor: "a", At: t0.Add(2 * time.Second)}, // superseded by the second leave
+					{Site: "s2", Visitor: "b", At: t0.Add(5 * time.Second)}, // cancelled by the navigation
+					{Site: "s1", Visitor: "a", At: t0.Add(4 * time.Second)}, // the stale ping did not cancel it
+					{Site: "s1", Visitor: "a", At: t0.Add(4 * time.Second)}, // already removed
+				})
+				if want := []bool{false, false, true, false}; err != nil || !reflect.DeepEqual(gone, want) {
+					t.Fatalf("settle %v (%v), want %v", gone, err, want)
 				}
 				for _, tc := range []struct {
 					site     string
@@ -452,9 +454,9 @@ func TestRedisOutage(t *testing.T) {
 
 // TestRedisBatchesAgree plays random batches (several sites, few visitors,
 // hits out of order, leaves, settles, expiry) on Memory, on Redis and on
-// Redis with the former one-script-call-per-hit touch: every result, count,
-// removal and snapshot must agree, and the batched store's keys must exist
-// and have a TTL exactly when the per-hit store's do.
+// Redis with the former one-script-call-per-hit touch and settle: every
+// result, count, removal and snapshot must agree, and the batched store's
+// keys must exist and have a TTL exactly when the per-hit store's do.
 func TestRedisBatchesAgree(t *testing.T) {
 	rdb := testutil.Redis(t)
 	ctx := context.Background()
@@ -518,7 +520,13 @@ func TestRedisBatchesAgree(t *testing.T) {
 			n := rng.IntN(len(pending)) + 1
 			var first []bool
 			for k, st := range stores {
-				gone, err := st.Settle(ctx, pending[:n])
+				var gone []bool
+				var err error
+				if st == perHit {
+					gone, err = presence.SettlePerDeparture(ctx, perHit, pending[:n])
+				} else {
+					gone, err = st.Settle(ctx, pending[:n])
+				}
 				if err != nil {
 					t.Fatal(err)
 				}

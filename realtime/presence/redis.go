@@ -142,23 +142,38 @@ end
 return out
 `)
 
-// maxCallHits bounds the hits of one touchScript call, which keeps a call's
-// arguments within Lua's stack and its run short: Redis does nothing else
-// while a script runs.
+// maxCallHits bounds the hits of one touchScript call (the departures of
+// one settleScript call), which keeps a call's arguments within Lua's stack
+// and its run short: Redis does nothing else while a script runs.
 const maxCallHits = 500
 
-// settleScript removes a visitor whose leave is still pending.
-// KEYS: seen, left, page, ref. ARGV: visitor, leave time, deadline.
+// settleScript removes the visitors of one site whose leave is still
+// pending. KEYS: seen, left, page, ref. ARGV: three per departure: visitor,
+// leave time, deadline. Returns 1 per departure it removed, else 0.
 var settleScript = redis.NewScript(`
-local l = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if (not l) or tonumber(l) ~= tonumber(ARGV[2]) then return 0 end
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s and tonumber(s) > tonumber(ARGV[3]) then return 0 end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HDEL', KEYS[4], ARGV[1])
-return 1
+local n = #ARGV / 3
+local vs = {}
+for i = 1, n do vs[i] = ARGV[3 * i - 2] end
+local left = redis.call('ZMSCORE', KEYS[2], unpack(vs))
+local seen = redis.call('ZMSCORE', KEYS[1], unpack(vs))
+local out, gone, done = {}, {}, {}
+for i = 1, n do
+  local vk, l, s = vs[i], left[i], seen[i]
+  out[i] = 0
+  if (not done[vk]) and l and tonumber(l) == tonumber(ARGV[3 * i - 1])
+      and not (s and tonumber(s) > tonumber(ARGV[3 * i])) then
+    done[vk] = true
+    gone[#gone + 1] = vk
+    out[i] = 1
+  end
+end
+if #gone > 0 then
+  redis.call('ZREM', KEYS[2], unpack(gone))
+  redis.call('ZREM', KEYS[1], unpack(gone))
+  redis.call('HDEL', KEYS[3], unpack(gone))
+  redis.call('HDEL', KEYS[4], unpack(gone))
+end
+return out
 `)
 
 // pruneScript removes expired visitors. KEYS: seen, left, page, ref.
@@ -215,13 +230,17 @@ func (r *Redis) Touch(ctx context.Context, hits []Hit) ([]Result, error) {
 	now := ms(r.opts.Now())
 	register := r.sitesToRegister(hits, now)
 
-	calls, err := r.touchCalls(hits, now)
-	if err != nil {
-		return nil, err
+	calls := bySite(len(hits), func(i int) string { return hits[i].Site })
+	args := make([][]any, len(calls))
+	for k, c := range calls {
+		var err error
+		if args[k], err = r.touchArgs(hits, c, now); err != nil {
+			return nil, err
+		}
 	}
 	cmds, err := r.pipelined(ctx, func(p redis.Pipeliner) {
-		for _, c := range calls {
-			touchScript.EvalSha(ctx, p, r.siteKeys(c.site), c.args...)
+		for k, c := range calls {
+			touchScript.EvalSha(ctx, p, r.siteKeys(hits[c[0]].Site), args[k]...)
 		}
 		until := float64(now + r.ttl())
 		for _, site := range register {
@@ -236,10 +255,10 @@ func (r *Redis) Touch(ctx context.Context, hits []Hit) ([]Result, error) {
 	out := make([]Result, len(hits))
 	for k, c := range calls {
 		v, err := cmds[k].(*redis.Cmd).Slice()
-		if err != nil || len(v) != 3*len(c.hits) {
+		if err != nil || len(v) != 3*len(c) {
 			return nil, fmt.Errorf("presence: touch: unexpected reply %v (%v)", v, err)
 		}
-		for n, i := range c.hits {
+		for n, i := range c {
 			arrived, _ := v[3*n].(int64)
 			prev, _ := v[3*n+1].(string)
 			state, _ := v[3*n+2].(int64)
@@ -249,33 +268,31 @@ func (r *Redis) Touch(ctx context.Context, hits []Hit) ([]Result, error) {
 	return out, nil
 }
 
-// touchCall is one touchScript call: hits (indexes into Touch's hits, in
-// order) of one site and the script's arguments.
-type touchCall struct {
-	site string
-	hits []int
-	args []any
+// bySite groups the indexes 0..n-1 by site(i), keeping their order within
+// a site, in groups of at most maxCallHits: one script call each.
+func bySite(n int, site func(i int) string) [][]int {
+	var (
+		calls [][]int
+		open  = map[string]int{} // site → its call still taking indexes
+	)
+	for i := range n {
+		k, ok := open[site(i)]
+		if !ok || len(calls[k]) == maxCallHits {
+			k = len(calls)
+			open[site(i)] = k
+			calls = append(calls, nil)
+		}
+		calls[k] = append(calls[k], i)
+	}
+	return calls
 }
 
-// touchCalls groups hits by site, keeping their order within a site.
-func (r *Redis) touchCalls(hits []Hit, now int64) ([]*touchCall, error) {
-	var (
-		calls []*touchCall
-		open  = map[string]*touchCall{} // site → its call still taking hits
-		left  = map[string]int{}        // site → its hits not yet in a call
-	)
-	for _, h := range hits {
-		left[h.Site]++
-	}
-	for i, h := range hits {
-		c := open[h.Site]
-		if c == nil || len(c.hits) == maxCallHits {
-			n := min(left[h.Site], maxCallHits)
-			c = &touchCall{site: h.Site, hits: make([]int, 0, n), args: make([]any, 0, 5+6*n)}
-			c.args = append(c.args, r.opts.Window.Milliseconds(), r.opts.Grace.Milliseconds(), now, r.ttl(), r.opts.Arrivals)
-			open[h.Site] = c
-			calls = append(calls, c)
-		}
+// touchArgs are touchScript's arguments for the hits of one call.
+func (r *Redis) touchArgs(hits []Hit, call []int, now int64) ([]any, error) {
+	args := make([]any, 0, 5+6*len(call))
+	args = append(args, r.opts.Window.Milliseconds(), r.opts.Grace.Milliseconds(), now, r.ttl(), r.opts.Arrivals)
+	for _, i := range call {
+		h := &hits[i]
 		kind, arrival := "a", []byte(nil)
 		switch h.Kind {
 		case Pageview:
@@ -289,11 +306,9 @@ func (r *Redis) touchCalls(hits []Hit, now int64) ([]*touchCall, error) {
 				return nil, err
 			}
 		}
-		left[h.Site]--
-		c.hits = append(c.hits, i)
-		c.args = append(c.args, h.Visitor, ms(h.At), kind, h.Page, h.Referrer, arrival)
+		args = append(args, h.Visitor, ms(h.At), kind, h.Page, h.Referrer, arrival)
 	}
-	return calls, nil
+	return args, nil
 }
 
 // sitesToRegister returns the sites of hits whose {prefix}:sites entry this
@@ -324,26 +339,36 @@ func (r *Redis) forget(sites []string) {
 	}
 }
 
-// Settle implements Store.
+// Settle implements Store, with one script call per site.
 func (r *Redis) Settle(ctx context.Context, deps []Departure) ([]bool, error) {
 	if len(deps) == 0 {
 		return nil, nil
 	}
 	now := ms(r.opts.Now())
 	grace := r.opts.Grace.Milliseconds()
+	calls := bySite(len(deps), func(i int) string { return deps[i].Site })
 	cmds, err := r.pipelined(ctx, func(p redis.Pipeliner) {
-		for _, d := range deps {
-			at := ms(d.At)
-			settleScript.EvalSha(ctx, p, r.siteKeys(d.Site)[:4], d.Visitor, at, max(now, at+grace))
+		for _, c := range calls {
+			args := make([]any, 0, 3*len(c))
+			for _, i := range c {
+				at := ms(deps[i].At)
+				args = append(args, deps[i].Visitor, at, max(now, at+grace))
+			}
+			settleScript.EvalSha(ctx, p, r.siteKeys(deps[c[0]].Site)[:4], args...)
 		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("presence: settle: %w", err)
 	}
 	out := make([]bool, len(deps))
-	for i := range deps {
-		n, _ := cmds[i].(*redis.Cmd).Int64()
-		out[i] = n == 1
+	for k, c := range calls {
+		v, err := cmds[k].(*redis.Cmd).Int64Slice()
+		if err != nil || len(v) != len(c) {
+			return nil, fmt.Errorf("presence: settle: unexpected reply %v (%v)", v, err)
+		}
+		for n, i := range c {
+			out[i] = v[n] == 1
+		}
 	}
 	return out, nil
 }
