@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -189,12 +188,7 @@ func (c *collector) collect(e *core.RequestEvent) error {
 		})
 	}
 
-	u, err := url.Parse(p.URL) // valid: hit.Parse checked it
-	if err != nil {
-		c.refused[reasonBadRequest].Inc()
-		return e.BadRequestError("Invalid page url.", nil)
-	}
-	host := u.Hostname()
+	host := p.Host
 	if isLocalhost(host) {
 		if !c.cfg.TrackLocalhost {
 			c.refused[reasonLocalhost].Inc()

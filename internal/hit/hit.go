@@ -50,6 +50,10 @@ type Payload struct {
 	Name     string            `json:"name"`  // custom event name
 	Props    map[string]string `json:"props"` // scalar values, stringified
 	Width    int               `json:"w"`     // viewport width in CSS pixels
+
+	// Host is URL's host name (no port, brackets or user info), found while
+	// validating, so the route need not parse the URL again. Not sent.
+	Host string `json:"-"`
 }
 
 // Error codes.
@@ -136,9 +140,11 @@ func Parse(body []byte) (Payload, error) {
 		return Payload{}, &Error{"type", CodeInvalid, "The hit type must be pageview, event, ping or leave."}
 	}
 
-	if err := checkURL(p.URL); err != nil {
+	host, err := checkURL(p.URL)
+	if err != nil {
 		return Payload{}, err
 	}
+	p.Host = host
 	if err := checkReferrer(p.Referrer); err != nil {
 		return Payload{}, err
 	}
@@ -179,18 +185,19 @@ func validSiteID(s string) bool {
 	return true
 }
 
-func checkURL(s string) error {
+// checkURL validates the page url and returns its host name.
+func checkURL(s string) (string, error) {
 	if s == "" {
-		return &Error{"url", CodeRequired, "The page url is required."}
+		return "", &Error{"url", CodeRequired, "The page url is required."}
 	}
 	if len(s) > MaxURL {
-		return &Error{"url", CodeTooLong, "The page url must be at most 2048 bytes."}
+		return "", &Error{"url", CodeTooLong, "The page url must be at most 2048 bytes."}
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return &Error{"url", CodeInvalid, "The page url must be an absolute http or https URL."}
+		return "", &Error{"url", CodeInvalid, "The page url must be an absolute http or https URL."}
 	}
-	return nil
+	return u.Hostname(), nil
 }
 
 func checkReferrer(s string) error {

@@ -23,12 +23,12 @@ func TestParseValid(t *testing.T) {
 		{
 			name: "pageview",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/a?b=1","referrer":"https://duckduckgo.com/","title":" Home ","w":1280}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/a?b=1", Referrer: "https://duckduckgo.com/", Title: "Home", Width: 1280},
+			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/a?b=1", Host: "example.com", Referrer: "https://duckduckgo.com/", Title: "Home", Width: 1280},
 		},
 		{
 			name: "event with props",
 			body: `{"site":"abcdefghij12345","type":"event","url":"http://example.com/","name":"Signup","props":{"plan":"pro","seats":3,"price":9.5,"big":1e21,"neg":-0,"trial":true,"paid":false,"gone":null}}`,
-			want: Payload{Site: site, Type: "event", URL: "http://example.com/", Name: "Signup",
+			want: Payload{Site: site, Type: "event", URL: "http://example.com/", Host: "example.com", Name: "Signup",
 				Props: map[string]string{"plan": "pro", "seats": "3", "price": "9.5", "big": "1e+21", "neg": "0", "trial": "true", "paid": "false"}},
 		},
 		{
@@ -49,23 +49,23 @@ func TestParseValid(t *testing.T) {
 		{
 			name: "fractional width truncated",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","w":1279.6}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Width: 1279},
+			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Width: 1279},
 		},
 		{
 			name: "app referrer",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","referrer":"android-app://com.google.android.gm/"}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Referrer: "android-app://com.google.android.gm/"},
+			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Referrer: "android-app://com.google.android.gm/"},
 		},
 		{
 			name: "long title truncated to 500 runes",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","title":"` + strings.Repeat("é", 600) + `"}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Title: strings.Repeat("é", 500)},
+			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Title: strings.Repeat("é", 500)},
 		},
 		{
 			name: "limits reached exactly",
 			body: `{"site":"abcdefghij12345","type":"event","url":"https://example.com/` + strings.Repeat("a", MaxURL-len("https://example.com/")) +
 				`","name":"` + strings.Repeat("n", MaxName) + `","props":{"` + strings.Repeat("k", MaxPropKey) + `":"` + strings.Repeat("v", MaxPropValue) + `"},"w":100000}`,
-			want: Payload{Site: site, Type: "event", URL: "https://example.com/" + strings.Repeat("a", MaxURL-len("https://example.com/")),
+			want: Payload{Site: site, Type: "event", URL: "https://example.com/" + strings.Repeat("a", MaxURL-len("https://example.com/")), Host: "example.com",
 				Name: strings.Repeat("n", MaxName), Props: map[string]string{strings.Repeat("k", MaxPropKey): strings.Repeat("v", MaxPropValue)}, Width: 100000},
 		},
 	}
@@ -200,6 +200,8 @@ func checkInvariants(t *testing.T, p Payload) {
 	}
 	if u, err := url.Parse(p.URL); len(p.URL) > MaxURL || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		t.Errorf("url %q is not an absolute http(s) URL within limits", p.URL)
+	} else if p.Host != u.Hostname() {
+		t.Errorf("host %q, want the url's %q", p.Host, u.Hostname())
 	}
 	if p.Referrer != "" {
 		if u, err := url.Parse(p.Referrer); len(p.Referrer) > MaxURL || err != nil || !u.IsAbs() {
