@@ -39,6 +39,7 @@ import (
 // follow the last field. A change of layout takes a new format byte; the
 // decoder keeps reading the old ones.
 const (
+	// FormatBinaryV1 is the first byte of an event in format 1.
 	FormatBinaryV1 byte = 0x01
 
 	flagEntry  = 1 << 0
@@ -181,6 +182,8 @@ func (e *Event) unmarshalOther(data []byte) error {
 		}
 		*e = *ev
 		return nil
+	case data[0] < ' ':
+		return fmt.Errorf("%w: unknown format byte 0x%02x (written by a newer version?)", ErrMalformed, data[0])
 	default:
 		return fmt.Errorf("%w: unknown format byte 0x%02x", ErrMalformed, data[0])
 	}
