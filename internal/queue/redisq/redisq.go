@@ -25,6 +25,7 @@ package redisq
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -83,6 +84,13 @@ type Options struct {
 	// MaxBatch caps the events written in one group-commit round trip
 	// (default 1000).
 	MaxBatch int
+
+	// JSON writes entries as JSON, the format of versions before the binary
+	// one, instead of the binary format. It is for a rolling upgrade from
+	// such a version: instances of it still consuming the stream cannot
+	// read binary entries and would dead-letter them. Reads take both
+	// formats either way.
+	JSON bool
 }
 
 func (o *Options) setDefaults() {
@@ -236,7 +244,7 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 		return nil
 	}
 	r := &request{payloads: make([]string, len(events)), done: make(chan error, 1)}
-	if err := encode(r.payloads, events); err != nil {
+	if err := encode(r.payloads, events, q.opts.JSON); err != nil {
 		return err
 	}
 
@@ -259,9 +267,20 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 // encodeBufs holds encoding buffers between Enqueue calls.
 var encodeBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// encode sets payloads[i] to the binary encoding of events[i]. The payloads
-// share one string: one allocation per call, whatever the number of events.
-func encode(payloads []string, events []event.Event) error {
+// encode sets payloads[i] to the binary encoding of events[i] (JSON with
+// asJSON). The payloads share one string: one allocation per call, whatever
+// the number of events.
+func encode(payloads []string, events []event.Event, asJSON bool) error {
+	if asJSON {
+		for i := range events {
+			b, err := json.Marshal(&events[i])
+			if err != nil {
+				return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
+			}
+			payloads[i] = string(b)
+		}
+		return nil
+	}
 	bp := encodeBufs.Get().(*[]byte)
 	defer encodeBufs.Put(bp)
 	buf := (*bp)[:0]

@@ -518,6 +518,31 @@ func TestLegacyJSONEntries(t *testing.T) {
 	wantShownAsJSON(t, dead[1], upgraded)
 }
 
+// TestWriteJSON: with Options.JSON entries are written as older versions
+// wrote them (for a rolling upgrade), and read back as usual.
+func TestWriteJSON(t *testing.T) {
+	ctx := context.Background()
+	c := testClient(t)
+	opts := testOptions(t, c)
+	opts.JSON = true
+	q := newQueue(t, c, opts)
+
+	want := []event.Event{testEvent(1), testEvent(2)}
+	if err := q.Enqueue(ctx, want...); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range c.XRange(ctx, q.opts.Stream, "-", "+").Val() {
+		var ev event.Event
+		if err := json.Unmarshal([]byte(e.Values[fieldEvent].(string)), &ev); err != nil {
+			t.Fatalf("entry %q is not JSON: %v", e.Values[fieldEvent], err)
+		}
+	}
+	msgs := readAll(t, q, 2)
+	if !reflect.DeepEqual([]event.Event{msgs[0].Event, msgs[1].Event}, want) {
+		t.Fatalf("read %+v, want %+v", msgs, want)
+	}
+}
+
 func TestTrimKeepsUnacked(t *testing.T) {
 	c := testClient(t)
 	opts := testOptions(t, c)
