@@ -72,6 +72,7 @@ func (d *dataPath) open() error {
 			Group:         "flushers",
 			ClaimIdle:     d.cfg.ClaimIdle,
 			MaxDeliveries: d.cfg.MaxDeliveries,
+			JSON:          d.cfg.QueueJSON,
 		})
 		if err != nil {
 			return fmt.Errorf("open redis queue: %w", err)

@@ -48,6 +48,12 @@ type Config struct {
 	// QueueFsync makes the embedded queue fsync each group commit
 	// (QUEUE_FSYNC, default false: a write survives SIGKILL, not power loss).
 	QueueFsync bool
+	// QueueJSON makes the Redis queue write events as JSON, as versions
+	// before the binary queue format did (QUEUE_JSON, default false). Set
+	// it while upgrading several instances sharing Redis from such a
+	// version, until none of them runs any more: they cannot read binary
+	// entries.
+	QueueJSON bool
 
 	// FlushBatch is the most events per store insert (FLUSH_BATCH, default
 	// 10000). Measured (docs/BENCHMARKS.md): ClickHouse drains a backlog no
@@ -137,6 +143,7 @@ func parse(getenv func(string) string) (Config, error) {
 
 	boolVar("TRACK_LOCALHOST", &c.TrackLocalhost)
 	boolVar("QUEUE_FSYNC", &c.QueueFsync)
+	boolVar("QUEUE_JSON", &c.QueueJSON)
 	intVar("FLUSH_BATCH", &c.FlushBatch, 10000)
 	intVar("MAX_DELIVERIES", &c.MaxDeliveries, 5)
 	intVar("RETENTION_DAYS", &c.RetentionDays, 0)

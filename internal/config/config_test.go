@@ -21,7 +21,7 @@ func TestParse(t *testing.T) {
 			c.RedisSessionTimeout != 50*time.Millisecond {
 			t.Fatalf("unexpected defaults: %+v", c)
 		}
-		if c.RedisURL != "" || c.ClickHouseURL != "" || c.TrackLocalhost || len(c.GeoHeaders) != 0 {
+		if c.RedisURL != "" || c.ClickHouseURL != "" || c.TrackLocalhost || c.QueueJSON || len(c.GeoHeaders) != 0 {
 			t.Fatalf("optional parts must be off by default: %+v", c)
 		}
 	})
@@ -33,11 +33,12 @@ func TestParse(t *testing.T) {
 			"TRACK_LOCALHOST": "true",
 			"FLUSH_INTERVAL":  "250ms",
 			"RATE_LIMIT":      "2.5",
+			"QUEUE_JSON":      "1",
 		}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.RedisURL == "" || !c.TrackLocalhost || c.FlushInterval != 250*time.Millisecond || c.RateLimit != 2.5 {
+		if c.RedisURL == "" || !c.TrackLocalhost || c.FlushInterval != 250*time.Millisecond || c.RateLimit != 2.5 || !c.QueueJSON {
 			t.Fatalf("values not read: %+v", c)
 		}
 		if strings.Join(c.GeoHeaders, ",") != "cloudflare,vercel" {

@@ -27,8 +27,10 @@ func ValidType(t string) bool {
 
 // Event is one enriched hit.
 //
-// Field names in JSON are short and stable: they are the queue's wire format,
-// so renaming one is a format change (old entries in a queue must still decode).
+// Queues store it in the binary format of AppendBinary. Field names in JSON
+// are short and stable: JSON was the queue format before, entries queued by
+// older versions are still decoded from it (UnmarshalBinary), and
+// dead-letter logs show events as JSON, so renaming one is a format change.
 type Event struct {
 	// ID is unique per hit (16 random bytes, hex). Stores use it to make a
 	// redelivered batch idempotent.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+	"unicode/utf8"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
@@ -29,17 +30,22 @@ type DeadLetter struct {
 	Deliveries int          `json:"deliveries,omitempty"`
 	Error      string       `json:"error"`
 	Event      *event.Event `json:"event,omitempty"`
-	Payload    string       `json:"payload,omitempty"` // raw record that did not decode
+
+	// A record that did not decode: as text when it is UTF-8 (a JSON
+	// record), otherwise its bytes (base64 in the JSON line).
+	Payload      string `json:"payload,omitempty"`
+	PayloadBytes []byte `json:"payloadBytes,omitempty"`
 }
 
 type skippedRecord struct {
 	id      string
-	payload string
+	payload []byte
 	err     error
 }
 
 // DeadLetter appends the messages with the cause to dead/dead.jsonl (one
-// JSON object a line, see the DeadLetter type). It does not acknowledge
+// JSON object a line, see the DeadLetter type, with the event as JSON for
+// the operator whatever the queue's record format). It does not acknowledge
 // them: acks are positional, so the consumer acks them with the rest of its
 // batch once the entries before them are stored.
 func (q *Queue) DeadLetter(ctx context.Context, msgs []queue.Message, cause error) error {
@@ -63,7 +69,12 @@ func (q *Queue) deadLetterRaw(recs []skippedRecord) {
 	now := time.Now().UTC()
 	lines := make([]DeadLetter, len(recs))
 	for i, r := range recs {
-		lines[i] = DeadLetter{Time: now, ID: r.id, Error: "decode: " + r.err.Error(), Payload: r.payload}
+		lines[i] = DeadLetter{Time: now, ID: r.id, Error: "decode: " + r.err.Error()}
+		if utf8.Valid(r.payload) {
+			lines[i].Payload = string(r.payload)
+		} else {
+			lines[i].PayloadBytes = r.payload
+		}
 		q.opts.Logger.Error("localq: undecodable entry moved to the dead-letter log", "id", r.id, "error", r.err)
 	}
 	if err := q.appendDead(lines); err != nil {

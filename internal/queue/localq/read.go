@@ -2,10 +2,10 @@ package localq
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,8 +50,10 @@ type pendingEntry struct {
 // with every Read, so this is exact for entries of the last read before a
 // crash and an upper bound for older ones.
 //
-// An entry whose payload is not a valid event (damage the checksum cannot
-// see, or a format change) is written to the dead-letter log and skipped.
+// Payloads are binary-encoded events, or JSON ones written by versions
+// before the binary format. An entry whose payload is neither (damage the
+// checksum cannot see, or a format from a newer version) is written to the
+// dead-letter log and skipped.
 func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error) {
 	if max <= 0 {
 		return nil, nil
@@ -179,8 +181,8 @@ func (q *Queue) readAvailable(max int) ([]queue.Message, error) {
 			p += size
 
 			var ev event.Event
-			if err := json.Unmarshal(payload, &ev); err != nil {
-				skipped = append(skipped, skippedRecord{id: formatID(start), payload: string(payload), err: err})
+			if err := ev.UnmarshalBinary(payload); err != nil {
+				skipped = append(skipped, skippedRecord{id: formatID(start), payload: slices.Clone(payload), err: err})
 				entries = append(entries, pendingEntry{start: start, end: end, skipped: true})
 				continue
 			}

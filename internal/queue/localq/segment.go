@@ -3,7 +3,6 @@ package localq
 import (
 	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -24,7 +23,7 @@ const (
 	headerSize = 8
 
 	// maxRecord bounds a payload; a larger length in a header is damage,
-	// not a record (an event is a few hundred bytes of JSON).
+	// not a record (an event is a few hundred bytes).
 	maxRecord = 16 << 20
 )
 
@@ -112,9 +111,19 @@ func syncDir(dir string) error {
 
 // appendRecord appends payload framed with its length and checksum.
 func appendRecord(dst, payload []byte) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
-	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(payload, crcTable))
-	return append(dst, payload...)
+	start := len(dst)
+	dst = append(dst, make([]byte, headerSize)...)
+	dst = append(dst, payload...)
+	sealRecord(dst[start:])
+	return dst
+}
+
+// sealRecord fills in the header of rec, a record whose payload follows
+// headerSize reserved bytes.
+func sealRecord(rec []byte) {
+	payload := rec[headerSize:]
+	binary.LittleEndian.PutUint32(rec, uint32(len(payload)))
+	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(payload, crcTable))
 }
 
 // parseRecord parses the record at the start of b. It returns the payload
@@ -227,5 +236,5 @@ func readEventAt(dir string, p pos) (event.Event, error) {
 	if err != nil {
 		return ev, err
 	}
-	return ev, json.Unmarshal(payload, &ev)
+	return ev, ev.UnmarshalBinary(payload)
 }

@@ -2,7 +2,6 @@ package localq
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -48,16 +47,21 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 	r := requestPool.Get().(*request)
 	r.buf, r.n = r.buf[:0], int64(len(events))
 	for i := range events {
-		payload, err := json.Marshal(&events[i])
+		// Encoded straight into the request's buffer, behind a header
+		// filled in once the payload's size is known.
+		start := len(r.buf)
+		var err error
+		r.buf, err = events[i].AppendBinary(append(r.buf, make([]byte, headerSize)...))
 		if err != nil {
 			requestPool.Put(r)
 			return fmt.Errorf("localq: encode event %q: %w", events[i].ID, err)
 		}
-		if len(payload) > maxRecord {
+		if n := len(r.buf) - start - headerSize; n > maxRecord {
+			r.buf = r.buf[:start]
 			requestPool.Put(r)
-			return fmt.Errorf("localq: event %q is %d bytes, more than %d", events[i].ID, len(payload), maxRecord)
+			return fmt.Errorf("localq: event %q is %d bytes, more than %d", events[i].ID, n, maxRecord)
 		}
-		r.buf = appendRecord(r.buf, payload)
+		sealRecord(r.buf[start:])
 	}
 
 	q.reqMu.RLock()

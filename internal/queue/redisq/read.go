@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 )
 
@@ -25,15 +27,28 @@ const ackChunk = 1000
 // never both acknowledged and missing from the dead-letter stream, and a
 // second call for the same id adds nothing.
 //
-// KEYS[1] stream, KEYS[2] dead stream; ARGV[1] group, ARGV[2] error, ARGV[3..] ids.
+// Each id comes with the event as JSON (or ""): it replaces a binary-encoded
+// "e" field in the copy, so that an operator reading the dead-letter stream
+// sees text. An entry in JSON already, or one that did not decode, is copied
+// as it is.
+//
+// KEYS[1] stream, KEYS[2] dead stream; ARGV[1] group, ARGV[2] error,
+// ARGV[3..] pairs of id and JSON.
 var deadLetterScript = redis.NewScript(`
 local moved = 0
-for i = 3, #ARGV do
-  local id = ARGV[i]
+for i = 3, #ARGV, 2 do
+  local id, shown = ARGV[i], ARGV[i + 1]
   if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then
     local fields = {}
     local e = redis.call('XRANGE', KEYS[1], id, id)
     if #e > 0 then fields = e[1][2] end
+    if shown ~= '' then
+      for j = 1, #fields - 1, 2 do
+        if fields[j] == '` + fieldEvent + `' and string.sub(fields[j + 1], 1, 1) ~= '{' then
+          fields[j + 1] = shown
+        end
+      end
+    end
     table.insert(fields, 'error')
     table.insert(fields, ARGV[2])
     table.insert(fields, 'source_id')
@@ -179,42 +194,49 @@ func (q *Queue) deliveries(ctx context.Context, msgs []redis.XMessage) ([]int, e
 	return counts, nil
 }
 
-// decode turns entries into messages. counts holds each entry's delivery
-// count (nil: first delivery). Entries that fail to decode or were delivered
-// too often are dead-lettered on the spot.
+// decode turns entries into messages, decoding events in the binary format
+// or, for entries written by older versions, JSON. counts holds each entry's
+// delivery count (nil: first delivery). Entries that fail to decode or were
+// delivered too often are dead-lettered on the spot.
 func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []int) ([]queue.Message, error) {
 	out := make([]queue.Message, 0, len(entries))
-	var poison []queue.Message
-	var causes []error
+	var poison []deadLetter
 	for i, e := range entries {
 		m := queue.Message{ID: e.ID, Deliveries: 1}
 		if counts != nil {
 			m.Deliveries = counts[i]
 		}
-		if m.Deliveries > q.opts.MaxDeliveries {
-			poison = append(poison, m)
-			causes = append(causes, fmt.Errorf("delivered %d times without acknowledgement", m.Deliveries))
-			continue
-		}
 		raw, ok := e.Values[fieldEvent].(string)
 		if !ok {
-			poison = append(poison, m)
-			causes = append(causes, fmt.Errorf("decode: entry has no %q field", fieldEvent))
+			poison = append(poison, deadLetter{ID: m.ID, Cause: fmt.Errorf("decode: entry has no %q field", fieldEvent)})
 			continue
 		}
-		if err := json.Unmarshal([]byte(raw), &m.Event); err != nil {
-			poison = append(poison, m)
-			causes = append(causes, fmt.Errorf("decode: %w", err))
+		if err := event.DecodeString(raw, &m.Event); err != nil {
+			poison = append(poison, deadLetter{ID: m.ID, Cause: fmt.Errorf("decode: %w", err)})
+			continue
+		}
+		if m.Deliveries > q.opts.MaxDeliveries {
+			ev := m.Event // not &m.Event: m would escape for every entry
+			poison = append(poison, deadLetter{ID: m.ID, Event: &ev,
+				Cause: fmt.Errorf("delivered %d times without acknowledgement", m.Deliveries)})
 			continue
 		}
 		out = append(out, m)
 	}
-	for i := range poison {
-		if err := q.DeadLetter(ctx, poison[i:i+1], causes[i]); err != nil {
+	for _, p := range poison {
+		if err := q.deadLetter(ctx, []deadLetter{p}, p.Cause); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// deadLetter is an entry on its way to the dead-letter stream, with its
+// decoded event when there is one.
+type deadLetter struct {
+	ID    string
+	Event *event.Event
+	Cause error
 }
 
 // Ack acknowledges the messages in the group; they are never handed out again.
@@ -240,7 +262,21 @@ func (q *Queue) Ack(ctx context.Context, msgs []queue.Message) error {
 // DeadLetter moves the messages to the dead-letter stream with cause as their
 // "error" field and acknowledges them, atomically. Messages no longer pending
 // (already acknowledged or dead-lettered) are skipped.
+//
+// The copy in the dead-letter stream shows the message's event as JSON
+// rather than in the binary queue format.
 func (q *Queue) DeadLetter(ctx context.Context, msgs []queue.Message, cause error) error {
+	dls := make([]deadLetter, len(msgs))
+	for i := range msgs {
+		dls[i].ID = msgs[i].ID
+		if !reflect.ValueOf(msgs[i].Event).IsZero() {
+			dls[i].Event = &msgs[i].Event
+		}
+	}
+	return q.deadLetter(ctx, dls, cause)
+}
+
+func (q *Queue) deadLetter(ctx context.Context, msgs []deadLetter, cause error) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -251,10 +287,16 @@ func (q *Queue) DeadLetter(ctx context.Context, msgs []queue.Message, cause erro
 	if len(reason) > maxErrorLen {
 		reason = reason[:maxErrorLen]
 	}
-	args := make([]any, 0, len(msgs)+2)
+	args := make([]any, 0, 2*len(msgs)+2)
 	args = append(args, q.opts.Group, reason)
 	for _, m := range msgs {
-		args = append(args, m.ID)
+		shown := ""
+		if m.Event != nil {
+			if b, err := json.Marshal(m.Event); err == nil {
+				shown = string(b)
+			}
+		}
+		args = append(args, m.ID, shown)
 	}
 	keys := []string{q.opts.Stream, q.opts.DeadStream}
 	if err := deadLetterScript.Run(ctx, q.rdb, keys, args...).Err(); err != nil {

@@ -16,7 +16,11 @@
 // Delivery is at least once: entries pending with a consumer that stopped are
 // claimed by another after ClaimIdle, so the store must (and does) dedupe by
 // event id. An entry that keeps coming back (MaxDeliveries) or does not decode
-// is moved to the dead-letter stream, where an operator can inspect it.
+// is moved to the dead-letter stream, where an operator can inspect it
+// (XRANGE pl:events:dead - +): events show there as JSON.
+//
+// Entries hold the event in its compact binary encoding; entries queued as
+// JSON by older versions are still read.
 package redisq
 
 import (
@@ -36,7 +40,9 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 )
 
-// fieldEvent is the entry field holding the JSON-encoded event.
+// fieldEvent is the entry field holding the event in its binary encoding
+// (see event.Event.AppendBinary), or as JSON in entries written by versions
+// before it and in dead letters.
 const fieldEvent = "e"
 
 // ErrClosed is returned by Enqueue after Close.
@@ -78,6 +84,13 @@ type Options struct {
 	// MaxBatch caps the events written in one group-commit round trip
 	// (default 1000).
 	MaxBatch int
+
+	// JSON writes entries as JSON, the format of versions before the binary
+	// one, instead of the binary format. It is for a rolling upgrade from
+	// such a version: instances of it still consuming the stream cannot
+	// read binary entries and would dead-letter them. Reads take both
+	// formats either way.
+	JSON bool
 }
 
 func (o *Options) setDefaults() {
@@ -231,12 +244,8 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 		return nil
 	}
 	r := &request{payloads: make([]string, len(events)), done: make(chan error, 1)}
-	for i := range events {
-		b, err := json.Marshal(&events[i])
-		if err != nil {
-			return fmt.Errorf("redisq: encode event: %w", err)
-		}
-		r.payloads[i] = string(b)
+	if err := encode(r.payloads, events, q.opts.JSON); err != nil {
+		return err
 	}
 
 	select {
@@ -253,6 +262,45 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// encodeBufs holds encoding buffers between Enqueue calls.
+var encodeBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// encode sets payloads[i] to the binary encoding of events[i] (JSON with
+// asJSON). The payloads share one string: one allocation per call, whatever
+// the number of events.
+func encode(payloads []string, events []event.Event, asJSON bool) error {
+	if asJSON {
+		for i := range events {
+			b, err := json.Marshal(&events[i])
+			if err != nil {
+				return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
+			}
+			payloads[i] = string(b)
+		}
+		return nil
+	}
+	bp := encodeBufs.Get().(*[]byte)
+	defer encodeBufs.Put(bp)
+	buf := (*bp)[:0]
+	var ends [16]int
+	end := ends[:0]
+	for i := range events {
+		var err error
+		if buf, err = events[i].AppendBinary(buf); err != nil {
+			return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
+		}
+		end = append(end, len(buf))
+	}
+	if cap(buf) <= 64<<10 {
+		*bp = buf
+	}
+	all, start := string(buf), 0
+	for i, e := range end {
+		payloads[i], start = all[start:e], e
+	}
+	return nil
 }
 
 // commitLoop is the one goroutine that writes: it takes the first waiting

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -334,7 +336,8 @@ func TestPoisonEntries(t *testing.T) {
 		c := testClient(t)
 		q := newQueue(t, c, testOptions(t, c))
 
-		for _, values := range [][]string{{fieldEvent, "{not json"}, {"other", "x"}} {
+		corrupt := "\x01\x00\x7fshort" // binary format, a length beyond the end
+		for _, values := range [][]string{{fieldEvent, "{not json"}, {fieldEvent, corrupt}, {"other", "x"}} {
 			if err := c.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: values}).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -349,18 +352,22 @@ func TestPoisonEntries(t *testing.T) {
 			t.Fatalf("read %+v, want the good event", msgs[0].Event)
 		}
 		dead := deadEntries(t, c, q)
-		if len(dead) != 2 {
-			t.Fatalf("dead-letter stream holds %d entries, want 2", len(dead))
+		if len(dead) != 3 {
+			t.Fatalf("dead-letter stream holds %d entries, want 3", len(dead))
 		}
 		if dead[0].Values[fieldEvent] != "{not json" || dead[0].Values["source_id"] == "" ||
 			dead[0].Values["error"] == "" {
 			t.Fatalf("dead letter = %v, want the original field, source_id and error", dead[0].Values)
 		}
-		if dead[1].Values["other"] != "x" {
-			t.Fatalf("dead letter = %v, want the original field kept", dead[1].Values)
+		if dead[1].Values[fieldEvent] != corrupt ||
+			dead[1].Values["error"] != "decode: event: malformed encoding: id at byte 2: length 127 exceeds the 5 bytes left" {
+			t.Fatalf("dead letter = %q, want the original bytes and the decode error", dead[1].Values)
 		}
-		if st := mustStats(t, q); st.DeadLetters != 2 || st.Pending != 1 || st.Length != 1 {
-			t.Fatalf("stats = %+v, want 2 dead letters and only the good entry pending", st)
+		if dead[2].Values["other"] != "x" {
+			t.Fatalf("dead letter = %v, want the original field kept", dead[2].Values)
+		}
+		if st := mustStats(t, q); st.DeadLetters != 3 || st.Pending != 1 || st.Length != 1 {
+			t.Fatalf("stats = %+v, want 3 dead letters and only the good entry pending", st)
 		}
 	})
 
@@ -391,6 +398,7 @@ func TestPoisonEntries(t *testing.T) {
 			dead[0].Values["source_id"] != msgs[0].ID {
 			t.Fatalf("dead letters = %v", dead)
 		}
+		wantShownAsJSON(t, dead[0], msgs[0].Event)
 		// It is acknowledged: never handed out again, not even by a claim.
 		time.Sleep(2 * opts.ClaimIdle)
 		if again, err := q.Read(ctx, 10, 20*time.Millisecond); err != nil || len(again) != 0 {
@@ -448,10 +456,91 @@ func TestPoisonEntries(t *testing.T) {
 		if len(dead) != 1 || dead[0].Values["error"] != "delivered 4 times without acknowledgement" {
 			t.Fatalf("dead letters = %v", dead)
 		}
+		wantShownAsJSON(t, dead[0], poison)
 		if st := mustStats(t, q); st.Length != 0 || st.DeadLetters != 1 {
 			t.Fatalf("stats = %+v", st)
 		}
 	})
+}
+
+// wantShownAsJSON checks that a dead letter shows the event as JSON, for
+// operators, and that it still decodes as a queue entry (to be replayed).
+func wantShownAsJSON(t *testing.T, dead redis.XMessage, want event.Event) {
+	t.Helper()
+	raw, _ := dead.Values[fieldEvent].(string)
+	var shown event.Event
+	if err := json.Unmarshal([]byte(raw), &shown); err != nil || !reflect.DeepEqual(shown, want) {
+		t.Fatalf("dead letter shows %q (%v), want the event as JSON", raw, err)
+	}
+	var replayed event.Event
+	if err := event.DecodeString(raw, &replayed); err != nil || !reflect.DeepEqual(replayed, want) {
+		t.Fatalf("dead letter decodes to %+v, %v", replayed, err)
+	}
+}
+
+// TestLegacyJSONEntries: entries queued as JSON by an older version are read
+// alongside binary ones after an upgrade, and are dead-lettered unchanged.
+func TestLegacyJSONEntries(t *testing.T) {
+	ctx := context.Background()
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+
+	old, upgraded := testEvent(1), testEvent(2)
+	oldJSON, err := json.Marshal(&old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: []string{fieldEvent, string(oldJSON)}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Enqueue(ctx, upgraded); err != nil {
+		t.Fatal(err)
+	}
+	entries := c.XRange(ctx, q.opts.Stream, "-", "+").Val()
+	if len(entries) != 2 {
+		t.Fatalf("stream holds %d entries", len(entries))
+	}
+	if raw := entries[1].Values[fieldEvent].(string); raw[0] != event.FormatBinaryV1 {
+		t.Fatalf("Enqueue wrote %q, want the binary format", raw)
+	}
+
+	msgs := readAll(t, q, 2)
+	if !reflect.DeepEqual(msgs[0].Event, old) || !reflect.DeepEqual(msgs[1].Event, upgraded) {
+		t.Fatalf("read %+v, want the JSON entry then the binary one", msgs)
+	}
+	if err := q.DeadLetter(ctx, msgs, errors.New("rejected")); err != nil {
+		t.Fatal(err)
+	}
+	dead := deadEntries(t, c, q)
+	if len(dead) != 2 || dead[0].Values[fieldEvent] != string(oldJSON) {
+		t.Fatalf("dead letters = %v, want the JSON entry copied byte for byte", dead)
+	}
+	wantShownAsJSON(t, dead[1], upgraded)
+}
+
+// TestWriteJSON: with Options.JSON entries are written as older versions
+// wrote them (for a rolling upgrade), and read back as usual.
+func TestWriteJSON(t *testing.T) {
+	ctx := context.Background()
+	c := testClient(t)
+	opts := testOptions(t, c)
+	opts.JSON = true
+	q := newQueue(t, c, opts)
+
+	want := []event.Event{testEvent(1), testEvent(2)}
+	if err := q.Enqueue(ctx, want...); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range c.XRange(ctx, q.opts.Stream, "-", "+").Val() {
+		var ev event.Event
+		if err := json.Unmarshal([]byte(e.Values[fieldEvent].(string)), &ev); err != nil {
+			t.Fatalf("entry %q is not JSON: %v", e.Values[fieldEvent], err)
+		}
+	}
+	msgs := readAll(t, q, 2)
+	if !reflect.DeepEqual([]event.Event{msgs[0].Event, msgs[1].Event}, want) {
+		t.Fatalf("read %+v, want %+v", msgs, want)
+	}
 }
 
 func TestTrimKeepsUnacked(t *testing.T) {

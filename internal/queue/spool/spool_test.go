@@ -2,7 +2,6 @@ package spool_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -119,7 +118,7 @@ func streamIDs(t *testing.T, c *redis.Client) map[string]int {
 	ids := map[string]int{}
 	for _, e := range entries {
 		var ev event.Event
-		if err := json.Unmarshal([]byte(e.Values["e"].(string)), &ev); err != nil {
+		if err := event.DecodeString(e.Values["e"].(string), &ev); err != nil {
 			t.Fatal(err)
 		}
 		ids[ev.ID]++
