@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,8 +17,9 @@ import (
 
 // RedisOptions configure NewRedisSessions. Zero values mean the defaults.
 type RedisOptions struct {
-	// Timeout bounds the Redis round trip of one hit (default 50ms). A hit
-	// that takes longer is resolved in memory instead.
+	// Timeout bounds how long a hit waits for Redis (default 50ms),
+	// including the round trip in flight before its own. A hit that waits
+	// longer is resolved in memory instead.
 	Timeout time.Duration
 
 	// RetryInterval is how often, while Redis is failing, one hit tries it
@@ -35,9 +37,14 @@ type RedisOptions struct {
 	Logger func() *slog.Logger
 }
 
-// failThreshold is how many failures in a row make Redis count as down. A
-// lone slow answer only sends its own hit to memory.
+// failThreshold is how many failures in a row make Redis count as down: a
+// failed round trip is one failure, and so is each hit the script could not
+// resolve. A lone slow answer only sends its own hits to memory.
 const failThreshold = 3
+
+// maxBatch caps the hits resolved by one script call, which blocks Redis
+// while it runs (a few microseconds per hit).
+const maxBatch = 256
 
 // RedisSessions is a Sessions shared by every instance on one Redis, so a
 // visit keeps one session whichever instance each of its hits reaches. It
@@ -45,9 +52,15 @@ const failThreshold = 3
 //
 //	<prefix>sess:<site>:<visitor>  id, start, last (unix ms), entered (0|1)
 //
-// expiring Timeout after its last hit, and resolves each hit with one Lua
-// script: one round trip, atomic against hits of the same visit on other
-// instances.
+// expiring Timeout after its last hit, and resolves hits with a Lua script,
+// atomic against hits of the same visit on other instances.
+//
+// Concurrent Touch calls share round trips (a group commit): each hit is
+// queued, and one goroutine sends all the hits waiting, in arrival order,
+// to one script call that resolves them one after the other, as if they
+// had come one by one. The script touches the keys of every hit of its
+// batch, so it needs a single Redis node, not a cluster (all keys are
+// declared, but they hash to different slots).
 //
 // It must not hold up ingestion: each hit waits at most RedisOptions.Timeout.
 // Every session Redis returns is copied into an in-memory store, which
@@ -70,11 +83,44 @@ type RedisSessions struct {
 	memory  *Memory
 	logger  func() *slog.Logger
 
+	mu       sync.Mutex
+	pending  []*touchRequest // in arrival order
+	stopping bool            // set by the committer once closed: no more requests
+	wake     chan struct{}   // cap 1: pending went from empty to not
+	closed   chan struct{}
+	stopped  chan struct{} // the committer has returned
+	closing  sync.Once
+	requests sync.Pool // of *touchRequest
+
 	failures     atomic.Int32 // in a row
 	failingSince atomic.Int64 // unix ns when Redis was deemed down; 0 while up
 	nextProbe    atomic.Int64 // unix ns after which one hit may try Redis again
 	fallbacks    atomic.Uint64
+	batches      atomic.Uint64 // script calls sent
 }
+
+// touchRequest is one hit waiting for its batch.
+type touchRequest struct {
+	hit Hit
+	// The session to write if Redis has none live (see touchScript).
+	known        Session
+	knownEntered bool
+	isKnown      bool
+	which        int
+	deadline     time.Time
+
+	done  chan touchResult // cap 1: the committer never blocks on a caller
+	timer *time.Timer
+}
+
+type touchResult struct {
+	s   Session
+	ok  bool
+	err error
+}
+
+// errClosed answers the hits still waiting when the store is closed.
+var errClosed = errors.New("identity: Redis sessions closed")
 
 var _ Sessions = (*RedisSessions)(nil)
 
@@ -108,18 +154,27 @@ func NewRedisSessions(rdb *redis.Client, prefix string, opts RedisOptions) *Redi
 	o.PoolTimeout = opts.Timeout
 	o.PushNotificationProcessor = nil // rdb's own, bound to rdb; the new client makes its own
 
-	return &RedisSessions{
+	r := &RedisSessions{
 		client:  redis.NewClient(&o),
 		prefix:  prefix + "sess:",
 		timeout: opts.Timeout,
 		retry:   opts.RetryInterval.Nanoseconds(),
 		memory:  opts.Memory,
 		logger:  opts.Logger,
+		wake:    make(chan struct{}, 1),
+		closed:  make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
+	go r.commitLoop()
+	return r
 }
 
-// Close closes the store's connection pool.
+// Close stops the committer after the round trip in flight (which ends
+// within Timeout) and closes the store's connection pool. Hits still
+// waiting, and later ones, are resolved in memory.
 func (r *RedisSessions) Close() error {
+	r.closing.Do(func() { close(r.closed) })
+	<-r.stopped
 	return r.client.Close()
 }
 
@@ -128,30 +183,29 @@ func (r *RedisSessions) Fallbacks() uint64 {
 	return r.fallbacks.Load()
 }
 
-// touchScript resolves one hit.
+// touchScript resolves a batch of hits, one after the other in the order
+// given, so hits of one visitor in a batch see each other as if sequential.
 //
-// KEYS[1]: today's key; KEYS[2], when given: yesterday's key.
-// ARGV: now (unix ms), timeout (ms), pageview (0|1), create (0|1), then
-// the session to write when neither key holds a live one: id, start,
-// entered (0|1), key (1|2), known (1: live in this instance's memory, so
-// written even when create is 0).
-// Returns {id, start, entry (0|1), key (1|2), entered (0|1)}, or nil when
-// no session is live and none may be written.
+// Each hit has one key, today's, or two, today's then yesterday's, and 10
+// ARGV: its number of keys (1|2), now (unix ms), timeout (ms), pageview
+// (0|1), create (0|1), then the session to write when neither key holds a
+// live one: id, start, entered (0|1), key (1|2), known (1: live in this
+// instance's memory, so written even when create is 0).
+// Returns one reply per hit: {id, start, entry (0|1), key (1|2), entered
+// (0|1)}; {} when no session is live and none may be written; {error} when
+// the hit failed (a key of another type), which fails only that hit.
 //
 // Ids stay strings: Lua numbers are doubles and would round 63-bit ids.
 // "last" only moves forward, so a hit that arrives late from a slower
 // instance cannot shorten the session.
 var touchScript = redis.NewScript(`
-local now, timeout = tonumber(ARGV[1]), tonumber(ARGV[2])
-local pageview = ARGV[3] == '1'
-
-local function extend(key)
+local function extend(key, nowArg, now, timeout, pageview)
   local v = redis.call('HMGET', key, 'id', 'start', 'last', 'entered')
   if not (v[1] and v[3]) then return nil end
   local last = tonumber(v[3])
   if now >= last + timeout then return nil end
   if now > last then
-    redis.call('HSET', key, 'last', ARGV[1])
+    redis.call('HSET', key, 'last', nowArg)
     last = now
   end
   local entry, entered = 0, 0
@@ -164,83 +218,229 @@ local function extend(key)
   return {v[1], v[2], entry, 0, entered}
 end
 
-if KEYS[2] then
-  local s = extend(KEYS[2])
-  if s then s[4] = 2 return s end
-end
-local s = extend(KEYS[1])
-if s then s[4] = 1 return s end
+local function touch(today, yesterday, a)
+  local nowArg = ARGV[a + 1]
+  local now, timeout = tonumber(nowArg), tonumber(ARGV[a + 2])
+  local pageview = ARGV[a + 3] == '1'
+  if yesterday then
+    local s = extend(yesterday, nowArg, now, timeout, pageview)
+    if s then s[4] = 2 return s end
+  end
+  local s = extend(today, nowArg, now, timeout, pageview)
+  if s then s[4] = 1 return s end
 
-if ARGV[4] ~= '1' and ARGV[9] ~= '1' then return nil end
-local which = tonumber(ARGV[8])
-local entered, entry = ARGV[7], 0
-if pageview and entered ~= '1' then entered, entry = '1', 1 end
-redis.call('HSET', KEYS[which], 'id', ARGV[5], 'start', ARGV[6], 'last', ARGV[1], 'entered', entered)
-redis.call('PEXPIRE', KEYS[which], timeout)
-return {ARGV[5], ARGV[6], entry, which, tonumber(entered)}
+  if ARGV[a + 4] ~= '1' and ARGV[a + 9] ~= '1' then return {} end
+  local which, key = 1, today
+  if ARGV[a + 8] == '2' then which, key = 2, yesterday end
+  local entered, entry = ARGV[a + 7], 0
+  if pageview and entered ~= '1' then entered, entry = '1', 1 end
+  redis.call('HSET', key, 'id', ARGV[a + 5], 'start', ARGV[a + 6], 'last', nowArg, 'entered', entered)
+  redis.call('PEXPIRE', key, timeout)
+  return {ARGV[a + 5], ARGV[a + 6], entry, which, tonumber(entered)}
+end
+
+local out, k = {}, 1
+for a = 0, #ARGV - 1, 10 do
+  local yesterday = nil
+  if ARGV[a + 1] == '2' then yesterday = KEYS[k + 1] end
+  local ok, res = pcall(touch, KEYS[k], yesterday, a + 1)
+  if not ok then
+    if type(res) == 'table' then res = res.err end
+    res = {tostring(res)}
+  end
+  out[#out + 1] = res
+  k = k + tonumber(ARGV[a + 1])
+end
+return out
 `)
 
-// Touch implements Sessions.
+// touchArgs is the number of ARGV of one hit in touchScript.
+const touchArgs = 10
+
+// Touch implements Sessions. It hands h to the committer and waits for its
+// batch's answer, at most Timeout.
 func (r *RedisSessions) Touch(h Hit) (Session, bool) {
 	if !r.shouldTry() {
 		return r.fallback(h)
 	}
-	s, entered, ok, err := r.touch(h)
-	if err != nil {
-		r.failed(err)
+	req := r.request(h)
+	if !r.enqueue(req) {
 		return r.fallback(h)
 	}
-	r.answered()
-	if ok {
-		r.memory.put(s, entered, h.Time, h.Timeout)
+	req.timer.Reset(r.timeout)
+	select {
+	case res := <-req.done:
+		req.timer.Stop()
+		r.requests.Put(req)
+		if res.err != nil {
+			return r.fallback(h)
+		}
+		return res.s, res.ok
+	case <-req.timer.C:
+		// The committer still holds req: it is not reused.
+		return r.fallback(h)
 	}
-	return s, ok
 }
 
-func (r *RedisSessions) touch(h Hit) (s Session, entered, ok bool, err error) {
+// request prepares h for the script.
+func (r *RedisSessions) request(h Hit) *touchRequest {
+	req, _ := r.requests.Get().(*touchRequest)
+	if req == nil {
+		req = &touchRequest{done: make(chan touchResult, 1), timer: time.NewTimer(time.Hour)}
+		req.timer.Stop()
+	}
+	req.hit = h
+	req.deadline = time.Now().Add(r.timeout)
+
 	// The session to write if Redis has none live: the one this instance
 	// knows (started in memory while Redis was down, or lost by Redis),
 	// else a new one under today's id.
-	known, knownEntered, isKnown := Session{}, false, false
+	req.isKnown = false
 	if h.Previous != 0 {
-		known, knownEntered, isKnown = r.memory.peek(h.Previous, h.Time)
+		req.known, req.knownEntered, req.isKnown = r.memory.peek(h.Previous, h.Time)
 	}
-	if !isKnown {
-		known, knownEntered, isKnown = r.memory.peek(h.Visitor, h.Time)
+	if !req.isKnown {
+		req.known, req.knownEntered, req.isKnown = r.memory.peek(h.Visitor, h.Time)
 	}
-	if !isKnown {
+	if !req.isKnown {
 		start := time.UnixMilli(h.Time.UnixMilli()) // as Memory and Redis keep it
-		known = Session{ID: SessionID(h.Visitor, start), Visitor: h.Visitor, Start: start}
+		req.known = Session{ID: SessionID(h.Visitor, start), Visitor: h.Visitor, Start: start}
 	}
-	which := 1
-	keys := make([]string, 1, 2)
-	keys[0] = r.key(h.Site, h.Visitor)
-	if h.Previous != 0 {
-		keys = append(keys, r.key(h.Site, h.Previous))
-		if known.Visitor == h.Previous {
-			which = 2
-		}
+	req.which = 1
+	if h.Previous != 0 && req.known.Visitor == h.Previous {
+		req.which = 2
 	}
-	args := []any{
-		h.Time.UnixMilli(), h.Timeout.Milliseconds(), flag(h.Pageview), flag(h.Create),
-		known.ID, known.Start.UnixMilli(), flag(knownEntered), which, flag(isKnown),
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-	defer cancel()
-	res, err := touchScript.Run(ctx, r.client, keys, args...).Slice()
-	if errors.Is(err, redis.Nil) {
-		return Session{}, false, false, nil
-	}
-	if err != nil {
-		return Session{}, false, false, err
-	}
-	return parseSession(res, h)
+	return req
 }
 
-// parseSession reads touchScript's reply.
-func parseSession(res []any, h Hit) (s Session, entered, ok bool, err error) {
-	if len(res) != 5 {
+// enqueue queues req for the next batch; false once the store is closed.
+func (r *RedisSessions) enqueue(req *touchRequest) bool {
+	r.mu.Lock()
+	if r.stopping {
+		r.mu.Unlock()
+		return false
+	}
+	r.pending = append(r.pending, req)
+	first := len(r.pending) == 1
+	r.mu.Unlock()
+	if first {
+		// Later requests find the committer awake, or woken by this one.
+		select {
+		case r.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// commitLoop is the one goroutine that talks to Redis: it takes every hit
+// waiting (up to maxBatch) and resolves them with one script call, until
+// none is left, then waits for the next.
+func (r *RedisSessions) commitLoop() {
+	defer close(r.stopped)
+	batch := make([]*touchRequest, 0, 64)
+	for {
+		select {
+		case <-r.wake:
+		case <-r.closed:
+			r.stop()
+			return
+		}
+		for {
+			r.mu.Lock()
+			n := min(len(r.pending), maxBatch)
+			batch = append(batch[:0], r.pending[:n]...)
+			r.pending = r.pending[:copy(r.pending, r.pending[n:])]
+			r.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			r.commit(batch)
+			clear(batch)
+			select {
+			case <-r.closed:
+				r.stop()
+				return
+			default:
+			}
+		}
+	}
+}
+
+// stop refuses new requests and answers the waiting ones with errClosed.
+func (r *RedisSessions) stop() {
+	r.mu.Lock()
+	r.stopping = true
+	pending := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	for _, req := range pending {
+		req.done <- touchResult{err: errClosed}
+	}
+}
+
+// commit resolves batch in one script call and answers each hit.
+func (r *RedisSessions) commit(batch []*touchRequest) {
+	r.batches.Add(1)
+	keys := make([]string, 0, 2*len(batch))
+	args := make([]any, 0, touchArgs*len(batch))
+	var deadline time.Time
+	for _, req := range batch {
+		h := req.hit
+		keys = append(keys, r.key(h.Site, h.Visitor))
+		nkeys := 1
+		if h.Previous != 0 {
+			keys = append(keys, r.key(h.Site, h.Previous))
+			nkeys = 2
+		}
+		args = append(args,
+			nkeys, h.Time.UnixMilli(), h.Timeout.Milliseconds(), flag(h.Pageview), flag(h.Create),
+			req.known.ID, req.known.Start.UnixMilli(), flag(req.knownEntered), req.which, flag(req.isKnown),
+		)
+		if req.deadline.After(deadline) {
+			deadline = req.deadline
+		}
+	}
+
+	// Until the last hit stops waiting; hits that gave up earlier have
+	// gone to memory, but their answer still updates it.
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	res, err := touchScript.Run(ctx, r.client, keys, args...).Slice()
+	cancel()
+	if err == nil && len(res) != len(batch) {
+		err = fmt.Errorf("identity: session script returned %d replies for %d hits", len(res), len(batch))
+	}
+	if err != nil {
+		r.failed(err)
+		for _, req := range batch {
+			req.done <- touchResult{err: err}
+		}
+		return
+	}
+	for i, req := range batch {
+		s, entered, ok, err := parseSession(res[i], req.hit)
+		if err != nil {
+			r.failed(err)
+		} else {
+			r.answered()
+			if ok {
+				r.memory.put(s, entered, req.hit.Time, req.hit.Timeout)
+			}
+		}
+		req.done <- touchResult{s: s, ok: ok, err: err}
+	}
+}
+
+// parseSession reads touchScript's reply for h.
+func parseSession(reply any, h Hit) (s Session, entered, ok bool, err error) {
+	res, _ := reply.([]any)
+	switch len(res) {
+	case 0:
+		return Session{}, false, false, nil
+	case 1:
+		return Session{}, false, false, fmt.Errorf("identity: session script: %v", res[0])
+	case 5:
+	default:
 		return Session{}, false, false, fmt.Errorf("identity: session script returned %d values", len(res))
 	}
 	idStr, _ := res[0].(string)
