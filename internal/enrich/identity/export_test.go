@@ -11,3 +11,6 @@ func (r *RedisSessions) Pending() int {
 func (r *RedisSessions) Batches() uint64 {
 	return r.batches.Load()
 }
+
+// MaxInFlight is how many round trips run at once.
+const MaxInFlight = maxInFlight

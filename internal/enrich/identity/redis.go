@@ -46,6 +46,11 @@ const failThreshold = 3
 // while it runs (a few microseconds per hit).
 const maxBatch = 256
 
+// maxInFlight caps the round trips under way at once. Two let a lone hit go
+// at once while another round trip is under way; more would only split the
+// batches that Redis runs one after the other anyway.
+const maxInFlight = 2
+
 // RedisSessions is a Sessions shared by every instance on one Redis, so a
 // visit keeps one session whichever instance each of its hits reaches. It
 // keeps one hash per live session,
@@ -55,9 +60,11 @@ const maxBatch = 256
 // expiring Timeout after its last hit, and resolves hits with a Lua script,
 // atomic against hits of the same visit on other instances.
 //
-// Concurrent Touch calls share round trips (a group commit): each hit is
-// queued, and one goroutine sends all the hits waiting, in arrival order,
-// to one script call that resolves them one after the other, as if they
+// Concurrent Touch calls share round trips (a group commit). At most
+// maxInFlight round trips run at once; a hit that finds one free sends
+// itself at once, in the caller's goroutine, and hits that come while all
+// are busy wait and go together in the next free one: one script call
+// that resolves them in arrival order, one after the other, as if they
 // had come one by one. The script touches the keys of every hit of its
 // batch, so it needs a single Redis node, not a cluster (all keys are
 // declared, but they hash to different slots).
@@ -85,12 +92,10 @@ type RedisSessions struct {
 
 	mu       sync.Mutex
 	pending  []*touchRequest // in arrival order
-	stopping bool            // set by the committer once closed: no more requests
-	wake     chan struct{}   // cap 1: pending went from empty to not
-	closed   chan struct{}
-	stopped  chan struct{} // the committer has returned
-	closing  sync.Once
-	requests sync.Pool // of *touchRequest
+	inFlight int             // round trips under way, at most maxInFlight
+	closed   bool
+	calls    sync.WaitGroup // round trips under way, for Close
+	requests sync.Pool      // of *touchRequest
 
 	failures     atomic.Int32 // in a row
 	failingSince atomic.Int64 // unix ns when Redis was deemed down; 0 while up
@@ -154,27 +159,29 @@ func NewRedisSessions(rdb *redis.Client, prefix string, opts RedisOptions) *Redi
 	o.PoolTimeout = opts.Timeout
 	o.PushNotificationProcessor = nil // rdb's own, bound to rdb; the new client makes its own
 
-	r := &RedisSessions{
+	return &RedisSessions{
 		client:  redis.NewClient(&o),
 		prefix:  prefix + "sess:",
 		timeout: opts.Timeout,
 		retry:   opts.RetryInterval.Nanoseconds(),
 		memory:  opts.Memory,
 		logger:  opts.Logger,
-		wake:    make(chan struct{}, 1),
-		closed:  make(chan struct{}),
-		stopped: make(chan struct{}),
 	}
-	go r.commitLoop()
-	return r
 }
 
-// Close stops the committer after the round trip in flight (which ends
-// within Timeout) and closes the store's connection pool. Hits still
-// waiting, and later ones, are resolved in memory.
+// Close waits for the round trips under way (which end within Timeout) and
+// closes the store's connection pool. Hits still waiting for a round trip,
+// and later ones, are resolved in memory.
 func (r *RedisSessions) Close() error {
-	r.closing.Do(func() { close(r.closed) })
-	<-r.stopped
+	r.mu.Lock()
+	r.closed = true
+	pending := r.pending
+	r.pending = nil
+	r.mu.Unlock()
+	for _, req := range pending {
+		req.done <- touchResult{err: errClosed}
+	}
+	r.calls.Wait()
 	return r.client.Close()
 }
 
@@ -257,17 +264,31 @@ return out
 // touchArgs is the number of ARGV of one hit in touchScript.
 const touchArgs = 10
 
-// Touch implements Sessions. It hands h to the committer and waits for its
-// batch's answer, at most Timeout.
+// Touch implements Sessions. It sends h to Redis, alone or with the hits
+// that came meanwhile, and waits for the answer at most Timeout.
 func (r *RedisSessions) Touch(h Hit) (Session, bool) {
 	if !r.shouldTry() {
 		return r.fallback(h)
 	}
 	req := r.request(h)
-	if !r.enqueue(req) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		r.requests.Put(req)
 		return r.fallback(h)
 	}
+	r.pending = append(r.pending, req)
+	lead := r.inFlight < maxInFlight
+	if lead {
+		r.inFlight++
+		r.calls.Add(1)
+	}
+	r.mu.Unlock()
+
 	req.timer.Reset(r.timeout)
+	if lead {
+		r.lead(req.deadline)
+	}
 	select {
 	case res := <-req.done:
 		req.timer.Stop()
@@ -277,7 +298,7 @@ func (r *RedisSessions) Touch(h Hit) (Session, bool) {
 		}
 		return res.s, res.ok
 	case <-req.timer.C:
-		// The committer still holds req: it is not reused.
+		// A round trip still holds req: it is not reused.
 		return r.fallback(h)
 	}
 }
@@ -313,75 +334,60 @@ func (r *RedisSessions) request(h Hit) *touchRequest {
 	return req
 }
 
-// enqueue queues req for the next batch; false once the store is closed.
-func (r *RedisSessions) enqueue(req *touchRequest) bool {
-	r.mu.Lock()
-	if r.stopping {
-		r.mu.Unlock()
-		return false
+// lead sends the hits waiting (usually just the caller's) in the round
+// trip slot the caller took, waiting at most until deadline, the caller's.
+// When more hits came meanwhile, a new goroutine takes over the slot to
+// send them, so that the caller is not held up.
+func (r *RedisSessions) lead(deadline time.Time) {
+	r.commit(r.take(), deadline)
+	if !r.release() {
+		go r.drain()
 	}
-	r.pending = append(r.pending, req)
-	first := len(r.pending) == 1
-	r.mu.Unlock()
-	if first {
-		// Later requests find the committer awake, or woken by this one.
-		select {
-		case r.wake <- struct{}{}:
-		default:
+}
+
+// drain sends the waiting hits, batch after batch, until none is left.
+func (r *RedisSessions) drain() {
+	for {
+		r.commit(r.take(), time.Time{})
+		if r.release() {
+			return
 		}
 	}
+}
+
+// take removes up to maxBatch waiting hits, oldest first. Another round
+// trip may have taken them all.
+func (r *RedisSessions) take() []*touchRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	waiting := len(r.pending)
+	n := min(waiting, maxBatch)
+	batch := make([]*touchRequest, n)
+	copy(batch, r.pending)
+	r.pending = r.pending[:copy(r.pending, r.pending[n:])]
+	clear(r.pending[len(r.pending):waiting]) // no stale pointers in the spare capacity
+	return batch
+}
+
+// release gives the caller's round trip slot back, unless hits are waiting:
+// then it reports false, and the caller keeps the slot to send them.
+func (r *RedisSessions) release() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pending) > 0 {
+		return false
+	}
+	r.inFlight--
+	r.calls.Done()
 	return true
 }
 
-// commitLoop is the one goroutine that talks to Redis: it takes every hit
-// waiting (up to maxBatch) and resolves them with one script call, until
-// none is left, then waits for the next.
-func (r *RedisSessions) commitLoop() {
-	defer close(r.stopped)
-	batch := make([]*touchRequest, 0, 64)
-	for {
-		select {
-		case <-r.wake:
-		case <-r.closed:
-			r.stop()
-			return
-		}
-		for {
-			r.mu.Lock()
-			n := min(len(r.pending), maxBatch)
-			batch = append(batch[:0], r.pending[:n]...)
-			r.pending = r.pending[:copy(r.pending, r.pending[n:])]
-			r.mu.Unlock()
-			if n == 0 {
-				break
-			}
-			r.commit(batch)
-			clear(batch)
-			select {
-			case <-r.closed:
-				r.stop()
-				return
-			default:
-			}
-		}
+// commit resolves batch in one script call and answers each hit. The
+// round trip ends when the last hit stops waiting, or at limit if earlier.
+func (r *RedisSessions) commit(batch []*touchRequest, limit time.Time) {
+	if len(batch) == 0 {
+		return
 	}
-}
-
-// stop refuses new requests and answers the waiting ones with errClosed.
-func (r *RedisSessions) stop() {
-	r.mu.Lock()
-	r.stopping = true
-	pending := r.pending
-	r.pending = nil
-	r.mu.Unlock()
-	for _, req := range pending {
-		req.done <- touchResult{err: errClosed}
-	}
-}
-
-// commit resolves batch in one script call and answers each hit.
-func (r *RedisSessions) commit(batch []*touchRequest) {
-	r.batches.Add(1)
 	keys := make([]string, 0, 2*len(batch))
 	args := make([]any, 0, touchArgs*len(batch))
 	var deadline time.Time
@@ -402,8 +408,20 @@ func (r *RedisSessions) commit(batch []*touchRequest) {
 		}
 	}
 
-	// Until the last hit stops waiting; hits that gave up earlier have
-	// gone to memory, but their answer still updates it.
+	// Hits that gave up earlier have gone to memory, but their answer
+	// still updates it.
+	if !limit.IsZero() && limit.Before(deadline) {
+		deadline = limit
+	}
+	if time.Until(deadline) <= 0 {
+		// Every hit has gone to memory already (Redis was slow to answer
+		// the round trip before): don't load it with work no one awaits.
+		for _, req := range batch {
+			req.done <- touchResult{err: context.DeadlineExceeded}
+		}
+		return
+	}
+	r.batches.Add(1)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	res, err := touchScript.Run(ctx, r.client, keys, args...).Slice()
 	cancel()
