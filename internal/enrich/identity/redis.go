@@ -18,8 +18,8 @@ import (
 // RedisOptions configure NewRedisSessions. Zero values mean the defaults.
 type RedisOptions struct {
 	// Timeout bounds how long a hit waits for Redis (default 50ms),
-	// including the round trip in flight before its own. A hit that waits
-	// longer is resolved in memory instead.
+	// including any wait for a free round trip. A hit that waits longer is
+	// resolved in memory instead.
 	Timeout time.Duration
 
 	// RetryInterval is how often, while Redis is failing, one hit tries it
@@ -104,7 +104,7 @@ type RedisSessions struct {
 	batches      atomic.Uint64 // script calls sent
 }
 
-// touchRequest is one hit waiting for its batch.
+// touchRequest is one hit on its way to Redis.
 type touchRequest struct {
 	hit Hit
 	// The session to write if Redis has none live (see touchScript).
@@ -114,7 +114,7 @@ type touchRequest struct {
 	which        int
 	deadline     time.Time
 
-	done  chan touchResult // cap 1: the committer never blocks on a caller
+	done  chan touchResult // cap 1: a round trip never blocks on a caller
 	timer *time.Timer
 }
 
