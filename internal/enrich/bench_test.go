@@ -115,6 +115,28 @@ func BenchmarkRunRedisParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkRunRedisConcurrent is BenchmarkRunRedisParallel with as many hits
+// under way as a busy ingest has (16 per CPU), from 1,000 browsers: there,
+// concurrent hits share session round trips.
+func BenchmarkRunRedisConcurrent(b *testing.B) {
+	p := newPipeline(b, Config{Sessions: benchRedisSessions(b)})
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		in := typicalHit()
+		for pb.Next() {
+			i := next.Add(1)
+			in.IP = netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 250)})
+			in.UserAgent = uaChromeWindows[:len(uaChromeWindows)-int(i/250%4)]
+			if _, drop := p.Run(in); drop != "" {
+				b.Error(drop)
+				return
+			}
+		}
+	})
+}
+
 func benchRedisSessions(b *testing.B) *identity.RedisSessions {
 	r := identity.NewRedisSessions(testutil.Redis(b), testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
 	b.Cleanup(func() {

@@ -295,15 +295,94 @@ func (b *syncBuffer) String() string {
 }
 
 func BenchmarkRedisTouch(b *testing.B) {
-	r := identity.NewRedisSessions(testutil.Redis(b), testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
+	rdb := testutil.Redis(b)
+	r := identity.NewRedisSessions(rdb, testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
 	b.Cleanup(func() { r.Close() })
 	b.ReportAllocs()
+	cost := startRedisCost(b, rdb)
 	i := uint64(0)
 	for b.Loop() {
 		i++
 		r.Touch(identity.Hit{Site: "site1", Visitor: i%1000 + 1, Previous: i%1000 + 5000, Time: t0, Timeout: timeout, Pageview: true, Create: true})
 	}
+	cost.report(b)
 	b.ReportMetric(float64(r.Fallbacks()), "fallbacks")
+}
+
+// BenchmarkRedisTouchParallel touches from many goroutines at once, as
+// concurrent requests do: 16 per CPU, 1,000 visitors, each hit a
+// millisecond after the one before.
+func BenchmarkRedisTouchParallel(b *testing.B) {
+	rdb := testutil.Redis(b)
+	r := identity.NewRedisSessions(rdb, testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
+	b.Cleanup(func() { r.Close() })
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	var next, missed atomic.Uint64
+	cost := startRedisCost(b, rdb)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := next.Add(1) - 1
+			pageview := i/1000%4 == 0 // a pageview, then three pings
+			if _, ok := r.Touch(identity.Hit{
+				Site: "site1", Visitor: i%1000 + 1, Previous: i%1000 + 5000,
+				Time: t0.Add(time.Duration(i) * time.Millisecond), Timeout: timeout,
+				Pageview: pageview, Create: pageview,
+			}); !ok {
+				missed.Add(1) // a ping overtook its visitor's pageview
+			}
+		}
+	})
+	cost.report(b)
+	b.ReportMetric(float64(r.Fallbacks()), "fallbacks")
+	b.ReportMetric(float64(missed.Load()), "nosession")
+}
+
+// redisCost measures what a benchmark costs the Redis server, from INFO:
+// its CPU time and its script calls. The server may be shared, so the
+// figures are only clean on a server of the benchmark's own.
+type redisCost struct {
+	rdb     *redis.Client
+	cpu     float64 // seconds
+	scripts int64
+}
+
+func startRedisCost(b *testing.B, rdb *redis.Client) *redisCost {
+	c := &redisCost{rdb: rdb}
+	c.cpu, c.scripts = c.read(b)
+	return c
+}
+
+func (c *redisCost) report(b *testing.B) {
+	cpu, scripts := c.read(b)
+	b.ReportMetric((cpu-c.cpu)*1e9/float64(b.N), "redis-ns/op")
+	b.ReportMetric(float64(scripts-c.scripts)/float64(b.N), "scripts/op")
+}
+
+func (c *redisCost) read(b *testing.B) (cpu float64, scripts int64) {
+	info, err := c.rdb.Info(context.Background(), "cpu", "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if v, ok := strings.CutPrefix(line, "used_cpu_sys:"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		} else if v, ok := strings.CutPrefix(line, "used_cpu_user:"); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		} else if v, ok := strings.CutPrefix(line, "cmdstat_evalsha:calls="); ok {
+			v, _, _ = strings.Cut(v, ",")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			scripts += n
+		} else if v, ok := strings.CutPrefix(line, "cmdstat_eval:calls="); ok {
+			v, _, _ = strings.Cut(v, ",")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			scripts += n
+		}
+	}
+	return cpu, scripts
 }
 
 // BenchmarkRedisPing is the bare round trip, the floor of BenchmarkRedisTouch.
