@@ -3,6 +3,7 @@ package realtime
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -138,7 +139,11 @@ func (b *bridge) onSubscribe(e *core.RealtimeSubscribeRequestEvent) error {
 	if err := e.Next(); err != nil {
 		return err
 	}
-	b.set(e.Client, topicsOf(e.Client))
+	topics := topicsOf(e.Client)
+	b.set(e.Client, topics)
+	// Before the answer: hits sent after it must find the site watched on
+	// every instance.
+	b.live.announceWatch(slices.Sorted(maps.Keys(topics)), false)
 	return nil
 }
 

@@ -25,7 +25,8 @@
 // The path of a hit: Publish hands it to a worker without blocking; the
 // worker updates presence (realtime/presence) and turns the hit into
 // messages on the bus (realtime/bus: in process, or Redis pub/sub so every
-// instance gets every message); each instance's bridge forwards them to its
+// instance gets every message) — only for sites some instance watches (see
+// interest.go); each instance's bridge forwards them to its
 // own subscribers through per-client bounded buffers, and a count loop —
 // running only while someone watches — pushes count changes at most every
 // CountThrottle per site.
@@ -130,6 +131,9 @@ type Live struct {
 	bus    bus.Bus
 	bridge *bridge
 
+	// interest holds the sites other instances watch (with Redis).
+	interest *interest
+
 	in     chan event.Event
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -166,6 +170,8 @@ func Register(app core.App, cfg Config) (*Live, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		ready:  make(chan struct{}),
+
+		interest: newInterest(),
 	}
 	l.bridge = newBridge(app, l)
 
@@ -179,10 +185,11 @@ func Register(app core.App, cfg Config) (*Live, error) {
 		// app from starting (ingest goes on through the spool). Presence
 		// calls fail and the bus reconnects until Redis answers.
 		l.store = presence.NewRedis(cfg.Redis, popts)
-		rb := bus.NewRedis(cfg.Redis, cfg.Channel, l.bridge.dispatch)
+		rb := bus.NewRedis(cfg.Redis, cfg.Channel, l.receive)
 		l.bus = rb
-		l.wg.Add(1)
+		l.wg.Add(2)
 		go l.awaitRedis(rb.Ready())
+		go l.heartbeat()
 	}
 
 	l.bridge.bind()
@@ -412,14 +419,23 @@ func (l *Live) announce(pruned []presence.Pruned) {
 	l.publish(msgs)
 }
 
-// wanted reports whether messages of site may have a reader. With Redis any
-// instance may have one; in process, only this bridge's subscribers count,
-// so no message is built for a site nobody watches.
+// wanted reports whether messages of site may have a reader: a subscriber
+// of this instance or, with Redis, of another that announced the site (see
+// interest). No message is built for a site nobody watches.
 func (l *Live) wanted(site string) bool {
 	if l.cfg.DisablePush {
 		return false
 	}
-	return l.cfg.Redis != nil || l.bridge.watching(site)
+	return l.bridge.watching(site) || (l.cfg.Redis != nil && l.interest.watched(site, time.Now()))
+}
+
+// receive takes a message from the Redis bus.
+func (l *Live) receive(m bus.Message) {
+	if m.Site == controlSite {
+		l.interest.receive(m.Data, time.Now())
+		return
+	}
+	l.bridge.dispatch(m)
 }
 
 func (l *Live) add(msgs []bus.Message, m Message) []bus.Message {

@@ -503,3 +503,56 @@ func value(t *testing.T, c prometheus.Metric) float64 {
 	}
 	return m.Gauge.GetValue()
 }
+
+// TestUnwatchedSitesPublishNothing checks that with Redis an instance puts no
+// message on the channel for a site no instance watches, and that a
+// subscription on another instance is honoured from the hit sent right after
+// it.
+func TestUnwatchedSitesPublishNothing(t *testing.T) {
+	rdb := testutil.Redis(t)
+	cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.Unique("pltest")}
+	t.Cleanup(func() { cleanupKeys(rdb, cfg.KeyPrefix) })
+
+	raw := rdb.Subscribe(context.Background(), cfg.Channel)
+	t.Cleanup(func() { raw.Close() })
+	if _, err := raw.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	channel := raw.Channel()
+
+	_, liveA, _ := start(t, cfg)
+	appB, _, baseB := start(t, cfg)
+
+	// Nobody watches anything: these hits make no message.
+	for range 20 {
+		liveA.Publish(livetest.Hit(livetest.Site, visitor(), event.TypePageview, "/"))
+	}
+
+	// A dashboard on B, then at once a hit for its site on A: its arrival
+	// is published, and is the first site message on the channel.
+	c := livetest.Connect(t, baseB)
+	c.Subscribe(t, livetest.Token(t, appB, "users", livetest.Owner), realtime.Topic(livetest.Public))
+	v := visitor()
+	liveA.Publish(livetest.Hit(livetest.Public, v, event.TypePageview, "/"))
+	if _, m := c.NextType(t, realtime.TypeArrival); m["visitor"] != realtime.VisitorKey(livetest.Public, v) {
+		t.Fatalf("arrival %v", m)
+	}
+
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case m := <-channel:
+			site, _, _ := strings.Cut(m.Payload, "\n")
+			switch site {
+			case "*": // announcements between instances
+				continue
+			case livetest.Public:
+				return
+			default:
+				t.Fatalf("a message for unwatched site %q was published: %q", site, m.Payload)
+			}
+		case <-timeout:
+			t.Fatal("the watched site's arrival never reached the channel")
+		}
+	}
+}
