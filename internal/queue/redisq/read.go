@@ -104,6 +104,9 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 	if err != nil {
 		return nil, err
 	}
+	if len(msgs) == 0 {
+		return out, nil
+	}
 	return append(msgs, out...), nil
 }
 
