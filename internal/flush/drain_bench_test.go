@@ -5,6 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -24,7 +29,8 @@ import (
 // rows/s from the start of Run until the queue is empty, and the test
 // process's CPU time per row over the same span (on a shared machine the
 // rate follows the load, the CPU per row much less; Redis's and
-// ClickHouse's CPU are not included). Filling the stream is not timed.
+// ClickHouse's CPU are not included), and the process's peak RSS during the
+// drain (Linux). Filling the stream is not timed.
 //
 //	go test -run '^$' -bench Drain -benchtime 100000x ./internal/flush
 func BenchmarkDrain(b *testing.B) {
@@ -50,6 +56,9 @@ func BenchmarkDrain(b *testing.B) {
 		}
 	}
 	evs = nil
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) == nil
 
 	b.ResetTimer()
 	start, cpu := time.Now(), processCPU(b)
@@ -71,6 +80,9 @@ func BenchmarkDrain(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "rows/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/row")
+	if resetPeakRSS {
+		b.ReportMetric(peakRSS(b), "peak-rss-MB")
+	}
 
 	cancel()
 	if err := <-done; err != nil {
@@ -96,6 +108,26 @@ func countClickHouse(b *testing.B, dsn string) uint64 {
 		b.Fatal(err)
 	}
 	return rows
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM) in MB,
+// since it was last reset through /proc/self/clear_refs.
+func peakRSS(b *testing.B) float64 {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmHWM in /proc/self/status")
+	return 0
 }
 
 // processCPU returns the user and system time of this process so far.

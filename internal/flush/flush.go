@@ -236,6 +236,10 @@ func (f *Flusher) write(ctx context.Context, batches <-chan []queue.Message) (lo
 			continue
 		}
 		f.lastFlush.Store(time.Now().UnixNano())
+		// The acknowledgement needs the ids only: let the events go.
+		for i := range msgs {
+			msgs[i].Event = event.Event{}
+		}
 
 		// One acknowledgement at a time, in order: localq acknowledges
 		// all entries up to a batch's highest id.
