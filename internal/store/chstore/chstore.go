@@ -52,10 +52,6 @@ type Store struct {
 	features chmigrations.Features
 	opts     Options
 
-	// overlapCheck prepares a batch's insert while the server runs its
-	// stored-id check, on a second connection.
-	overlapCheck bool
-
 	// stop ends the retention loop, which closes done when it returns.
 	stop context.CancelFunc
 	done chan struct{}
@@ -95,9 +91,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		conn:     conn,
 		database: database,
 		opts:     opts,
-		// With a single connection, preparing the insert would hold the
-		// one the stored-id check needs.
-		overlapCheck: conn.Stats().MaxOpenConns > 1,
 	}
 	if err := s.init(ctx); err != nil {
 		conn.Close()

@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,68 +164,24 @@ func TestInsertIdempotent(t *testing.T) {
 		{"subset of a stored batch", [][]event.Event{all, all[500:600]}, []string{"a", "b"}, 3000},
 	}
 	for _, sc := range scenarios {
-		for _, overlap := range []bool{true, false} {
-			name := sc.name
-			if !overlap {
-				name += ", check before the insert"
+		t.Run(sc.name, func(t *testing.T) {
+			s := openTest(t, Options{})
+			for i, batch := range sc.batches {
+				if err := s.Insert(context.Background(), sc.tokens[i], batch); err != nil {
+					t.Fatalf("Insert %d: %v", i, err)
+				}
 			}
-			t.Run(name, func(t *testing.T) {
-				s := openTest(t, Options{})
-				s.overlapCheck = overlap // as with a single connection
-				insertAll(t, s, sc.batches, sc.tokens, sc.want)
-			})
-		}
-	}
-}
-
-// TestOneConnection: with a pool of one connection the stored-id check
-// runs before the insert is prepared, which would otherwise hold the only
-// connection the check needs.
-func TestOneConnection(t *testing.T) {
-	dsn := testutil.ClickHouseDSN(t)
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	s, err := Open(context.Background(), dsn+sep+"max_open_conns=1", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if s.overlapCheck {
-		t.Fatal("overlapCheck with max_open_conns=1")
-	}
-	all := makeEvents(300, time.Now().UTC().Add(-time.Hour))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for _, batch := range [][]event.Event{all[:200], all[100:]} {
-		if err := s.Insert(ctx, "one", batch); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := countRows(t, s); got != 300 {
-		t.Errorf("rows = %d, want 300", got)
-	}
-}
-
-// insertAll inserts the batches in turn and checks that want rows with
-// distinct ids are stored.
-func insertAll(t *testing.T, s *Store, batches [][]event.Event, tokens []string, want int) {
-	t.Helper()
-	for i, batch := range batches {
-		if err := s.Insert(context.Background(), tokens[i], batch); err != nil {
-			t.Fatalf("Insert %d: %v", i, err)
-		}
-	}
-	if got := countRows(t, s); got != want {
-		t.Errorf("rows = %d, want %d", got, want)
-	}
-	var distinct uint64
-	if err := s.conn.QueryRow(context.Background(), "SELECT uniqExact(id) FROM events").Scan(&distinct); err != nil {
-		t.Fatal(err)
-	}
-	if int(distinct) != want {
-		t.Errorf("distinct ids = %d, want %d", distinct, want)
+			if got := countRows(t, s); got != sc.want {
+				t.Errorf("rows = %d, want %d", got, sc.want)
+			}
+			var distinct uint64
+			if err := s.conn.QueryRow(context.Background(), "SELECT uniqExact(id) FROM events").Scan(&distinct); err != nil {
+				t.Fatal(err)
+			}
+			if int(distinct) != sc.want {
+				t.Errorf("distinct ids = %d, want %d", distinct, sc.want)
+			}
+		})
 	}
 }
 

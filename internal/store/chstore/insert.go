@@ -11,7 +11,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 )
@@ -144,9 +143,7 @@ var (
 // and the granules of the batch's sites within its time range. On a 2-core
 // machine with 18.16 that is about 5–15 ms for 10,000 ids (the upper figure
 // when all are stored), a quarter of a 10,000-row insert and a few percent
-// of a 100,000-row one; see BenchmarkStoredIDs. A batch of one block is
-// built and its insert prepared while the check runs (on a second
-// connection), so the check adds little to the insert's time.
+// of a 100,000-row one; see BenchmarkStoredIDs.
 func (s *Store) Insert(ctx context.Context, token string, events []event.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -155,34 +152,9 @@ func (s *Store) Insert(ctx context.Context, token string, events []event.Event) 
 		return err
 	}
 
-	size := s.features.MaxInsertBlockSize
-	var stored map[string]struct{}
-	if len(events) <= size && s.overlapCheck {
-		// The common case, one block: build and prepare it while the
-		// server looks for stored ids, then send it if none were.
-		check := make(chan error, 1)
-		go func() {
-			var err error
-			stored, err = s.storedIDs(ctx, events)
-			check <- err
-		}()
-		batch, err := s.prepareBlock(ctx, token, events)
-		if cerr := <-check; err == nil && cerr != nil {
-			batch.Abort()
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		if len(stored) == 0 {
-			return send(batch)
-		}
-		batch.Abort() // a redelivery: insert the rows not stored yet
-	} else {
-		var err error
-		if stored, err = s.storedIDs(ctx, events); err != nil {
-			return err
-		}
+	stored, err := s.storedIDs(ctx, events)
+	if err != nil {
+		return err
 	}
 	if len(stored) > 0 {
 		events = slices.DeleteFunc(slices.Clone(events), func(ev event.Event) bool {
@@ -197,21 +169,17 @@ func (s *Store) Insert(ctx context.Context, token string, events []event.Event) 
 	// A batch larger than one block goes in several blocks, each atomic on
 	// its own; a retry after a failure in between resumes through the
 	// stored-id check.
+	size := s.features.MaxInsertBlockSize
 	for i := 0; i < len(events); i += size {
-		batch, err := s.prepareBlock(ctx, token, events[i:min(i+size, len(events))])
-		if err != nil {
-			return err
-		}
-		if err := send(batch); err != nil {
+		if err := s.insertBlock(ctx, token, events[i:min(i+size, len(events))]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// prepareBlock starts the insert of events as one native block, with their
-// columns appended; the caller sends or aborts it.
-func (s *Store) prepareBlock(ctx context.Context, token string, events []event.Event) (driver.Batch, error) {
+// insertBlock sends events as one native block.
+func (s *Store) insertBlock(ctx context.Context, token string, events []event.Event) error {
 	if s.features.TokenDeduplication() {
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
 			"insert_deduplication_token": blockToken(token, events),
@@ -219,19 +187,15 @@ func (s *Store) prepareBlock(ctx context.Context, token string, events []event.E
 	}
 	batch, err := s.conn.PrepareBatch(ctx, insertQuery)
 	if err != nil {
-		return nil, classify("prepare insert", err)
+		return classify("prepare insert", err)
 	}
 	b := &block{events: events}
 	for i, c := range columns {
 		if err := batch.Column(i).Append(c.values(b)); err != nil {
 			batch.Abort()
-			return nil, &Error{Op: "append " + c.name, Err: err, permanent: true}
+			return &Error{Op: "append " + c.name, Err: err, permanent: true}
 		}
 	}
-	return batch, nil
-}
-
-func send(batch driver.Batch) error {
 	if err := batch.Send(); err != nil {
 		return classify("insert", err)
 	}
