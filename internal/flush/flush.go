@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -104,6 +105,8 @@ type Flusher struct {
 	log   *slog.Logger
 
 	lastFlush atomic.Int64 // unix nanoseconds of the last stored batch
+
+	unique uniqueEvents // used by the writer goroutine only
 }
 
 // New returns a Flusher reading from c and writing to w. If c implements
@@ -121,7 +124,48 @@ func New(c queue.Consumer, w store.Writer, opts Options) *Flusher {
 // Options.DrainTimeout) and returns. It returns nil after a complete drain,
 // and an error when held events could not be stored in time; those stay
 // in the queue unacknowledged and are delivered again on the next start.
+//
+// Reading, storing and acknowledging overlap: while a batch is inserted,
+// the next one is read and decoded, and the one stored before it is
+// acknowledged. The reader holds at most one batch ahead of the insert, so
+// memory stays bounded (about three batches), and acknowledgements keep
+// queue order (localq acknowledges everything up to a batch's highest id).
 func (f *Flusher) Run(ctx context.Context) error {
+	// The writer outlives ctx by DrainTimeout, to store what was read.
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer cancel(nil)
+	// Unbuffered: the reader holds at most one batch ahead of the writer.
+	batches := make(chan []queue.Message)
+	// lost counts the events read but not stored; the writer sets it.
+	var lost int
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		lost = f.write(wctx, batches)
+	}()
+
+	held := f.read(ctx, batches)
+
+	drain := time.AfterFunc(f.opts.DrainTimeout, func() { cancel(context.DeadlineExceeded) })
+	defer drain.Stop()
+	if len(held) > 0 {
+		select {
+		case batches <- held:
+			held = nil
+		case <-wctx.Done(): // the writer is stuck past the deadline
+		}
+	}
+	close(batches)
+	<-written
+	if lost += len(held); lost > 0 {
+		return fmt.Errorf("flush: %d events not stored before shutdown, they stay queued: %w", lost, context.Cause(wctx))
+	}
+	return nil
+}
+
+// read gathers batches from the queue and hands them to the writer until
+// ctx ends. It returns the batch it held then (nil if none).
+func (f *Flusher) read(ctx context.Context, batches chan<- []queue.Message) []queue.Message {
 	var held []queue.Message
 	var since time.Time // when the oldest held message was read
 	readFailures := 0
@@ -148,7 +192,11 @@ func (f *Flusher) Run(ctx context.Context) error {
 		if len(held) == 0 && len(msgs) > 0 {
 			since = time.Now()
 		}
-		held = append(held, msgs...)
+		if held == nil {
+			held = msgs // a backlog's full batch: no copy
+		} else {
+			held = append(held, msgs...)
+		}
 		if len(held) == 0 {
 			f.updateDepth(ctx)
 			continue
@@ -163,33 +211,48 @@ func (f *Flusher) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		if err := f.flush(ctx, held); err != nil {
-			break // ctx ended; the drain below retries the same batch
+		select {
+		case batches <- held:
+			held = nil
+		case <-ctx.Done():
+			// Still held: Run hands it to the writer for the drain.
 		}
-		held = nil
 	}
-
-	if len(held) == 0 {
-		return nil
-	}
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.opts.DrainTimeout)
-	defer cancel()
-	if err := f.flush(dctx, held); err != nil {
-		return fmt.Errorf("flush: %d events not stored before shutdown, they stay queued: %w", len(held), err)
-	}
-	return nil
+	return held
 }
 
-// flush stores a batch and then acknowledges it. It fails only when ctx
-// ends first, leaving the batch unacknowledged.
-func (f *Flusher) flush(ctx context.Context, msgs []queue.Message) error {
-	if err := f.store(ctx, msgs, 0); err != nil {
-		return err
+// write stores the batches it receives and acknowledges each after its
+// insert, the acknowledgement running alongside the next insert. Once ctx
+// ends (the drain deadline) it stores nothing more and returns how many
+// events it received but did not store; those are not acknowledged.
+func (f *Flusher) write(ctx context.Context, batches <-chan []queue.Message) (lost int) {
+	acked := make(chan struct{}) // closed when the last acknowledgement is done
+	close(acked)
+	defer func() { <-acked }()
+
+	for msgs := range batches {
+		if lost > 0 || f.store(ctx, msgs, 0) != nil {
+			lost += len(msgs) // store fails only when ctx ends
+			continue
+		}
+		f.lastFlush.Store(time.Now().UnixNano())
+		// The acknowledgement needs the ids only: let the events go.
+		for i := range msgs {
+			msgs[i].Event = event.Event{}
+		}
+
+		// One acknowledgement at a time, in order: localq acknowledges
+		// all entries up to a batch's highest id.
+		<-acked
+		done := make(chan struct{})
+		acked = done
+		go func() {
+			defer close(done)
+			f.ack(ctx, msgs)
+			f.updateDepth(ctx)
+		}()
 	}
-	f.lastFlush.Store(time.Now().UnixNano())
-	f.ack(ctx, msgs)
-	f.updateDepth(ctx)
-	return nil
+	return lost
 }
 
 // LastFlush returns when a batch was last stored; zero before the first.
@@ -205,7 +268,10 @@ func (f *Flusher) LastFlush() time.Time {
 // the entries at fault and dead-letters those. failures counts the
 // permanent failures of batches that contained all of msgs.
 func (f *Flusher) store(ctx context.Context, msgs []queue.Message, failures int) error {
-	events := uniqueEvents(msgs)
+	// The writer's buffer: a bisected half reuses it only after this
+	// call's last use of events.
+	events := f.unique.events(msgs)
+	defer f.unique.release()
 	token := Token(msgs)
 
 	for transient := 0; ; {
@@ -338,20 +404,38 @@ func Token(msgs []queue.Message) string {
 	return hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-// uniqueEvents returns the batch's events without repeats of an event id.
+// uniqueEvents is the writer's buffer for a batch's events without repeats
+// of an event id: reused, it spares a copy of every batch's events.
+//
 // A queue may hold an event twice (a Redis write that timed out but landed,
 // then spooled and replayed); when both copies meet in one batch, the
 // store's check against rows already stored cannot see the repeat.
-func uniqueEvents(msgs []queue.Message) []event.Event {
-	events := make([]event.Event, 0, len(msgs))
-	seen := make(map[string]struct{}, len(msgs))
+type uniqueEvents struct {
+	buf  []event.Event
+	seen map[string]struct{}
+}
+
+// events returns the events of msgs, each id once; valid until release.
+func (u *uniqueEvents) events(msgs []queue.Message) []event.Event {
+	if u.seen == nil {
+		u.seen = make(map[string]struct{}, len(msgs))
+	}
+	clear(u.seen)
+	u.buf = slices.Grow(u.buf[:0], len(msgs))
 	for i := range msgs {
 		id := msgs[i].Event.ID
-		if _, dup := seen[id]; dup {
+		if _, dup := u.seen[id]; dup {
 			continue
 		}
-		seen[id] = struct{}{}
-		events = append(events, msgs[i].Event)
+		u.seen[id] = struct{}{}
+		u.buf = append(u.buf, msgs[i].Event)
 	}
-	return events
+	return u.buf
+}
+
+// release drops the references to the events, so that a stored batch's
+// strings are not kept alive by the buffer.
+func (u *uniqueEvents) release() {
+	clear(u.buf[:cap(u.buf)]) // a bisected half may have left a shorter length
+	clear(u.seen)
 }

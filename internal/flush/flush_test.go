@@ -378,6 +378,46 @@ func TestShutdown(t *testing.T) {
 		}
 	})
 
+	t.Run("drains the batch read ahead", func(t *testing.T) {
+		e := newEnv(t)
+		gate := make(chan struct{})
+		w := &flaky{Writer: e.s, fail: func(call int, _ string, _ []event.Event) error {
+			if call == 1 {
+				<-gate // the first insert hangs until the flusher is stopped
+			}
+			return nil
+		}}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- flush.New(e.q, w, flush.Options{BatchSize: 10, Interval: time.Hour}).Run(ctx) }()
+		e.enqueue(t, testEvents("ahead", 30)...)
+
+		// One batch in the insert, the next read ahead, no more.
+		eventually(t, "a batch is read ahead", func() bool { return e.stats(t).Pending == 20 })
+		time.Sleep(50 * time.Millisecond)
+		if n := e.stats(t).Pending; n != 20 {
+			t.Fatalf("%d events handed out while an insert hangs, want 20 (one batch read ahead)", n)
+		}
+
+		cancel()
+		close(gate)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("Run did not return after its context ended")
+		}
+		if n := e.count(t); n != 20 {
+			t.Fatalf("%d rows after shutdown, want the 20 held", n)
+		}
+		if st := e.stats(t); st.Length != 10 || st.Pending != 0 {
+			t.Fatalf("queue length %d, pending %d after shutdown, want 10 never read and 0 pending", st.Length, st.Pending)
+		}
+	})
+
 	t.Run("store down: gives up in time and keeps the events queued", func(t *testing.T) {
 		e := newEnv(t)
 		w := &flaky{Writer: e.s, fail: func(int, string, []event.Event) error { return errors.New("connection refused") }}

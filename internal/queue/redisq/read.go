@@ -86,11 +86,44 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 			block = time.Millisecond
 		}
 	}
+	// A backlog is read readChunk entries per XREADGROUP: holding the
+	// reply of a whole batch while decoding it would take about as much
+	// memory again as the batch.
+	for len(msgs) < max {
+		count := min(max-len(msgs), readChunk)
+		out, err := q.readNew(ctx, count, block)
+		if err != nil {
+			if len(msgs) > 0 {
+				return msgs, nil // claimed or read ones are ours now; hand them out
+			}
+			return nil, err
+		}
+		switch {
+		case len(msgs) == 0 && len(out) < count:
+			return out, nil // all there was: no copy
+		case cap(msgs) < max:
+			msgs = append(make([]queue.Message, 0, max), msgs...)
+		}
+		msgs = append(msgs, out...)
+		if len(out) < count {
+			break // the stream has no more for now
+		}
+		block = -1
+	}
+	return msgs, nil
+}
+
+// readChunk is the most entries per XREADGROUP.
+const readChunk = 1000
+
+// readNew reads up to count new entries, waiting up to block for the first
+// (not at all when block is negative), and decodes them.
+func (q *Queue) readNew(ctx context.Context, count int, block time.Duration) ([]queue.Message, error) {
 	args := &redis.XReadGroupArgs{
 		Group:    q.opts.Group,
 		Consumer: q.opts.Consumer,
 		Streams:  []string{q.opts.Stream, ">"},
-		Count:    int64(max - len(msgs)),
+		Count:    int64(count),
 		Block:    block,
 	}
 	streams, err := q.rdb.XReadGroup(ctx, args).Result()
@@ -102,12 +135,9 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 		}
 	}
 	if errors.Is(err, redis.Nil) {
-		return msgs, nil
+		return nil, nil
 	}
 	if err != nil {
-		if len(msgs) > 0 {
-			return msgs, nil // claimed ones are ours now; hand them out
-		}
 		return nil, fmt.Errorf("redisq: xreadgroup: %w", err)
 	}
 
@@ -115,11 +145,7 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 	for _, s := range streams {
 		fresh = append(fresh, s.Messages...)
 	}
-	out, err := q.decode(ctx, fresh, nil)
-	if err != nil {
-		return nil, err
-	}
-	return append(msgs, out...), nil
+	return q.decode(ctx, fresh, nil)
 }
 
 func isNoGroup(err error) bool {

@@ -133,6 +133,53 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
+// TestReadInChunks: a read of more than readChunk entries takes several
+// XREADGROUPs and returns the entries in stream order, up to max.
+func TestReadInChunks(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	const n = 2*readChunk + 500
+	evs := make([]event.Event, n)
+	for i := range evs {
+		evs[i] = testEvent(i)
+	}
+	if err := q.Enqueue(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		max, want int
+	}{
+		{readChunk, readChunk},             // exactly one chunk
+		{readChunk + 200, readChunk + 200}, // a full chunk and a part
+		{n, n - 2*readChunk - 200},         // the rest: the last chunk comes back short
+		{n, 0},                             // nothing left
+	}
+	next := 0
+	for _, tc := range cases {
+		msgs, err := q.Read(ctx, tc.max, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != tc.want {
+			t.Fatalf("Read(max %d) = %d messages, want %d", tc.max, len(msgs), tc.want)
+		}
+		for _, m := range msgs {
+			if m.Event.ID != evs[next].ID {
+				t.Fatalf("message %d: event %s, want %s (stream order)", next, m.Event.ID, evs[next].ID)
+			}
+			next++
+		}
+		if err := q.Ack(ctx, msgs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := mustStats(t, q); st.Length != 0 {
+		t.Fatalf("length %d after reading and acknowledging everything", st.Length)
+	}
+}
+
 func TestEnqueueAfterClose(t *testing.T) {
 	c := testClient(t)
 	q := newQueue(t, c, testOptions(t, c))
