@@ -12,7 +12,8 @@ ENV CGO_ENABLED=0 GOTOOLCHAIN=local
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-COPY --from=geo /geo/internal/enrich/geo/data/country.mmdb internal/enrich/geo/data/country.mmdb
+# data/country.mmdb and embedded_db.go, which embeds it
+COPY --from=geo /geo/internal/enrich/geo/ internal/enrich/geo/
 RUN go build -trimpath -ldflags='-s -w' -o /out/pocketlytics .
 
 FROM alpine:3.20

@@ -13,10 +13,7 @@
 package geo
 
 import (
-	"embed"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -34,13 +31,13 @@ type Location struct {
 	Longitude float64
 }
 
-// embedded holds data/README.md and, when scripts/geo.sh fetched it before
-// the build, data/country.mmdb.
-//
-//go:embed data
-var embedded embed.FS
-
-const embeddedName = "data/country.mmdb"
+// embeddedDB is the country database built into the binary, nil when the
+// binary was built without it. embedded_db.go sets it; scripts/geo.sh
+// writes that file next to the database it fetches, and git keeps neither.
+// Embedded as a []byte the database stays in the binary's data, where an
+// embed.FS read would copy it to the heap at every start (7.5 MB, which the
+// GC then counts against its heap goal).
+var embeddedDB []byte
 
 // DB looks up locations in a MaxMind-format database. A nil *DB, or one
 // without a database, finds nothing. It is safe for concurrent use.
@@ -62,17 +59,13 @@ func Open(path string) (*DB, error) {
 		return &DB{reader: r}, nil
 	}
 
-	data, err := embedded.ReadFile(embeddedName)
-	if errors.Is(err, fs.ErrNotExist) {
+	if len(embeddedDB) == 0 {
 		warnOnce.Do(func() {
 			slog.Warn("geo: built without the embedded country database; run scripts/geo.sh before building or set GEOIP_DB. Locations stay empty.")
 		})
 		return &DB{}, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("geo: read embedded database: %w", err)
-	}
-	return OpenBytes(data)
+	return OpenBytes(embeddedDB)
 }
 
 // OpenBytes opens a database held in memory. data must not change afterwards.
