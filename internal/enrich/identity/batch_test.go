@@ -2,7 +2,6 @@ package identity_test
 
 import (
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -341,16 +340,7 @@ func TestRedisSessionsBatchTimeout(t *testing.T) {
 // every hit is resolved in memory, the outage is logged once, and once Redis
 // is back the visits keep their sessions, on this instance and on others.
 func TestRedisSessionsOutageConcurrent(t *testing.T) {
-	rdb, proxy := proxied(t)
-	prefix := testutil.Unique("pl_test_") + ":"
-	var logs syncBuffer
-	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
-		Timeout:       redisTimeout, // a cut connection fails at once
-		RetryInterval: 20 * time.Millisecond,
-		Logger:        func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
-	})
-	other := identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
-	t.Cleanup(func() { r.Close(); other.Close() })
+	r, other, proxy, logs := outageStores(t)
 
 	const visitors = 32
 	// all touches every visitor at once through store and returns the sessions.

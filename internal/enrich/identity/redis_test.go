@@ -116,20 +116,29 @@ func proxied(t *testing.T) (*redis.Client, *testutil.Proxy) {
 	return rdb, proxy
 }
 
+// outageStores returns two stores on one Redis under a fresh prefix: r
+// reaches it through proxy, which a test can cut, and logs what r logs;
+// other reaches it directly.
+func outageStores(t *testing.T) (r, other *identity.RedisSessions, proxy *testutil.Proxy, logs *syncBuffer) {
+	t.Helper()
+	rdb, proxy := proxied(t)
+	prefix := testutil.Unique("pl_test_") + ":"
+	logs = &syncBuffer{}
+	r = identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
+		Timeout:       redisTimeout, // a cut connection fails at once
+		RetryInterval: 20 * time.Millisecond,
+		Logger:        func() *slog.Logger { return slog.New(slog.NewTextHandler(logs, nil)) },
+	})
+	other = identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
+	t.Cleanup(func() { r.Close(); other.Close() })
+	return r, other, proxy, logs
+}
+
 // TestRedisSessionsOutage cuts one instance off Redis: its hits are resolved
 // in memory at once, visits it has seen go on, the outage is logged once,
 // and the sessions it started meanwhile reach Redis when it answers again.
 func TestRedisSessionsOutage(t *testing.T) {
-	rdb, proxy := proxied(t)
-	prefix := testutil.Unique("pl_test_") + ":"
-	var logs syncBuffer
-	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
-		Timeout:       redisTimeout, // a cut connection fails at once
-		RetryInterval: 20 * time.Millisecond,
-		Logger:        func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
-	})
-	other := identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
-	t.Cleanup(func() { r.Close(); other.Close() })
+	r, other, proxy, logs := outageStores(t)
 
 	at := t0
 	hit := func(store identity.Sessions, visitor uint64, pageview bool) identity.Session {
