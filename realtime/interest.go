@@ -71,7 +71,7 @@ func (in *interest) receive(data []byte, now time.Time) {
 		until := now.Add(watchTTL)
 		in.mu.Lock()
 		for _, site := range c.Watch {
-			if site != "" && len(site) <= 64 {
+			if site != "" && len(site) <= 64 { // ids are 15 characters: skip junk
 				in.until[site] = until
 			}
 		}
@@ -96,7 +96,8 @@ func (in *interest) prune(now time.Time) {
 	}
 }
 
-// controlMessages frames c's announcement of sites, in chunks.
+// controlMessages frames an announcement of sites (and a hello), at most
+// watchChunk sites a message.
 func controlMessages(sites []string, hello bool) []bus.Message {
 	var msgs []bus.Message
 	for len(sites) > 0 || hello {
