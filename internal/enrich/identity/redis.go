@@ -60,7 +60,18 @@ const maxInFlight = 2
 // expiring Timeout after its last hit, and resolves hits with a Lua script,
 // atomic against hits of the same visit on other instances.
 //
-// Concurrent Touch calls share round trips (a group commit). At most
+// Every session Redis returns is copied into an in-memory store. A hit
+// whose answer other instances cannot change, one that continues a session
+// live in that store and is not a pageview that could be the session's
+// entry, is answered from it at once (counted by Local): a visit's later
+// hits, its pings and leaves, never wait for Redis. What they did to the
+// session is written to Redis behind them, within behindDelay and in a few
+// script calls, for the other instances; should Redis hold another live
+// session for the visitor by then (it lost this one, say), memory takes
+// that one. Only the hits that may start a session or be its entry wait
+// for Redis, which makes them unique across instances.
+//
+// Concurrent hits that wait share round trips (a group commit). At most
 // maxInFlight round trips run at once; a hit that finds one free sends
 // itself at once, in the caller's goroutine, and hits that come while all
 // are busy wait and go together in the next free one: one script call
@@ -70,18 +81,17 @@ const maxInFlight = 2
 // declared, but they hash to different slots).
 //
 // It must not hold up ingestion: each hit waits at most RedisOptions.Timeout.
-// Every session Redis returns is copied into an in-memory store, which
-// resolves the hits that Redis does not answer in time (counted in
-// pocketlytics_session_fallbacks_total), so they are still accepted and a
-// visit this instance has seen goes on. After failThreshold failures in a
-// row Redis counts as down (logged once): hits go straight to memory and
-// one per RetryInterval tries Redis, until one gets an answer.
+// The in-memory store resolves the hits that Redis does not answer in time
+// (counted in pocketlytics_session_fallbacks_total), so they are still
+// accepted and a visit this instance has seen goes on. After failThreshold
+// failures in a row Redis counts as down (logged once): hits go straight
+// to memory and one per RetryInterval tries Redis, until one gets an answer.
 //
 // During an outage, each instance knows only the visits it saw, so a visit
 // whose hits reach several instances may be split, and a ping whose session
 // this instance never saw is dropped as no session. Sessions started in
-// memory are written to Redis by their next hit once it answers, unless
-// another instance wrote one for the visitor first.
+// memory are written to Redis once it answers, unless another instance
+// wrote one for the visitor first.
 type RedisSessions struct {
 	client  *redis.Client
 	prefix  string
@@ -92,6 +102,7 @@ type RedisSessions struct {
 
 	mu       sync.Mutex
 	pending  []*touchRequest // in arrival order
+	behind   []*touchRequest // write-behind requests, sent after pending
 	inFlight int             // round trips under way, at most maxInFlight
 	closed   bool
 	calls    sync.WaitGroup // round trips under way, for Close
@@ -101,7 +112,32 @@ type RedisSessions struct {
 	failingSince atomic.Int64 // unix ns when Redis was deemed down; 0 while up
 	nextProbe    atomic.Int64 // unix ns after which one hit may try Redis again
 	fallbacks    atomic.Uint64
+	local        atomic.Uint64 // hits that continued a session live in memory
 	batches      atomic.Uint64 // script calls sent
+
+	dirtyMu    sync.Mutex
+	dirty      map[sessionKey]dirtySession // sessions to write behind
+	behindWake chan struct{}               // cap 1: dirty has entries
+	behindStop chan struct{}
+	behindDone chan struct{}
+	stopOnce   sync.Once
+	flushMu    sync.Mutex // one flushBehind at a time
+}
+
+// sessionKey names a session's hash: its site and the visitor id it runs
+// under.
+type sessionKey struct {
+	site    string
+	visitor uint64
+}
+
+// dirtySession is what hits answered from memory did to a session, not yet
+// written to Redis.
+type dirtySession struct {
+	s       Session
+	last    time.Time
+	timeout time.Duration
+	entered bool
 }
 
 // touchRequest is one hit on its way to Redis.
@@ -113,6 +149,8 @@ type touchRequest struct {
 	isKnown      bool
 	which        int
 	deadline     time.Time
+	// behind marks a write-behind request (see flushBehind).
+	behind bool
 
 	done  chan touchResult // cap 1: a round trip never blocks on a caller
 	timer *time.Timer
@@ -126,6 +164,13 @@ type touchResult struct {
 
 // errClosed answers the hits still waiting when the store is closed.
 var errClosed = errors.New("identity: Redis sessions closed")
+
+// errBadSession is the script's error for one hit, such as a key of another
+// type: trying again would fail again.
+var errBadSession = errors.New("identity: session script")
+
+// errDown is Flush's error while Redis counts as down.
+var errDown = errors.New("identity: Redis sessions unavailable")
 
 var _ Sessions = (*RedisSessions)(nil)
 
@@ -159,20 +204,30 @@ func NewRedisSessions(rdb *redis.Client, prefix string, opts RedisOptions) *Redi
 	o.PoolTimeout = opts.Timeout
 	o.PushNotificationProcessor = nil // rdb's own, bound to rdb; the new client makes its own
 
-	return &RedisSessions{
-		client:  redis.NewClient(&o),
-		prefix:  prefix + "sess:",
-		timeout: opts.Timeout,
-		retry:   opts.RetryInterval.Nanoseconds(),
-		memory:  opts.Memory,
-		logger:  opts.Logger,
+	r := &RedisSessions{
+		client:     redis.NewClient(&o),
+		prefix:     prefix + "sess:",
+		timeout:    opts.Timeout,
+		retry:      opts.RetryInterval.Nanoseconds(),
+		memory:     opts.Memory,
+		logger:     opts.Logger,
+		dirty:      make(map[sessionKey]dirtySession),
+		behindWake: make(chan struct{}, 1),
+		behindStop: make(chan struct{}),
+		behindDone: make(chan struct{}),
 	}
+	go r.writeBehindLoop()
+	return r
 }
 
-// Close waits for the round trips under way (which end within Timeout) and
-// closes the store's connection pool. Hits still waiting for a round trip,
-// and later ones, are resolved in memory.
+// Close writes what hits answered from memory did to their sessions, waits
+// for the round trips under way (which end within Timeout) and closes the
+// store's connection pool. Hits still waiting for a round trip, and later
+// ones, are resolved in memory.
 func (r *RedisSessions) Close() error {
+	r.stopOnce.Do(func() { close(r.behindStop) })
+	<-r.behindDone
+
 	r.mu.Lock()
 	r.closed = true
 	pending := r.pending
@@ -185,9 +240,17 @@ func (r *RedisSessions) Close() error {
 	return r.client.Close()
 }
 
-// Fallbacks reports how many hits were resolved in memory.
+// Fallbacks reports how many hits were resolved in memory because Redis
+// did not answer in time (hits of a session live in memory are not
+// counted: see Local).
 func (r *RedisSessions) Fallbacks() uint64 {
 	return r.fallbacks.Load()
+}
+
+// Local reports how many hits continued a session live in this instance's
+// memory without waiting for Redis (see RedisSessions).
+func (r *RedisSessions) Local() uint64 {
+	return r.local.Load()
 }
 
 // touchScript resolves a batch of hits, one after the other in the order
@@ -267,6 +330,11 @@ const touchArgs = 10
 // Touch implements Sessions. It sends h to Redis, alone or with the hits
 // that came meanwhile, and waits for the answer at most Timeout.
 func (r *RedisSessions) Touch(h Hit) (Session, bool) {
+	if s, entered, ok := r.memory.continueLive(h); ok {
+		r.local.Add(1)
+		r.writeBehind(s, h, entered)
+		return s, true
+	}
 	if !r.shouldTry() {
 		return r.fallback(h)
 	}
@@ -303,8 +371,8 @@ func (r *RedisSessions) Touch(h Hit) (Session, bool) {
 	}
 }
 
-// request prepares h for the script.
-func (r *RedisSessions) request(h Hit) *touchRequest {
+// newRequest returns a request for h from the pool.
+func (r *RedisSessions) newRequest(h Hit) *touchRequest {
 	req, _ := r.requests.Get().(*touchRequest)
 	if req == nil {
 		req = &touchRequest{done: make(chan touchResult, 1), timer: time.NewTimer(time.Hour)}
@@ -312,6 +380,12 @@ func (r *RedisSessions) request(h Hit) *touchRequest {
 	}
 	req.hit = h
 	req.deadline = time.Now().Add(r.timeout)
+	return req
+}
+
+// request prepares h for the script.
+func (r *RedisSessions) request(h Hit) *touchRequest {
+	req := r.newRequest(h)
 
 	// The session to write if Redis has none live: the one this instance
 	// knows (started in memory while Redis was down, or lost by Redis),
@@ -355,17 +429,25 @@ func (r *RedisSessions) drain() {
 	}
 }
 
-// take removes up to maxBatch waiting hits, oldest first. Another round
-// trip may have taken them all.
+// take removes up to maxBatch waiting requests: hits first, oldest first,
+// then writes behind. Another round trip may have taken them all.
 func (r *RedisSessions) take() []*touchRequest {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	waiting := len(r.pending)
-	n := min(waiting, maxBatch)
-	batch := make([]*touchRequest, n)
-	copy(batch, r.pending)
-	r.pending = r.pending[:copy(r.pending, r.pending[n:])]
-	clear(r.pending[len(r.pending):waiting]) // no stale pointers in the spare capacity
+	batch := make([]*touchRequest, 0, min(len(r.pending)+len(r.behind), maxBatch))
+	batch = takeFrom(&r.pending, batch)
+	return takeFrom(&r.behind, batch)
+}
+
+// takeFrom moves requests from the front of *queue to batch while it has
+// room.
+func takeFrom(queue *[]*touchRequest, batch []*touchRequest) []*touchRequest {
+	q := *queue
+	n := min(len(q), maxBatch-len(batch))
+	batch = append(batch, q[:n]...)
+	rest := copy(q, q[n:])
+	clear(q[rest:]) // no stale pointers in the spare capacity
+	*queue = q[:rest]
 	return batch
 }
 
@@ -374,7 +456,7 @@ func (r *RedisSessions) take() []*touchRequest {
 func (r *RedisSessions) release() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.pending) > 0 {
+	if len(r.pending) > 0 || len(r.behind) > 0 {
 		return false
 	}
 	r.inFlight--
@@ -438,7 +520,11 @@ func (r *RedisSessions) commit(batch []*touchRequest, limit time.Time) {
 	for i, req := range batch {
 		s, entered, ok, err := parseSession(res[i], req.hit)
 		if err != nil {
-			r.failed(err)
+			// The hit whose session this is counted already; a write
+			// behind retried is not Redis failing again.
+			if !req.behind {
+				r.failed(err)
+			}
 		} else {
 			r.answered()
 			if ok {
@@ -456,7 +542,7 @@ func parseSession(reply any, h Hit) (s Session, entered, ok bool, err error) {
 	case 0:
 		return Session{}, false, false, nil
 	case 1:
-		return Session{}, false, false, fmt.Errorf("identity: session script: %v", res[0])
+		return Session{}, false, false, fmt.Errorf("%w: %v", errBadSession, res[0])
 	case 5:
 	default:
 		return Session{}, false, false, fmt.Errorf("identity: session script returned %d values", len(res))
@@ -495,7 +581,12 @@ func flag(b bool) int {
 func (r *RedisSessions) fallback(h Hit) (Session, bool) {
 	r.fallbacks.Add(1)
 	metrics.SessionFallbacks.Inc()
-	return r.memory.Touch(h)
+	s, entered, ok := r.memory.touchEntered(h)
+	if ok {
+		// Written behind as soon as Redis answers, for the other instances.
+		r.writeBehind(s, h, entered)
+	}
+	return s, ok
 }
 
 // shouldTry reports whether this hit goes to Redis: always while it is up;
@@ -537,5 +628,156 @@ func (r *RedisSessions) answered() {
 		r.logger().Info("identity: Redis sessions available again",
 			slog.String("outage", time.Duration(time.Now().UnixNano()-since).Round(time.Millisecond).String()),
 			slog.Uint64("fallbacks", r.fallbacks.Load()))
+	}
+}
+
+// behindDelay is how long the sessions that hits continued in memory wait
+// before they are written to Redis, gathering the hits of many visits (and
+// several of one) into few script calls. Other instances see those hits
+// that much later, which only matters to a session about to time out.
+const behindDelay = 250 * time.Millisecond
+
+// maxDirty bounds the sessions waiting to be written behind, during an
+// outage say. A session left out is written by a later hit of its visit.
+const maxDirty = 1 << 16
+
+// writeBehind notes that h continued s in memory (entered: s has seen a
+// pageview), to be written to Redis within behindDelay.
+func (r *RedisSessions) writeBehind(s Session, h Hit, entered bool) {
+	k := sessionKey{site: h.Site, visitor: s.Visitor}
+	r.dirtyMu.Lock()
+	d, ok := r.dirty[k]
+	switch {
+	case !ok:
+		if len(r.dirty) >= maxDirty {
+			r.dirtyMu.Unlock()
+			return
+		}
+		d = dirtySession{s: s, last: h.Time, timeout: h.Timeout, entered: entered}
+	case d.s.ID != s.ID:
+		// Memory moved on to another session (one Redis gave): keep the
+		// later.
+		if h.Time.Before(d.last) {
+			break
+		}
+		d = dirtySession{s: s, last: h.Time, timeout: h.Timeout, entered: entered}
+	default:
+		if h.Time.After(d.last) {
+			d.last = h.Time
+		}
+		d.timeout = max(d.timeout, h.Timeout)
+		d.entered = d.entered || entered
+	}
+	r.dirty[k] = d
+	first := len(r.dirty) == 1
+	r.dirtyMu.Unlock()
+	if first {
+		select {
+		case r.behindWake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// writeBehindLoop writes the dirty sessions behindDelay after the first
+// one, and once more when the store is closed.
+func (r *RedisSessions) writeBehindLoop() {
+	defer close(r.behindDone)
+	delay := time.NewTimer(behindDelay)
+	delay.Stop()
+	for {
+		select {
+		case <-r.behindWake:
+		case <-r.behindStop:
+			r.flushBehind()
+			return
+		}
+		delay.Reset(behindDelay)
+		select {
+		case <-delay.C:
+		case <-r.behindStop:
+			delay.Stop()
+			r.flushBehind()
+			return
+		}
+		r.flushBehind()
+	}
+}
+
+// Flush writes to Redis now what hits answered from memory did to their
+// sessions, which otherwise waits up to behindDelay, and reports an error
+// when some could not be written (they are tried again later). Close
+// flushes too.
+func (r *RedisSessions) Flush() error {
+	return r.flushBehind()
+}
+
+// flushBehind writes the dirty sessions to Redis and waits for the answers,
+// which memory takes like any other: a session Redis had lost is written
+// back (see touchScript), and one another instance started meanwhile
+// replaces this instance's. Sessions that could not be written stay dirty
+// and are tried again after behindDelay; while Redis is down, only as often
+// as RetryInterval allows. One flush runs at a time.
+func (r *RedisSessions) flushBehind() error {
+	r.flushMu.Lock()
+	defer r.flushMu.Unlock()
+
+	r.dirtyMu.Lock()
+	if len(r.dirty) == 0 {
+		r.dirtyMu.Unlock()
+		return nil
+	}
+	if !r.shouldTry() {
+		r.dirtyMu.Unlock()
+		r.retryBehind()
+		return errDown
+	}
+	dirty := r.dirty
+	r.dirty = make(map[sessionKey]dirtySession, len(dirty))
+	r.dirtyMu.Unlock()
+
+	reqs := make([]*touchRequest, 0, len(dirty))
+	for k, d := range dirty {
+		// Redis extends the session it holds for the visitor id, or, when
+		// it holds none live, writes this one.
+		req := r.newRequest(Hit{Site: k.site, Visitor: k.visitor, Time: d.last, Timeout: d.timeout, Pageview: d.entered})
+		req.known, req.knownEntered, req.isKnown, req.which = d.s, d.entered, true, 1
+		req.behind = true
+		reqs = append(reqs, req)
+	}
+	r.mu.Lock()
+	r.behind = append(r.behind, reqs...)
+	lead := r.inFlight < maxInFlight
+	if lead {
+		r.inFlight++
+		r.calls.Add(1)
+	}
+	r.mu.Unlock()
+	if lead {
+		r.drain()
+	}
+
+	var err error
+	for _, req := range reqs {
+		res := <-req.done
+		if res.err != nil && !errors.Is(res.err, errBadSession) {
+			err = res.err
+			d := dirty[sessionKey{site: req.hit.Site, visitor: req.hit.Visitor}]
+			r.writeBehind(d.s, Hit{Site: req.hit.Site, Time: d.last, Timeout: d.timeout}, d.entered)
+		}
+		req.behind = false
+		r.requests.Put(req)
+	}
+	if err != nil {
+		r.retryBehind()
+	}
+	return err
+}
+
+// retryBehind makes the loop try the dirty sessions again after behindDelay.
+func (r *RedisSessions) retryBehind() {
+	select {
+	case r.behindWake <- struct{}{}:
+	default:
 	}
 }

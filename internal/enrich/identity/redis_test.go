@@ -49,8 +49,21 @@ func TestRedisSessionsKey(t *testing.T) {
 	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= timeout-time.Minute || ttl > timeout {
 		t.Errorf("PTTL = %v, want about %v", ttl, timeout)
 	}
-	// A ping five minutes later renews the key for a full timeout from then.
-	r.Touch(identity.Hit{Site: "site1", Visitor: 42, Time: t0.Add(5 * time.Minute), Timeout: timeout})
+	// A ping five minutes later is answered from memory, and written
+	// behind: the key is renewed for a full timeout from then.
+	batches := r.Batches()
+	if s2, ok := r.Touch(identity.Hit{Site: "site1", Visitor: 42, Time: t0.Add(5 * time.Minute), Timeout: timeout}); !ok || s2.ID != s.ID {
+		t.Fatalf("the ping: %+v %v, want session %d", s2, ok, s.ID)
+	}
+	if r.Local() != 1 || r.Batches() != batches {
+		t.Fatalf("the ping waited for Redis: %d local, %d script calls", r.Local(), r.Batches()-batches)
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if last := rdb.HGet(ctx, key, "last").Val(); last != strconv.FormatInt(t0.Add(5*time.Minute).UnixMilli(), 10) {
+		t.Errorf("last after the ping = %s, want the ping's time", last)
+	}
 	if ttl := rdb.PTTL(ctx, key).Val(); ttl <= timeout-time.Minute || ttl > timeout {
 		t.Errorf("PTTL after a ping = %v, want about %v", ttl, timeout)
 	}
@@ -163,13 +176,17 @@ func TestRedisSessionsOutage(t *testing.T) {
 	if !during.Entry {
 		t.Fatal("a new visit during the outage has no entry")
 	}
+	hit(r, 4, true) // two more new visits: three failures in a row
+	hit(r, 5, true)
 	for range 20 {
 		if s := hit(r, 2, false); s.ID != during.ID {
 			t.Fatalf("a ping during the outage: session %d, want %d", s.ID, during.ID)
 		}
 	}
-	if n := r.Fallbacks(); n != 22 {
-		t.Fatalf("%d fallbacks, want 22", n)
+	// The new visits' pageviews fell back; the other hits continued
+	// sessions live in memory, which needs no Redis.
+	if n, local := r.Fallbacks(), r.Local(); n != 3 || local != 21 {
+		t.Fatalf("%d fallbacks and %d local hits, want 3 and 21", n, local)
 	}
 	if n := strings.Count(logs.String(), "unavailable"); n != 1 {
 		t.Fatalf("outage logged %d times:\n%s", n, logs.String())
@@ -179,20 +196,13 @@ func TestRedisSessionsOutage(t *testing.T) {
 	}
 
 	proxy.Restore()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := r.Fallbacks()
-		s := hit(r, 2, false)
-		if s.ID != during.ID {
-			t.Fatalf("after the outage: session %d, want %d", s.ID, during.ID)
-		}
-		if r.Fallbacks() == n {
-			break // Redis answered
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("still falling back 10s after Redis came back")
-		}
-		time.Sleep(5 * time.Millisecond)
+	waitFor(t, "the sessions to be written", func() bool { return r.Flush() == nil })
+	if s := hit(r, 2, false); s.ID != during.ID {
+		t.Fatalf("after the outage: session %d, want %d", s.ID, during.ID)
+	}
+	n := r.Fallbacks()
+	if s := hit(r, 3, true); !s.Entry || r.Fallbacks() != n {
+		t.Fatalf("a new visit after the outage: %+v, %d fallbacks", s, r.Fallbacks()-n)
 	}
 	// The session started in memory is now in Redis for every instance.
 	if s := hit(other, 2, false); s.ID != during.ID {
@@ -203,9 +213,9 @@ func TestRedisSessionsOutage(t *testing.T) {
 	}
 }
 
-// TestRedisSessionsFailuresInARow fails the calls of one visitor, whose key
-// holds something else: each of its hits goes to memory, but Redis counts as
-// down only after failures in a row.
+// TestRedisSessionsFailuresInARow fails the hits of visitors whose keys hold
+// something else: each goes to memory, but Redis counts as down only after
+// failures in a row.
 func TestRedisSessionsFailuresInARow(t *testing.T) {
 	rdb := testutil.Redis(t)
 	prefix := testutil.Unique("pl_test_") + ":"
@@ -215,11 +225,15 @@ func TestRedisSessionsFailuresInARow(t *testing.T) {
 		Logger:  func() *slog.Logger { return slog.New(slog.NewTextHandler(&logs, nil)) },
 	})
 	t.Cleanup(func() { r.Close() })
-	if err := rdb.Set(context.Background(), prefix+"sess:site1:666", "not a session", time.Minute).Err(); err != nil {
-		t.Fatal(err)
+	const poisoned = 600 // visitors 600 to 608
+	for v := range 9 {
+		key := prefix + "sess:site1:" + strconv.Itoa(poisoned+v)
+		if err := rdb.Set(context.Background(), key, "not a session", time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
 	}
 
-	at := t0
+	at, next := t0, uint64(poisoned)
 	touch := func(visitor uint64) {
 		t.Helper()
 		at = at.Add(time.Second)
@@ -227,10 +241,11 @@ func TestRedisSessionsFailuresInARow(t *testing.T) {
 			t.Fatalf("visitor %d: no session", visitor)
 		}
 	}
-	for range 3 {
-		touch(666)
-		touch(666)
-		touch(1) // answered: the count starts over
+	bad := func() { touch(next); next++ }
+	for i := range 3 {
+		bad()
+		bad()
+		touch(uint64(i + 1)) // answered: the count starts over
 	}
 	if n := r.Fallbacks(); n != 6 {
 		t.Fatalf("%d fallbacks, want 6", n)
@@ -238,9 +253,9 @@ func TestRedisSessionsFailuresInARow(t *testing.T) {
 	if logs.String() != "" {
 		t.Fatalf("logged before %d failures in a row:\n%s", 3, logs.String())
 	}
-	touch(666)
-	touch(666)
-	touch(666)
+	bad()
+	bad()
+	bad()
 	if !strings.Contains(logs.String(), "WRONGTYPE") {
 		t.Fatalf("3 failures in a row not logged:\n%s", logs.String())
 	}
@@ -406,3 +421,104 @@ func BenchmarkRedisPing(b *testing.B) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// TestRedisSessionsWriteBehind checks what other instances see of the hits
+// an instance answered from memory: the session they extended, once written
+// behind, and whether it was entered.
+func TestRedisSessionsWriteBehind(t *testing.T) {
+	rdb := testutil.Redis(t)
+	prefix := testutil.Unique("pl_test_") + ":"
+	newStore := func() *identity.RedisSessions {
+		r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
+		t.Cleanup(func() { r.Close() })
+		return r
+	}
+	a, b := newStore(), newStore()
+	touch := func(r *identity.RedisSessions, visitor uint64, at time.Duration, pageview bool) identity.Session {
+		t.Helper()
+		s, ok := r.Touch(identity.Hit{Site: "site1", Visitor: visitor, Time: t0.Add(at), Timeout: timeout, Pageview: pageview, Create: true})
+		if !ok {
+			t.Fatalf("visitor %d at %v: no session", visitor, at)
+		}
+		return s
+	}
+	ctx := context.Background()
+
+	t.Run("written within the delay", func(t *testing.T) {
+		s := touch(a, 1, 0, true)
+		local := a.Local()
+		touch(a, 1, 20*time.Minute, false) // memory: a knows the visit
+		if a.Local() != local+1 {
+			t.Fatal("the ping was not answered from memory")
+		}
+		want := strconv.FormatInt(t0.Add(20*time.Minute).UnixMilli(), 10)
+		waitFor(t, "the ping to reach Redis", func() bool {
+			return rdb.HGet(ctx, prefix+"sess:site1:1", "last").Val() == want
+		})
+		// 40 minutes after the pageview, 20 after the ping: still on.
+		if got := touch(b, 1, 40*time.Minute, true); got.ID != s.ID || got.Entry {
+			t.Fatalf("the other instance: %+v, want session %d without entry", got, s.ID)
+		}
+	})
+
+	t.Run("session lost by Redis", func(t *testing.T) {
+		first := touch(a, 2, 0, true)
+		rdb.Del(ctx, prefix+"sess:site1:2")
+		// a still answers from memory, and writes the session back.
+		if got := touch(a, 2, time.Minute, false); got.ID != first.ID {
+			t.Fatalf("session %d, want %d from memory", got.ID, first.ID)
+		}
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got := touch(b, 2, 2*time.Minute, true); got.ID != first.ID || got.Entry {
+			t.Fatalf("the other instance: %+v, want session %d written back, without entry", got, first.ID)
+		}
+
+		// Lost again, and an instance that never saw the visit starts
+		// another session meanwhile: a, which still has the first one
+		// live in memory, moves to the new one once it writes behind.
+		rdb.Del(ctx, prefix+"sess:site1:2")
+		other := touch(newStore(), 2, 5*time.Minute, true)
+		if other.ID == first.ID || !other.Entry {
+			t.Fatalf("a new instance: %+v, want a new session", other)
+		}
+		if got := touch(a, 2, 6*time.Minute, false); got.ID != first.ID {
+			t.Fatalf("session %d, want %d from memory", got.ID, first.ID)
+		}
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got := touch(a, 2, 7*time.Minute, false); got.ID != other.ID {
+			t.Fatalf("a after writing behind: session %d, want the new %d", got.ID, other.ID)
+		}
+	})
+
+	t.Run("entry decided by Redis", func(t *testing.T) {
+		// An event starts a session without an entry; the first pageview,
+		// on the other instance, is its entry; a's memory does not know
+		// it, so a's pageview asks Redis and is no second entry.
+		touch(a, 3, 0, false)
+		if got := touch(b, 3, time.Second, true); !got.Entry {
+			t.Fatal("the first pageview is not the entry")
+		}
+		local := a.Local()
+		if got := touch(a, 3, 2*time.Second, true); got.Entry {
+			t.Fatal("a second entry")
+		}
+		if a.Local() != local {
+			t.Fatal("a pageview that could be the entry was answered from memory")
+		}
+	})
+
+	t.Run("Close writes behind", func(t *testing.T) {
+		c := newStore()
+		touch(c, 4, 0, true)
+		touch(c, 4, 10*time.Minute, false)
+		c.Close()
+		want := strconv.FormatInt(t0.Add(10*time.Minute).UnixMilli(), 10)
+		if got := rdb.HGet(ctx, prefix+"sess:site1:4", "last").Val(); got != want {
+			t.Fatalf("last = %s after Close, want %s", got, want)
+		}
+	})
+}

@@ -107,16 +107,23 @@ func NewMemory(opts MemoryOptions) *Memory {
 
 // Touch implements Sessions.
 func (m *Memory) Touch(h Hit) (Session, bool) {
+	s, _, ok := m.touchEntered(h)
+	return s, ok
+}
+
+// touchEntered is Touch that also reports whether the session has seen a
+// pageview, counting h.
+func (m *Memory) touchEntered(h Hit) (s Session, entered, ok bool) {
 	if h.Previous != 0 {
-		if s, ok := m.touch(h.Previous, h, false); ok {
-			return s, true
+		if s, entered, ok := m.touch(h.Previous, h, false); ok {
+			return s, entered, true
 		}
 	}
 	return m.touch(h.Visitor, h, h.Create)
 }
 
 // touch is Touch for one visitor id.
-func (m *Memory) touch(visitor uint64, h Hit, create bool) (Session, bool) {
+func (m *Memory) touch(visitor uint64, h Hit, create bool) (Session, bool, bool) {
 	// Visitor ids are uniform hashes, so their low bits spread the shards.
 	sh := &m.shards[visitor%shardCount]
 	now := h.Time.UnixMilli()
@@ -134,10 +141,10 @@ func (m *Memory) touch(visitor uint64, h Hit, create bool) (Session, bool) {
 		e.expires = max(e.expires, now+timeout)
 		e.entered = e.entered || h.Pageview
 		sh.m[visitor] = e
-		return s, true
+		return s, e.entered, true
 	}
 	if !create {
-		return Session{}, false
+		return Session{}, false, false
 	}
 
 	if _, ok := sh.m[visitor]; !ok && len(sh.m) >= m.perShard {
@@ -153,7 +160,38 @@ func (m *Memory) touch(visitor uint64, h Hit, create bool) (Session, bool) {
 	start := time.UnixMilli(now)
 	e := entry{id: SessionID(visitor, start), start: now, expires: now + timeout, entered: h.Pageview}
 	sh.m[visitor] = e
-	return Session{ID: e.id, Visitor: visitor, Start: start, Entry: h.Pageview}, true
+	return Session{ID: e.id, Visitor: visitor, Start: start, Entry: h.Pageview}, e.entered, true
+}
+
+// continueLive is Touch for the hits whose answer cannot depend on what
+// other instances saw: the visitor has a session live here, and h is not a
+// pageview that could be its entry. It reports false, changing nothing, for
+// any other hit.
+//
+// Like Touch, it prefers the session under h.Previous.
+func (m *Memory) continueLive(h Hit) (s Session, entered, ok bool) {
+	now := h.Time.UnixMilli()
+	for _, visitor := range [2]uint64{h.Previous, h.Visitor} {
+		if visitor == 0 {
+			continue
+		}
+		sh := &m.shards[visitor%shardCount]
+		sh.mu.Lock()
+		e, found := sh.m[visitor]
+		if !found || now >= e.expires {
+			sh.mu.Unlock()
+			continue
+		}
+		if h.Pageview && !e.entered {
+			sh.mu.Unlock()
+			return Session{}, false, false
+		}
+		e.expires = max(e.expires, now+h.Timeout.Milliseconds())
+		sh.m[visitor] = e
+		sh.mu.Unlock()
+		return Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start)}, e.entered, true
+	}
+	return Session{}, false, false
 }
 
 // peek returns the session live under visitor at t, and whether it has seen
