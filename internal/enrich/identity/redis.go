@@ -46,6 +46,11 @@ const failThreshold = 3
 // while it runs (a few microseconds per hit).
 const maxBatch = 256
 
+// maxBehindBatch caps the writes behind in one script call: they are not
+// waited for, and a long script holds up every other command on Redis (the
+// queue's XADDs among them).
+const maxBehindBatch = 32
+
 // maxInFlight caps the round trips under way at once. Two let a lone hit go
 // at once while another round trip is under way; more would only split the
 // batches that Redis runs one after the other anyway.
@@ -430,20 +435,20 @@ func (r *RedisSessions) drain() {
 }
 
 // take removes up to maxBatch waiting requests: hits first, oldest first,
-// then writes behind. Another round trip may have taken them all.
+// then up to maxBehindBatch writes behind. Another round trip may have
+// taken them all.
 func (r *RedisSessions) take() []*touchRequest {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	batch := make([]*touchRequest, 0, min(len(r.pending)+len(r.behind), maxBatch))
-	batch = takeFrom(&r.pending, batch)
-	return takeFrom(&r.behind, batch)
+	batch = takeFrom(&r.pending, batch, maxBatch)
+	return takeFrom(&r.behind, batch, min(maxBatch-len(batch), maxBehindBatch))
 }
 
-// takeFrom moves requests from the front of *queue to batch while it has
-// room.
-func takeFrom(queue *[]*touchRequest, batch []*touchRequest) []*touchRequest {
+// takeFrom moves up to n requests from the front of *queue to batch.
+func takeFrom(queue *[]*touchRequest, batch []*touchRequest, n int) []*touchRequest {
 	q := *queue
-	n := min(len(q), maxBatch-len(batch))
+	n = min(len(q), n)
 	batch = append(batch, q[:n]...)
 	rest := copy(q, q[n:])
 	clear(q[rest:]) // no stale pointers in the spare capacity
