@@ -15,10 +15,14 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/config"
 	"github.com/pocketlytics/pocketlytics/internal/demo"
+	"github.com/pocketlytics/pocketlytics/internal/gcpolicy"
 	_ "github.com/pocketlytics/pocketlytics/migrations"
 )
 
 func main() {
+	stopGC := gcpolicy.Start(gcpolicy.Options{})
+	defer stopGC()
+
 	app := pocketbase.New()
 
 	cfg, err := config.FromEnv()
