@@ -137,6 +137,10 @@ type collector struct {
 	refused map[string]prometheus.Counter // filled once, read-only after
 }
 
+// eventPool recycles the slices that hand an event to the queue, which keeps
+// none of them after Enqueue returns (queue.Producer).
+var eventPool = sync.Pool{New: func() any { return new([1]event.Event) }}
+
 // bodyPool recycles the read buffers: one more byte than allowed, to tell
 // "exactly the limit" from "too large".
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, hit.MaxBodySize+1); return &b }}
@@ -219,7 +223,13 @@ func (c *collector) collect(e *core.RequestEvent) error {
 	}
 
 	ctx, cancel := context.WithTimeout(e.Request.Context(), enqueueTimeout)
-	err = c.cfg.Queue.Enqueue(ctx, ev)
+	// A pooled one-event slice: the variadic slice of an interface call
+	// would be allocated for every hit (the event is about 400 bytes).
+	evs := eventPool.Get().(*[1]event.Event)
+	evs[0] = ev
+	err = c.cfg.Queue.Enqueue(ctx, evs[:]...)
+	evs[0] = event.Event{}
+	eventPool.Put(evs)
 	cancel()
 	if err != nil {
 		c.refused[reasonNotQueued].Inc()

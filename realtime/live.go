@@ -142,6 +142,11 @@ type Live struct {
 
 	lastWarn atomic.Int64  // unix ms of the last logged error, to log at most every 10s
 	ready    chan struct{} // closed once the bus delivers
+
+	// The worker's buffers for a batch's presence hits and their events,
+	// reused batch after batch.
+	hits []presence.Hit
+	evs  []*event.Event
 }
 
 // maxBatch bounds the hits the worker handles in one presence round trip.
@@ -365,8 +370,8 @@ func (l *Live) gather(batch *[]event.Event, deadline time.Time) bool {
 // apply updates presence for a batch of hits, publishes their messages and
 // returns the leaves whose grace period started.
 func (l *Live) apply(batch []event.Event) []presence.Departure {
-	hits := make([]presence.Hit, 0, len(batch))
-	evs := make([]*event.Event, 0, len(batch))
+	hits, evs := l.hits[:0], l.evs[:0]
+	defer func() { l.hits, l.evs = hits[:0], evs[:0] }()
 	for i := range batch {
 		ev := &batch[i]
 		var kind presence.Kind

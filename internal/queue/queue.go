@@ -38,7 +38,8 @@ type Stats struct {
 // Producer is the ingest side.
 type Producer interface {
 	// Enqueue durably appends the events. Safe for concurrent use;
-	// concurrent callers share round trips (group commit).
+	// concurrent callers share round trips (group commit). It keeps no
+	// reference to events after it returns: callers may reuse the slice.
 	Enqueue(ctx context.Context, events ...event.Event) error
 }
 
