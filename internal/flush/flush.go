@@ -108,8 +108,8 @@ type Flusher struct {
 
 	unique uniqueEvents // used by the writer goroutine only
 
-	// spare holds batch buffers whose messages were stored and
-	// acknowledged, for the reader to gather the next batches in: a batch
+	// spare holds a batch buffer whose messages were stored and
+	// acknowledged, for the reader to gather the next batch in: a batch
 	// gathered from many small reads would otherwise grow a new buffer
 	// (about 2 MB at 5,000 events) every flush.
 	spare chan []queue.Message
@@ -120,7 +120,7 @@ type Flusher struct {
 // otherwise they are retried forever, never dropped.
 func New(c queue.Consumer, w store.Writer, opts Options) *Flusher {
 	opts = opts.withDefaults()
-	f := &Flusher{c: c, w: w, opts: opts, log: opts.Logger, spare: make(chan []queue.Message, 2)}
+	f := &Flusher{c: c, w: w, opts: opts, log: opts.Logger, spare: make(chan []queue.Message, 1)}
 	f.dl, _ = c.(queue.DeadLetterer)
 	f.stats, _ = c.(statser)
 	return f
@@ -201,6 +201,7 @@ func (f *Flusher) read(ctx context.Context, batches chan<- []queue.Message) []qu
 		switch {
 		case held == nil && len(msgs) == f.opts.BatchSize:
 			held = msgs // a backlog's full batch: no copy
+			f.buffer()  // and no spare kept while a backlog drains
 		case held == nil:
 			held = append(f.buffer(), msgs...)
 		default:
@@ -275,7 +276,7 @@ func (f *Flusher) buffer() []queue.Message {
 	}
 }
 
-// recycle keeps msgs, stored and acknowledged, as a spare buffer.
+// recycle keeps msgs, stored and acknowledged, as the spare buffer.
 func (f *Flusher) recycle(msgs []queue.Message) {
 	if cap(msgs) > 2*f.opts.BatchSize {
 		return // not one the reader grew (append at most doubles a batch)
