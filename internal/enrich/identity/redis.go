@@ -748,6 +748,9 @@ func (r *RedisSessions) flushBehind() error {
 		req := r.newRequest(Hit{Site: k.site, Visitor: k.visitor, Time: d.last, Timeout: d.timeout, Pageview: d.entered})
 		req.known, req.knownEntered, req.isKnown, req.which = d.s, d.entered, true, 1
 		req.behind = true
+		// No hit waits for it: it may take until the next flush is due
+		// (the calls of a large flush go one after the other).
+		req.deadline = time.Now().Add(max(r.timeout, behindDelay))
 		reqs = append(reqs, req)
 	}
 	r.mu.Lock()
