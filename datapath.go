@@ -23,6 +23,10 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/store/sqlitestore"
 )
 
+// spoolTimeout is the longest a hit waits for Redis before it is spooled to
+// the local queue instead.
+const spoolTimeout = 500 * time.Millisecond
+
 // dataPath is the part of the app that exists only while serving: the queue,
 // the analytics store and the flusher between them. It opens when the server
 // starts (not for CLI commands such as `superuser`, which must not take the
@@ -73,11 +77,13 @@ func (d *dataPath) open() error {
 			ClaimIdle:     d.cfg.ClaimIdle,
 			MaxDeliveries: d.cfg.MaxDeliveries,
 			JSON:          d.cfg.QueueJSON,
+			// The spool's bound on a hit's XADD, without a context per hit.
+			EnqueueTimeout: spoolTimeout,
 		})
 		if err != nil {
 			return fmt.Errorf("open redis queue: %w", err)
 		}
-		d.spool = spool.New(d.redisq, local, spool.Options{Logger: log})
+		d.spool = spool.New(d.redisq, local, spool.Options{Timeout: -1, Logger: log})
 		d.producer, d.consumer = d.spool, d.redisq
 	}
 

@@ -48,6 +48,10 @@ const fieldEvent = "e"
 // ErrClosed is returned by Enqueue after Close.
 var ErrClosed = errors.New("redisq: queue closed")
 
+// ErrTimeout is returned by Enqueue when Redis did not acknowledge the
+// events within Options.EnqueueTimeout.
+var ErrTimeout = errors.New("redisq: enqueue timed out")
+
 var errOldRedis = errors.New("redisq: Redis 7.0 or newer is required")
 
 var (
@@ -84,6 +88,13 @@ type Options struct {
 	// MaxBatch caps the events written in one group-commit round trip
 	// (default 1000).
 	MaxBatch int
+
+	// EnqueueTimeout bounds how long Enqueue waits for Redis; past it,
+	// Enqueue fails with ErrTimeout, and the events may still be written.
+	// Zero: only the caller's context bounds it. Cheaper than a context
+	// deadline per call, which costs the ingest path an allocation-heavy
+	// timer and cancellation per hit.
+	EnqueueTimeout time.Duration
 
 	// JSON writes entries as JSON, the format of versions before the binary
 	// one, instead of the binary format. It is for a rolling upgrade from
@@ -142,11 +153,14 @@ type Queue struct {
 	claimMu     sync.Mutex
 	claimCursor string
 	nextClaim   time.Time
+
+	requests sync.Pool // of *request
 }
 
 type request struct {
 	payloads []string
 	done     chan error // buffered: the committer never blocks on a caller
+	timer    *time.Timer
 }
 
 // New opens the queue on the stream, creating the stream and the consumer
@@ -238,30 +252,63 @@ func (q *Queue) Ping(ctx context.Context) error {
 
 // Enqueue appends the events to the stream, one entry each, and returns once
 // Redis acknowledged all of them. Concurrent calls share one pipelined round
-// trip. When ctx ends first the events may still be written.
+// trip. When ctx ends first, or Options.EnqueueTimeout passes, the events
+// may still be written.
 func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	r := &request{payloads: make([]string, len(events)), done: make(chan error, 1)}
+	r := q.request(len(events))
 	if err := encode(r.payloads, events, q.opts.JSON); err != nil {
+		q.requests.Put(r)
 		return err
 	}
+	var timeout <-chan time.Time
+	if q.opts.EnqueueTimeout > 0 {
+		r.timer.Reset(q.opts.EnqueueTimeout)
+		timeout = r.timer.C
+	}
 
+	var err error
 	select {
 	case q.reqs <- r:
 	case <-q.closed:
-		return ErrClosed
+		err = ErrClosed
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
+	case <-timeout:
+		err = ErrTimeout
+	}
+	if err != nil { // the committer never saw r
+		r.timer.Stop()
+		q.requests.Put(r)
+		return err
 	}
 
 	select {
 	case err := <-r.done:
+		r.timer.Stop()
+		q.requests.Put(r)
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctx.Err() // the committer still holds r: not reused
+	case <-timeout:
+		return ErrTimeout
 	}
+}
+
+// request returns a request for n events from the pool.
+func (q *Queue) request(n int) *request {
+	r, _ := q.requests.Get().(*request)
+	if r == nil {
+		r = &request{done: make(chan error, 1), timer: time.NewTimer(time.Hour)}
+		r.timer.Stop()
+	}
+	if cap(r.payloads) < n {
+		r.payloads = make([]string, n)
+	}
+	r.payloads = r.payloads[:n]
+	return r
 }
 
 // encodeBufs holds encoding buffers between Enqueue calls.

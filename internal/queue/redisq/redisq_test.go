@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"reflect"
 	"sync"
@@ -186,6 +187,52 @@ func TestEnqueueAfterClose(t *testing.T) {
 	q.Close()
 	if err := q.Enqueue(context.Background(), testEvent(0)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Enqueue after Close = %v, want ErrClosed", err)
+	}
+}
+
+// TestEnqueueTimeout points the queue at a server that accepts connections
+// and never answers: Enqueue gives up after EnqueueTimeout, not after the
+// client's read timeout, and a later call works the same.
+func TestEnqueueTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) })
+		}
+	})
+	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	t.Cleanup(func() { c.Close() })
+	q, err := New(c, Options{Stream: testutil.Unique("pl:test:"), EnqueueTimeout: 100 * time.Millisecond})
+	if err == nil {
+		t.Cleanup(func() { q.Close() })
+	} else {
+		t.Fatalf("New: %v", err)
+	}
+
+	for i := range 3 {
+		start := time.Now()
+		err := q.Enqueue(context.Background(), testEvent(i))
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("call %d: Enqueue = %v, want ErrTimeout", i, err)
+		}
+		if d := time.Since(start); d >= time.Second { // the read timeout is 2s
+			t.Fatalf("call %d: Enqueue gave up after %v", i, d)
+		}
+	}
+	// A caller's context still ends the wait first.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := q.Enqueue(ctx, testEvent(9)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Enqueue with a shorter context = %v, want DeadlineExceeded", err)
 	}
 }
 

@@ -46,7 +46,9 @@ type Pinger interface {
 type Options struct {
 	// Timeout bounds one Enqueue attempt on the primary; past it the events
 	// go to the local queue (default 500ms). It is also what a hit waits at
-	// most before Redis is marked down.
+	// most before Redis is marked down. Negative: the primary bounds its
+	// own attempts (redisq.Options.EnqueueTimeout, which spares a context
+	// per hit), and the spool's probes and replays take 500ms.
 	Timeout time.Duration
 
 	// RetryInterval is how often the replayer tries a primary that failed
@@ -62,7 +64,7 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Timeout <= 0 {
+	if o.Timeout == 0 {
 		o.Timeout = 500 * time.Millisecond
 	}
 	if o.RetryInterval <= 0 {
@@ -122,6 +124,15 @@ func New(primary queue.Producer, local queue.Queue, opts Options) *Spool {
 	return s
 }
 
+// timeout bounds the spool's own calls of the primary: a probe, and a
+// replayed event (a batch gets four times it).
+func (s *Spool) timeout() time.Duration {
+	if s.opts.Timeout < 0 {
+		return 500 * time.Millisecond
+	}
+	return s.opts.Timeout
+}
+
 // Enqueue writes the events to the primary or, when it fails or is known to
 // be down, to the local queue. It fails only when both fail or ctx ends.
 func (s *Spool) Enqueue(ctx context.Context, events ...event.Event) error {
@@ -129,7 +140,10 @@ func (s *Spool) Enqueue(ctx context.Context, events ...event.Event) error {
 		return nil
 	}
 	if s.healthy.Load() {
-		pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if s.opts.Timeout > 0 {
+			pctx, cancel = context.WithTimeout(ctx, s.opts.Timeout)
+		}
 		err := s.primary.Enqueue(pctx, events...)
 		cancel()
 		if err == nil {
@@ -219,7 +233,7 @@ func (s *Spool) replay(ctx context.Context) {
 				events[i] = m.Event
 			}
 			// A batch is bigger than a hit: allow it more time.
-			pctx, cancel := context.WithTimeout(ctx, 4*s.opts.Timeout)
+			pctx, cancel := context.WithTimeout(ctx, 4*s.timeout())
 			err := s.primary.Enqueue(pctx, events...)
 			cancel()
 			if err != nil {
@@ -251,7 +265,7 @@ func (s *Spool) probe(ctx context.Context) {
 		s.setHealthy(true, nil)
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	pctx, cancel := context.WithTimeout(ctx, s.timeout())
 	err := p.Ping(pctx)
 	cancel()
 	if err == nil {

@@ -78,15 +78,24 @@ func (s *redisServer) kill() {
 	}
 }
 
-// setup wires a spool over a Redis queue and a local queue.
+// setup wires a spool over a Redis queue and a local queue; the spool
+// bounds each attempt on Redis.
 func setup(t *testing.T, addr, dir string) (*spool.Spool, *redisq.Queue, *localq.Queue, *redis.Client) {
+	t.Helper()
+	return setupWith(t, addr, dir, redisq.Options{}, spool.Options{Timeout: 200 * time.Millisecond})
+}
+
+// setupWith is setup with the queue's and the spool's options (the spool's
+// RetryInterval is always 50ms).
+func setupWith(t *testing.T, addr, dir string, ropts redisq.Options, sopts spool.Options) (*spool.Spool, *redisq.Queue, *localq.Queue, *redis.Client) {
 	t.Helper()
 	client := redis.NewClient(&redis.Options{
 		Addr: addr, DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
 	})
 	t.Cleanup(func() { client.Close() })
-	rq, err := redisq.New(client, redisq.Options{Stream: "pl:events"})
+	ropts.Stream = "pl:events"
+	rq, err := redisq.New(client, ropts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +105,8 @@ func setup(t *testing.T, addr, dir string) (*spool.Spool, *redisq.Queue, *localq
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lq.Close() })
-	sp := spool.New(rq, lq, spool.Options{Timeout: 200 * time.Millisecond, RetryInterval: 50 * time.Millisecond})
+	sopts.RetryInterval = 50 * time.Millisecond
+	sp := spool.New(rq, lq, sopts)
 	t.Cleanup(func() { sp.Close() })
 	return sp, rq, lq, client
 }
@@ -143,8 +153,23 @@ func waitDrained(t *testing.T, sp *spool.Spool) spool.Stats {
 }
 
 func TestRedisOutageLosesNothing(t *testing.T) {
-	srv := startRedis(t)
-	sp, _, _, client := setup(t, srv.addr(), t.TempDir())
+	t.Run("the spool bounds each attempt", func(t *testing.T) {
+		srv := startRedis(t)
+		sp, _, _, client := setup(t, srv.addr(), t.TempDir())
+		outageLosesNothing(t, srv, sp, client)
+	})
+	// As the app wires it: no context deadline per hit.
+	t.Run("the queue bounds each attempt", func(t *testing.T) {
+		srv := startRedis(t)
+		sp, _, _, client := setupWith(t, srv.addr(), t.TempDir(),
+			redisq.Options{EnqueueTimeout: 200 * time.Millisecond}, spool.Options{Timeout: -1})
+		outageLosesNothing(t, srv, sp, client)
+	})
+}
+
+// outageLosesNothing kills Redis while producers enqueue through sp and
+// restarts it: every acknowledged event must reach the stream.
+func outageLosesNothing(t *testing.T, srv *redisServer, sp *spool.Spool, client *redis.Client) {
 
 	const producers, total = 4, 1200
 	var next, acked atomic.Int64
