@@ -108,3 +108,26 @@ func (p *Proxy) drop(c net.Conn) {
 	p.mu.Unlock()
 	c.Close()
 }
+
+// SilentServer listens on a free loopback port until the test ends, accepts
+// every connection and never answers: a server that hangs, for tests of
+// timeouts. It returns the address.
+func SilentServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); conns.Wait() })
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns.Go(func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) })
+		}
+	})
+	return ln.Addr().String()
+}

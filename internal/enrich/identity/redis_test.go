@@ -3,9 +3,7 @@ package identity_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -265,22 +263,7 @@ func TestRedisSessionsFailuresInARow(t *testing.T) {
 // connections and never answers: the hit must be resolved in memory after
 // the store's timeout, not after the client's one-minute read timeout.
 func TestRedisSessionsSlow(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); conns.Wait() })
-	conns.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Go(func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) })
-		}
-	})
-	rdb := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), ReadTimeout: time.Minute, WriteTimeout: time.Minute, DialTimeout: time.Minute})
+	rdb := redis.NewClient(&redis.Options{Addr: testutil.SilentServer(t), ReadTimeout: time.Minute, WriteTimeout: time.Minute, DialTimeout: time.Minute})
 	t.Cleanup(func() { rdb.Close() })
 	r := identity.NewRedisSessions(rdb, "pl_test:", identity.RedisOptions{Timeout: 50 * time.Millisecond, Logger: discard})
 	t.Cleanup(func() { r.Close() })

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"reflect"
 	"sync"
@@ -194,22 +193,7 @@ func TestEnqueueAfterClose(t *testing.T) {
 // and never answers: Enqueue gives up after EnqueueTimeout, not after the
 // client's read timeout, and a later call works the same.
 func TestEnqueueTimeout(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conns sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); conns.Wait() })
-	conns.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			conns.Go(func() { defer c.Close(); _, _ = io.Copy(io.Discard, c) })
-		}
-	})
-	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), MaxRetries: -1, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
+	c := redis.NewClient(&redis.Options{Addr: testutil.SilentServer(t), MaxRetries: -1, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	t.Cleanup(func() { c.Close() })
 	q, err := New(c, Options{Stream: testutil.Unique("pl:test:"), EnqueueTimeout: 100 * time.Millisecond})
 	if err == nil {
