@@ -133,6 +133,17 @@ func (s *Spool) timeout() time.Duration {
 	return s.opts.Timeout
 }
 
+// tryPrimary is one Enqueue attempt on the primary, bounded by Timeout
+// unless the primary bounds its own.
+func (s *Spool) tryPrimary(ctx context.Context, events []event.Event) error {
+	if s.opts.Timeout < 0 {
+		return s.primary.Enqueue(ctx, events...)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	return s.primary.Enqueue(ctx, events...)
+}
+
 // Enqueue writes the events to the primary or, when it fails or is known to
 // be down, to the local queue. It fails only when both fail or ctx ends.
 func (s *Spool) Enqueue(ctx context.Context, events ...event.Event) error {
@@ -140,12 +151,7 @@ func (s *Spool) Enqueue(ctx context.Context, events ...event.Event) error {
 		return nil
 	}
 	if s.healthy.Load() {
-		pctx, cancel := ctx, context.CancelFunc(func() {})
-		if s.opts.Timeout > 0 {
-			pctx, cancel = context.WithTimeout(ctx, s.opts.Timeout)
-		}
-		err := s.primary.Enqueue(pctx, events...)
-		cancel()
+		err := s.tryPrimary(ctx, events)
 		if err == nil {
 			return nil
 		}
