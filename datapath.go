@@ -76,7 +76,7 @@ func (d *dataPath) open() error {
 			Group:         "flushers",
 			ClaimIdle:     d.cfg.ClaimIdle,
 			MaxDeliveries: d.cfg.MaxDeliveries,
-			JSON:          d.cfg.QueueJSON,
+			Format:        redisq.Format(d.cfg.QueueFormat),
 			// The spool's bound on a hit's XADD, without a context per hit.
 			EnqueueTimeout: spoolTimeout,
 		})

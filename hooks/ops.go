@@ -80,6 +80,8 @@ type Health struct {
 	StoreReachable bool   `json:"storeReachable"`
 	RedisReachable *bool  `json:"redisReachable"` // null without Redis
 
+	// QueueLength and Pending count queue entries: a hit each in the
+	// embedded queue, the hits of one group commit each in Redis.
 	QueueLength     int64 `json:"queueLength"`
 	Pending         int64 `json:"pending"`
 	OldestPendingMs int64 `json:"oldestPendingMs"`

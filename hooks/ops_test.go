@@ -62,8 +62,10 @@ func TestOps(t *testing.T) {
 	}
 	t.Cleanup(func() { q.Close() })
 	ev := event.Event{ID: "e1", Time: time.Now(), SiteID: "s", Type: event.TypePageview}
-	if err := q.Enqueue(context.Background(), ev, ev); err != nil {
-		t.Fatal(err)
+	for range 2 { // two group commits: two entries
+		if err := q.Enqueue(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	store := openStore(t)

@@ -47,9 +47,14 @@ type Producer interface {
 type Consumer interface {
 	// Read returns up to max messages, waiting at most wait for the first
 	// one. It returns an empty slice, not an error, when nothing arrived.
+	// A queue that keeps several events in one entry (redisq) returns an
+	// entry's messages together, and more than max when one entry alone
+	// holds more.
 	Read(ctx context.Context, max int, wait time.Duration) ([]Message, error)
 
-	// Ack marks messages as stored; they are never handed out again.
+	// Ack marks messages as stored; they are never handed out again. The
+	// messages of one Read are acknowledged together: a queue may
+	// acknowledge an entry, all of its events, on any one of them.
 	Ack(ctx context.Context, msgs []Message) error
 }
 

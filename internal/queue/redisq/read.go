@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,60 +24,106 @@ const maxErrorLen = 1024
 const ackChunk = 1000
 
 // deadLetterScript moves pending entries to the dead-letter stream: for each
-// id still pending in the group it acknowledges the entry and appends a copy
-// of its fields plus "error" and "source_id". One script, so an entry is
-// never both acknowledged and missing from the dead-letter stream, and a
-// second call for the same id adds nothing.
+// id still pending in the group it acknowledges the entry and appends its
+// events to the dead-letter stream with "error" and "source_id". One script,
+// so an entry is never both acknowledged and missing from the dead-letter
+// stream, and a second call for the same id adds nothing.
 //
-// Each id comes with the event as JSON (or ""): it replaces a binary-encoded
-// "e" field in the copy, so that an operator reading the dead-letter stream
-// sees text. An entry in JSON already, or one that did not decode, is copied
-// as it is.
+// Each id comes with its decoded events as JSON, each with its source id,
+// so that an operator reading the dead-letter stream sees text, one event a
+// dead letter: a batch entry becomes one dead letter per event, and a
+// binary-encoded "e" field is replaced by the JSON. An entry without
+// decoded events (it did not decode), or one in JSON already, is copied as
+// it is.
 //
-// KEYS[1] stream, KEYS[2] dead stream; ARGV[1] group, ARGV[2] error,
-// ARGV[3..] pairs of id and JSON.
+// KEYS[1] stream, KEYS[2] dead stream; ARGV[1] group, ARGV[2] error, then
+// per entry: id, k, and k pairs of source id and JSON.
 var deadLetterScript = redis.NewScript(`
-local moved = 0
-for i = 3, #ARGV, 2 do
-  local id, shown = ARGV[i], ARGV[i + 1]
+local moved, i = 0, 3
+while i <= #ARGV do
+  local id, k = ARGV[i], tonumber(ARGV[i + 1])
   if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then
     local fields = {}
     local e = redis.call('XRANGE', KEYS[1], id, id)
     if #e > 0 then fields = e[1][2] end
-    if shown ~= '' then
-      for j = 1, #fields - 1, 2 do
-        if fields[j] == '` + fieldEvent + `' and string.sub(fields[j + 1], 1, 1) ~= '{' then
-          fields[j + 1] = shown
+    local batch = false
+    for j = 1, #fields - 1, 2 do
+      if fields[j] == '` + fieldBatch + `' then batch = true end
+    end
+    if batch and k > 0 then
+      for j = 0, k - 1 do
+        redis.call('XADD', KEYS[2], '*', '` + fieldEvent + `', ARGV[i + 3 + 2 * j], 'error', ARGV[2], 'source_id', ARGV[i + 2 + 2 * j])
+      end
+    else
+      if k > 0 then
+        for j = 1, #fields - 1, 2 do
+          if fields[j] == '` + fieldEvent + `' and string.sub(fields[j + 1], 1, 1) ~= '{' then
+            fields[j + 1] = ARGV[i + 3]
+          end
         end
       end
+      table.insert(fields, 'error')
+      table.insert(fields, ARGV[2])
+      table.insert(fields, 'source_id')
+      table.insert(fields, id)
+      redis.call('XADD', KEYS[2], '*', unpack(fields))
     end
-    table.insert(fields, 'error')
-    table.insert(fields, ARGV[2])
-    table.insert(fields, 'source_id')
-    table.insert(fields, id)
-    redis.call('XADD', KEYS[2], '*', unpack(fields))
     moved = moved + 1
   end
+  i = i + 2 + 2 * k
 end
 return moved
 `)
 
-// Read returns up to max messages. Entries left idle by a stopped consumer
-// for longer than ClaimIdle come first (claimed with XAUTOCLAIM, at most every
-// ClaimIdle/4 once the backlog of such entries is cleared), then new entries,
-// waiting up to wait for the first one when nothing else is at hand.
-// Undecodable entries and entries delivered more than MaxDeliveries times are
-// moved to the dead-letter stream instead of being returned.
+// deadPartScript sets one event of a batch entry aside: it appends the
+// event (as JSON, or its raw encoding when it did not decode) with "error"
+// and "source_id" (entry id/index) to the dead-letter stream. The entry
+// itself stays pending until the rest of its events are stored and Ack
+// acknowledges it. A marker key makes a second call for the same event,
+// after the entry was delivered again, add nothing.
+//
+// KEYS[1] dead stream, KEYS[2] marker; ARGV[1] error, ARGV[2] source id,
+// ARGV[3] event, ARGV[4] marker lifetime in ms.
+var deadPartScript = redis.NewScript(`
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[4]) then return 0 end
+redis.call('XADD', KEYS[1], '*', '` + fieldEvent + `', ARGV[3], 'error', ARGV[1], 'source_id', ARGV[2])
+return 1
+`)
+
+// deadPartMarkerTTL is how long a dead-lettered event of a batch entry is
+// remembered: far longer than the entry can stay pending.
+const deadPartMarkerTTL = 7 * 24 * time.Hour
+
+// Read returns up to max messages, in whole entries: the events of a batch
+// entry are handed out together (and must be acknowledged together), so
+// when the first entry at hand holds more than max events, Read returns
+// that entry alone. Entries read beyond max are kept for the next Read.
+//
+// Entries left idle by a stopped consumer for longer than ClaimIdle come
+// first (claimed with XAUTOCLAIM, at most every ClaimIdle/4 once the
+// backlog of such entries is cleared), then new entries, waiting up to wait
+// for the first one when nothing else is at hand. Undecodable entries and
+// entries delivered more than MaxDeliveries times are moved to the
+// dead-letter stream instead of being returned.
 func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error) {
 	if max <= 0 {
 		return nil, nil
 	}
+	q.readMu.Lock()
+	defer q.readMu.Unlock()
 
-	msgs, err := q.claim(ctx, max)
-	if err != nil {
-		return nil, err
+	held := q.held
+	q.held = nil
+	msgs := q.fit(nil, held, max)
+	if len(msgs) >= max || len(q.held) > 0 {
+		return msgs, nil
 	}
-	if len(msgs) >= max {
+
+	claimed, err := q.claim(ctx, max-len(msgs))
+	if err != nil {
+		return msgs, nilIfAny(msgs, err)
+	}
+	if msgs = q.fit(msgs, claimed, max); len(msgs) >= max || len(q.held) > 0 {
 		return msgs, nil
 	}
 
@@ -89,23 +137,17 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 	// A backlog is read readChunk entries per XREADGROUP: holding the
 	// reply of a whole batch while decoding it would take about as much
 	// memory again as the batch.
-	for len(msgs) < max {
-		count := min(max-len(msgs), readChunk)
-		out, err := q.readNew(ctx, count, block)
+	for len(msgs) < max && len(q.held) == 0 {
+		count := q.entriesFor(max - len(msgs))
+		out, entries, err := q.readNew(ctx, count, block)
 		if err != nil {
-			if len(msgs) > 0 {
-				return msgs, nil // claimed or read ones are ours now; hand them out
-			}
-			return nil, err
+			return msgs, nilIfAny(msgs, err) // claimed or read ones are ours now: hand them out
 		}
-		switch {
-		case len(msgs) == 0 && len(out) < count:
-			return out, nil // all there was: no copy
-		case cap(msgs) < max:
-			msgs = append(make([]queue.Message, 0, max), msgs...)
+		if entries > 0 {
+			q.perEntry = float64(len(out)) / float64(entries)
 		}
-		msgs = append(msgs, out...)
-		if len(out) < count {
+		msgs = q.fit(msgs, out, max)
+		if entries < count {
 			break // the stream has no more for now
 		}
 		block = -1
@@ -113,12 +155,67 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 	return msgs, nil
 }
 
+// nilIfAny drops err when msgs holds messages: those are this consumer's
+// now, and handing them out beats leaving them pending until reclaimed.
+func nilIfAny(msgs []queue.Message, err error) error {
+	if len(msgs) > 0 {
+		return nil
+	}
+	return err
+}
+
+// entriesFor is how many entries to read for about n events, judging by
+// the last read.
+func (q *Queue) entriesFor(n int) int {
+	per := max(q.perEntry, 1)
+	return max(1, min(int(float64(n)/per), readChunk))
+}
+
+// fit appends the whole entries of more (consecutive messages of an entry)
+// to msgs while they fit in max, and holds the rest for the next Read. The
+// first entry goes in even when it alone exceeds max.
+func (q *Queue) fit(msgs, more []queue.Message, max int) []queue.Message {
+	if len(msgs)+len(more) <= max {
+		if len(msgs) == 0 {
+			return more // no copy
+		}
+		return append(msgs, more...)
+	}
+	end := 0
+	for end < len(more) {
+		next := end + 1
+		for next < len(more) && entryID(more[next].ID) == entryID(more[end].ID) {
+			next++
+		}
+		if len(msgs)+next > max && (len(msgs) > 0 || end > 0) {
+			break
+		}
+		end = next
+	}
+	q.held = append(q.held, more[end:]...)
+	if len(msgs) == 0 {
+		return more[:end:end]
+	}
+	return append(msgs, more[:end]...)
+}
+
+// partSep separates a batch entry's id from the index of one of its events
+// in a message id: "1700000000000-0/3".
+const partSep = "/"
+
+// entryID returns the stream entry id of a message id.
+func entryID(id string) string {
+	e, _, _ := strings.Cut(id, partSep)
+	return e
+}
+
 // readChunk is the most entries per XREADGROUP.
 const readChunk = 1000
 
 // readNew reads up to count new entries, waiting up to block for the first
-// (not at all when block is negative), and decodes them.
-func (q *Queue) readNew(ctx context.Context, count int, block time.Duration) ([]queue.Message, error) {
+// (not at all when block is negative), and decodes them. It also returns
+// how many entries it read.
+func (q *Queue) readNew(ctx context.Context, count int, block time.Duration) ([]queue.Message, int, error) {
 	args := &redis.XReadGroupArgs{
 		Group:    q.opts.Group,
 		Consumer: q.opts.Consumer,
@@ -135,17 +232,18 @@ func (q *Queue) readNew(ctx context.Context, count int, block time.Duration) ([]
 		}
 	}
 	if errors.Is(err, redis.Nil) {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("redisq: xreadgroup: %w", err)
+		return nil, 0, fmt.Errorf("redisq: xreadgroup: %w", err)
 	}
 
 	var fresh []redis.XMessage
 	for _, s := range streams {
 		fresh = append(fresh, s.Messages...)
 	}
-	return q.decode(ctx, fresh, nil)
+	msgs, err := q.decode(ctx, fresh, nil)
+	return msgs, len(fresh), err
 }
 
 func isNoGroup(err error) bool {
@@ -155,9 +253,6 @@ func isNoGroup(err error) bool {
 // claim takes over entries idle for longer than ClaimIdle, when a claim
 // round is due.
 func (q *Queue) claim(ctx context.Context, max int) ([]queue.Message, error) {
-	q.claimMu.Lock()
-	defer q.claimMu.Unlock()
-
 	now := time.Now()
 	if now.Before(q.nextClaim) {
 		return nil, nil
@@ -169,7 +264,7 @@ func (q *Queue) claim(ctx context.Context, max int) ([]queue.Message, error) {
 		Consumer: q.opts.Consumer,
 		MinIdle:  q.opts.ClaimIdle,
 		Start:    q.claimCursor,
-		Count:    int64(max),
+		Count:    int64(q.entriesFor(max)),
 	}).Result()
 	if err != nil {
 		if isNoGroup(err) {
@@ -220,63 +315,147 @@ func (q *Queue) deliveries(ctx context.Context, msgs []redis.XMessage) ([]int, e
 	return counts, nil
 }
 
-// decode turns entries into messages, decoding events in the binary format
-// or, for entries written by older versions, JSON. counts holds each entry's
-// delivery count (nil: first delivery). Entries that fail to decode or were
-// delivered too often are dead-lettered on the spot.
+// decode turns entries into messages, decoding batch entries, single
+// events in the binary format and, for entries written by older versions,
+// JSON. counts holds each entry's delivery count (nil: first delivery).
+// Entries that fail to decode or were delivered too often are dead-lettered
+// on the spot, and so are the events of a batch entry that fail to decode.
 func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []int) ([]queue.Message, error) {
 	out := make([]queue.Message, 0, len(entries))
 	var poison []deadLetter
+	var parts []deadPart
+	var ackOnly []string // batch entries none of whose events decoded
 	for i, e := range entries {
-		m := queue.Message{ID: e.ID, Deliveries: 1}
+		deliveries := 1
 		if counts != nil {
-			m.Deliveries = counts[i]
+			deliveries = counts[i]
 		}
-		raw, ok := e.Values[fieldEvent].(string)
-		if !ok {
-			poison = append(poison, deadLetter{ID: m.ID, Cause: fmt.Errorf("decode: entry has no %q field", fieldEvent)})
-			continue
+		first := len(out)
+		if raw, ok := e.Values[fieldBatch].(string); ok {
+			var n int
+			intact := splitBatch(raw, func(int, string) { n++ })
+			if !intact || n == 0 {
+				poison = append(poison, deadLetter{ID: e.ID, Cause: errors.New("decode: malformed batch")})
+				continue
+			}
+			splitBatch(raw, func(j int, enc string) {
+				m := queue.Message{ID: e.ID, Deliveries: deliveries}
+				if n > 1 {
+					m.ID = e.ID + partSep + strconv.Itoa(j)
+				}
+				if err := event.DecodeString(enc, &m.Event); err != nil {
+					parts = append(parts, deadPart{ID: m.ID, Raw: enc, Cause: fmt.Errorf("decode: %w", err)})
+					return
+				}
+				out = append(out, m)
+			})
+			if len(out) == first { // every event was dead-lettered
+				ackOnly = append(ackOnly, e.ID)
+			}
+		} else {
+			m := queue.Message{ID: e.ID, Deliveries: deliveries}
+			raw, ok := e.Values[fieldEvent].(string)
+			if !ok {
+				poison = append(poison, deadLetter{ID: m.ID, Cause: fmt.Errorf("decode: entry has no %q or %q field", fieldBatch, fieldEvent)})
+				continue
+			}
+			if err := event.DecodeString(raw, &m.Event); err != nil {
+				poison = append(poison, deadLetter{ID: m.ID, Cause: fmt.Errorf("decode: %w", err)})
+				continue
+			}
+			out = append(out, m)
 		}
-		if err := event.DecodeString(raw, &m.Event); err != nil {
-			poison = append(poison, deadLetter{ID: m.ID, Cause: fmt.Errorf("decode: %w", err)})
-			continue
+		if deliveries > q.opts.MaxDeliveries && len(out) > first {
+			poison = append(poison, deadLetter{ID: e.ID, Msgs: slices.Clone(out[first:]),
+				Cause: fmt.Errorf("delivered %d times without acknowledgement", deliveries)})
+			clear(out[first:])
+			out = out[:first]
 		}
-		if m.Deliveries > q.opts.MaxDeliveries {
-			ev := m.Event // not &m.Event: m would escape for every entry
-			poison = append(poison, deadLetter{ID: m.ID, Event: &ev,
-				Cause: fmt.Errorf("delivered %d times without acknowledgement", m.Deliveries)})
-			continue
-		}
-		out = append(out, m)
 	}
 	for _, p := range poison {
 		if err := q.deadLetter(ctx, []deadLetter{p}, p.Cause); err != nil {
 			return nil, err
 		}
 	}
+	for _, p := range parts {
+		if err := q.deadPart(ctx, p.ID, p.Raw, p.Cause); err != nil {
+			return nil, err
+		}
+	}
+	if len(ackOnly) > 0 {
+		if err := q.rdb.XAck(ctx, q.opts.Stream, q.opts.Group, ackOnly...).Err(); err != nil {
+			return nil, fmt.Errorf("redisq: xack: %w", err)
+		}
+	}
 	return out, nil
 }
 
-// deadLetter is an entry on its way to the dead-letter stream, with its
-// decoded event when there is one.
+// EntryEvents decodes the events of a stream entry in any of the formats,
+// for tools and tests that read the stream directly.
+func EntryEvents(e redis.XMessage) ([]event.Event, error) {
+	if raw, ok := e.Values[fieldBatch].(string); ok {
+		var evs []event.Event
+		var err error
+		intact := splitBatch(raw, func(i int, enc string) {
+			var ev event.Event
+			if err == nil {
+				err = event.DecodeString(enc, &ev)
+			}
+			evs = append(evs, ev)
+		})
+		if !intact {
+			return nil, fmt.Errorf("redisq: entry %s: malformed batch", e.ID)
+		}
+		return evs, err
+	}
+	raw, ok := e.Values[fieldEvent].(string)
+	if !ok {
+		return nil, fmt.Errorf("redisq: entry %s has no %q or %q field", e.ID, fieldBatch, fieldEvent)
+	}
+	var ev event.Event
+	if err := event.DecodeString(raw, &ev); err != nil {
+		return nil, err
+	}
+	return []event.Event{ev}, nil
+}
+
+// deadPart is one event of a batch entry on its way to the dead-letter
+// stream: the raw encoding of one that did not decode.
+type deadPart struct {
+	ID, Raw string
+	Cause   error
+}
+
+// deadLetter is an entry on its way to the dead-letter stream, with the
+// messages of its decoded events when there are any.
 type deadLetter struct {
 	ID    string
-	Event *event.Event
+	Msgs  []queue.Message
 	Cause error
 }
 
-// Ack acknowledges the messages in the group; they are never handed out again.
+// Ack acknowledges the messages' entries in the group; they are never
+// handed out again. The events of a batch entry (message ids "entry/index")
+// must be acknowledged together: acknowledging one acknowledges the entry.
 func (q *Queue) Ack(ctx context.Context, msgs []queue.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	pipe := q.rdb.Pipeline()
-	for start := 0; start < len(msgs); start += ackChunk {
-		end := min(start+ackChunk, len(msgs))
-		ids := make([]string, 0, end-start)
-		for _, m := range msgs[start:end] {
-			ids = append(ids, m.ID)
+	ids := make([]string, 0, min(len(msgs), ackChunk))
+	last := ""
+	for _, m := range msgs {
+		id := entryID(m.ID)
+		if id == last {
+			continue // the next event of the same entry
 		}
+		last = id
+		if ids = append(ids, id); len(ids) == ackChunk {
+			pipe.XAck(ctx, q.opts.Stream, q.opts.Group, ids...)
+			ids = make([]string, 0, ackChunk)
+		}
+	}
+	if len(ids) > 0 {
 		pipe.XAck(ctx, q.opts.Stream, q.opts.Group, ids...)
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
@@ -286,46 +465,78 @@ func (q *Queue) Ack(ctx context.Context, msgs []queue.Message) error {
 }
 
 // DeadLetter moves the messages to the dead-letter stream with cause as their
-// "error" field and acknowledges them, atomically. Messages no longer pending
-// (already acknowledged or dead-lettered) are skipped.
+// "error" field. A message that is a whole entry is acknowledged with it,
+// atomically, and skipped when no longer pending (already acknowledged or
+// dead-lettered). A message that is one event of a batch entry is copied
+// alone, once; its entry is acknowledged by the Ack of the batch's other
+// events.
 //
 // The copy in the dead-letter stream shows the message's event as JSON
 // rather than in the binary queue format.
 func (q *Queue) DeadLetter(ctx context.Context, msgs []queue.Message, cause error) error {
-	dls := make([]deadLetter, len(msgs))
+	var dls []deadLetter
 	for i := range msgs {
-		dls[i].ID = msgs[i].ID
-		if !reflect.ValueOf(msgs[i].Event).IsZero() {
-			dls[i].Event = &msgs[i].Event
+		m := &msgs[i]
+		if strings.Contains(m.ID, partSep) {
+			shown := ""
+			if b, err := json.Marshal(&m.Event); err == nil {
+				shown = string(b)
+			}
+			if err := q.deadPart(ctx, m.ID, shown, cause); err != nil {
+				return err
+			}
+			continue
 		}
+		dl := deadLetter{ID: m.ID}
+		if !reflect.ValueOf(m.Event).IsZero() {
+			dl.Msgs = msgs[i : i+1]
+		}
+		dls = append(dls, dl)
 	}
 	return q.deadLetter(ctx, dls, cause)
+}
+
+// reason is cause's text as stored with a dead letter.
+func reason(cause error) string {
+	s := "unknown error"
+	if cause != nil {
+		s = cause.Error()
+	}
+	if len(s) > maxErrorLen {
+		s = s[:maxErrorLen]
+	}
+	return s
 }
 
 func (q *Queue) deadLetter(ctx context.Context, msgs []deadLetter, cause error) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	reason := "unknown error"
-	if cause != nil {
-		reason = cause.Error()
-	}
-	if len(reason) > maxErrorLen {
-		reason = reason[:maxErrorLen]
-	}
-	args := make([]any, 0, 2*len(msgs)+2)
-	args = append(args, q.opts.Group, reason)
-	for _, m := range msgs {
-		shown := ""
-		if m.Event != nil {
-			if b, err := json.Marshal(m.Event); err == nil {
-				shown = string(b)
+	args := make([]any, 0, 4*len(msgs)+2)
+	args = append(args, q.opts.Group, reason(cause))
+	for _, dl := range msgs {
+		k := len(args) + 1
+		args = append(args, dl.ID, 0)
+		for i := range dl.Msgs {
+			if b, err := json.Marshal(&dl.Msgs[i].Event); err == nil {
+				args = append(args, dl.Msgs[i].ID, string(b))
+				args[k] = args[k].(int) + 1
 			}
 		}
-		args = append(args, m.ID, shown)
 	}
 	keys := []string{q.opts.Stream, q.opts.DeadStream}
 	if err := deadLetterScript.Run(ctx, q.rdb, keys, args...).Err(); err != nil {
+		return fmt.Errorf("redisq: dead letter: %w", err)
+	}
+	return nil
+}
+
+// deadPart copies one event of a batch entry, id "entry/index", to the
+// dead-letter stream, once.
+func (q *Queue) deadPart(ctx context.Context, id, shown string, cause error) error {
+	keys := []string{q.opts.DeadStream, q.opts.DeadStream + ":seen:" + id}
+	err := deadPartScript.Run(ctx, q.rdb, keys, reason(cause), id, shown, deadPartMarkerTTL.Milliseconds()).Err()
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("redisq: dead letter: %w", err)
 	}
 	return nil

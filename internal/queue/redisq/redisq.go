@@ -19,12 +19,16 @@
 // is moved to the dead-letter stream, where an operator can inspect it
 // (XRANGE pl:events:dead - +): events show there as JSON.
 //
-// Entries hold the event in its compact binary encoding; entries queued as
-// JSON by older versions are still read.
+// An entry holds the events of one group commit (FormatBatch, field "b"):
+// one XADD, one entry and one acknowledgement for the hits that arrived
+// together, which takes most of the per-hit work off Redis and off the
+// flusher's reads. Entries of one event in the binary encoding or in JSON
+// (field "e"), as older versions queue them, are still read.
 package redisq
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,10 +44,29 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 )
 
-// fieldEvent is the entry field holding the event in its binary encoding
+// fieldEvent is the entry field holding one event in its binary encoding
 // (see event.Event.AppendBinary), or as JSON in entries written by versions
 // before it and in dead letters.
 const fieldEvent = "e"
+
+// fieldBatch is the entry field holding the events of one group commit:
+// each event's binary encoding preceded by its length as a uvarint.
+const fieldBatch = "b"
+
+// Format is how Enqueue writes entries.
+type Format string
+
+const (
+	// FormatBatch writes the events of a group commit into one entry
+	// (the default).
+	FormatBatch Format = "batch"
+	// FormatEvent writes one entry per event in the binary encoding, as
+	// versions before FormatBatch do.
+	FormatEvent Format = "event"
+	// FormatJSON writes one entry per event as JSON, as versions before
+	// the binary encoding do.
+	FormatJSON Format = "json"
+)
 
 // ErrClosed is returned by Enqueue after Close.
 var ErrClosed = errors.New("redisq: queue closed")
@@ -85,8 +108,8 @@ type Options struct {
 	// acknowledgement (default 5).
 	MaxDeliveries int
 
-	// MaxBatch caps the events written in one group-commit round trip
-	// (default 1000).
+	// MaxBatch caps the events written in one group-commit round trip,
+	// and so in one entry (default 1000).
 	MaxBatch int
 
 	// EnqueueTimeout bounds how long Enqueue waits for Redis; past it,
@@ -96,12 +119,11 @@ type Options struct {
 	// timer and cancellation per hit.
 	EnqueueTimeout time.Duration
 
-	// JSON writes entries as JSON, the format of versions before the binary
-	// one, instead of the binary format. It is for a rolling upgrade from
-	// such a version: instances of it still consuming the stream cannot
-	// read binary entries and would dead-letter them. Reads take both
-	// formats either way.
-	JSON bool
+	// Format is how entries are written (default FormatBatch). The older
+	// formats are for a rolling upgrade from a version that wrote them:
+	// its instances still consuming the stream cannot read the newer
+	// formats and would dead-letter such entries. Reads take all formats.
+	Format Format
 }
 
 func (o *Options) setDefaults() {
@@ -130,6 +152,9 @@ func (o *Options) setDefaults() {
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1000
 	}
+	if o.Format == "" {
+		o.Format = FormatBatch
+	}
 }
 
 // Queue is a queue.Queue on a Redis stream. Safe for concurrent use.
@@ -150,15 +175,23 @@ type Queue struct {
 	commitCtx    context.Context
 	cancelCommit context.CancelFunc
 
-	claimMu     sync.Mutex
+	// readMu serialises Reads, which share the claim cursor and the
+	// entries held back from the last one.
+	readMu      sync.Mutex
 	claimCursor string
 	nextClaim   time.Time
+	held        []queue.Message // whole entries read but not yet returned
+	perEntry    float64         // events per entry in the last read, to size the next
 
 	requests sync.Pool // of *request
 }
 
 type request struct {
+	// payloads holds one entry value per event (FormatEvent, FormatJSON)
+	// or, in FormatBatch, the request's events in values of MaxBatch
+	// events (the last one holds the rest).
 	payloads []string
+	n        int        // events in the request
 	done     chan error // buffered: the committer never blocks on a caller
 	timer    *time.Timer
 }
@@ -250,16 +283,16 @@ func (q *Queue) Ping(ctx context.Context) error {
 	return q.rdb.Ping(ctx).Err()
 }
 
-// Enqueue appends the events to the stream, one entry each, and returns once
-// Redis acknowledged all of them. Concurrent calls share one pipelined round
-// trip. When ctx ends first, or Options.EnqueueTimeout passes, the events
-// may still be written.
+// Enqueue appends the events to the stream and returns once Redis
+// acknowledged them. Concurrent calls share one round trip and, in
+// FormatBatch, one entry. When ctx ends first, or Options.EnqueueTimeout
+// passes, the events may still be written.
 func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
 	r := q.request(len(events))
-	if err := encode(r.payloads, events, q.opts.JSON); err != nil {
+	if err := q.encode(r, events); err != nil {
 		q.requests.Put(r)
 		return err
 	}
@@ -304,6 +337,10 @@ func (q *Queue) request(n int) *request {
 		r = &request{done: make(chan error, 1), timer: time.NewTimer(time.Hour)}
 		r.timer.Stop()
 	}
+	r.n = n
+	if q.opts.Format == FormatBatch {
+		n = (n + q.opts.MaxBatch - 1) / q.opts.MaxBatch
+	}
 	if cap(r.payloads) < n {
 		r.payloads = make([]string, n)
 	}
@@ -311,20 +348,23 @@ func (q *Queue) request(n int) *request {
 	return r
 }
 
-// encodeBufs holds encoding buffers between Enqueue calls.
+// encodeBufs holds encoding buffers between Enqueue calls and commits.
 var encodeBufs = sync.Pool{New: func() any { return new([]byte) }}
 
-// encode sets payloads[i] to the binary encoding of events[i] (JSON with
-// asJSON). The payloads share one string: one allocation per call, whatever
-// the number of events.
-func encode(payloads []string, events []event.Event, asJSON bool) error {
-	if asJSON {
+// maxPooledBuf is the largest buffer kept in encodeBufs.
+const maxPooledBuf = 64 << 10
+
+// encode sets r's payloads to the events in the queue's format. The
+// payloads share one string: one allocation per call, whatever the number
+// of events.
+func (q *Queue) encode(r *request, events []event.Event) error {
+	if q.opts.Format == FormatJSON {
 		for i := range events {
 			b, err := json.Marshal(&events[i])
 			if err != nil {
 				return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
 			}
-			payloads[i] = string(b)
+			r.payloads[i] = string(b)
 		}
 		return nil
 	}
@@ -335,19 +375,79 @@ func encode(payloads []string, events []event.Event, asJSON bool) error {
 	end := ends[:0]
 	for i := range events {
 		var err error
-		if buf, err = events[i].AppendBinary(buf); err != nil {
+		if q.opts.Format == FormatBatch {
+			buf, err = appendFramed(buf, &events[i])
+		} else {
+			buf, err = events[i].AppendBinary(buf)
+		}
+		if err != nil {
 			return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
 		}
-		end = append(end, len(buf))
+		if q.opts.Format != FormatBatch || (i+1)%q.opts.MaxBatch == 0 || i+1 == len(events) {
+			end = append(end, len(buf))
+		}
 	}
-	if cap(buf) <= 64<<10 {
+	if cap(buf) <= maxPooledBuf {
 		*bp = buf
 	}
 	all, start := string(buf), 0
 	for i, e := range end {
-		payloads[i], start = all[start:e], e
+		r.payloads[i], start = all[start:e], e
 	}
 	return nil
+}
+
+// appendFramed appends ev's binary encoding to b, preceded by its length as
+// a uvarint: one event of a batch entry.
+func appendFramed(b []byte, ev *event.Event) ([]byte, error) {
+	// The length goes in front of an encoding not yet made: reserve the
+	// most bytes a length takes below 2 MiB, then close the gap.
+	const reserve = 3
+	at := len(b)
+	b = append(b, make([]byte, reserve)...)
+	b, err := ev.AppendBinary(b)
+	if err != nil {
+		return b[:at], err
+	}
+	n := len(b) - at - reserve
+	var lenBuf [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(lenBuf[:], uint64(n))
+	if k > reserve {
+		b = append(b, make([]byte, k-reserve)...)
+	}
+	copy(b[at+k:], b[at+reserve:at+reserve+n])
+	copy(b[at:], lenBuf[:k])
+	return b[:at+k+n], nil
+}
+
+// splitBatch calls fn with each event encoding of a batch entry's value, in
+// order, and reports whether the framing was intact.
+func splitBatch(v string, fn func(i int, raw string)) bool {
+	for i := 0; len(v) > 0; i++ {
+		n, k := uvarint(v)
+		if k <= 0 || n > uint64(len(v)-k) {
+			return false
+		}
+		fn(i, v[k:k+int(n)])
+		v = v[k+int(n):]
+	}
+	return true
+}
+
+// uvarint is binary.Uvarint on a string.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				return 0, -1
+			}
+			return x | uint64(c)<<(7*i), i + 1
+		}
+		x |= uint64(c&0x7f) << (7 * i)
+	}
+	return 0, 0
 }
 
 // commitLoop is the one goroutine that writes: it takes the first waiting
@@ -365,13 +465,13 @@ func (q *Queue) commitLoop() {
 			return
 		}
 
-		n := len(batch[0].payloads)
+		n := batch[0].n
 	collect:
 		for n < q.opts.MaxBatch {
 			select {
 			case r := <-q.reqs:
 				batch = append(batch, r)
-				n += len(r.payloads)
+				n += r.n
 			default:
 				break collect
 			}
@@ -383,6 +483,11 @@ func (q *Queue) commitLoop() {
 }
 
 func (q *Queue) commit(batch []*request) {
+	if q.opts.Format == FormatBatch {
+		q.commitBatch(batch)
+		return
+	}
+
 	// Not the callers' contexts: one caller giving up must not fail the
 	// others' writes. The client's timeouts and retries bound the round trip.
 	ctx := q.commitCtx
@@ -409,6 +514,64 @@ func (q *Queue) commit(batch []*request) {
 			i++
 		}
 		r.done <- err
+	}
+}
+
+// commitBatch writes the requests' events as entries of at most MaxBatch
+// events, usually one, in one round trip.
+func (q *Queue) commitBatch(batch []*request) {
+	bp := encodeBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	ctx := q.commitCtx
+	pipe := q.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, 0, 1)
+	xadd := func(value any) {
+		cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: q.opts.Stream,
+			Values: []any{fieldBatch, value},
+		}))
+	}
+
+	// Values of MaxBatch events go alone; smaller ones (the last of each
+	// request) share entries of up to MaxBatch events.
+	n, split := 0, false
+	for _, r := range batch {
+		for i, p := range r.payloads {
+			events := min(r.n-i*q.opts.MaxBatch, q.opts.MaxBatch)
+			switch {
+			case len(batch) == 1 || events == q.opts.MaxBatch:
+				xadd(p) // no copy
+			default:
+				if n+events > q.opts.MaxBatch {
+					xadd(buf)
+					buf, n, split = buf[len(buf):], 0, true // the pipeline still holds buf's bytes
+				}
+				buf = append(buf, p...)
+				n += events
+			}
+		}
+	}
+	if n > 0 {
+		xadd(buf)
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+
+	var err error
+	for _, c := range cmds {
+		if e := c.Err(); e != nil {
+			err = fmt.Errorf("redisq: xadd: %w", e)
+			break
+		}
+	}
+	// The requests' events may be in several entries, some written: each
+	// caller gets the first error, and the spool's replay of the failed
+	// ones meets the written copies in the store's check by event id.
+	for _, r := range batch {
+		r.done <- err
+	}
+	if !split && cap(buf) <= maxPooledBuf {
+		*bp = buf[:0]
+		encodeBufs.Put(bp)
 	}
 }
 

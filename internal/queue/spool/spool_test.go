@@ -127,11 +127,13 @@ func streamIDs(t *testing.T, c *redis.Client) map[string]int {
 	}
 	ids := map[string]int{}
 	for _, e := range entries {
-		var ev event.Event
-		if err := event.DecodeString(e.Values["e"].(string), &ev); err != nil {
+		evs, err := redisq.EntryEvents(e)
+		if err != nil {
 			t.Fatal(err)
 		}
-		ids[ev.ID]++
+		for _, ev := range evs {
+			ids[ev.ID]++
+		}
 	}
 	return ids
 }
