@@ -3,6 +3,9 @@ package enrich
 import (
 	"bytes"
 	"strings"
+	"sync"
+
+	useragent "github.com/medama-io/go-useragent"
 )
 
 // maxUAScan bounds how much of a User-Agent the marker scan reads.
@@ -46,33 +49,98 @@ var botMarkers = [][]byte{
 //     axios, okhttp, node-fetch... → "bot"
 //  3. go-useragent's bot detection (Googlebot, bingbot, Slurp, ...) → "bot"
 //  4. botMarkers → "bot"
+//
+// What the User-Agent tells is read once per distinct User-Agent (see
+// agentCache); only the Sec-CH-UA check runs for every hit.
 func stepBots(p *Pipeline, s *state) string {
 	ua := s.in.UserAgent
 	if ua == "" {
 		return DropBot
 	}
-	s.lowerUA = lowerASCII(s.buf[:0], ua)
-	for _, m := range headlessMarkers {
-		if bytes.Contains(s.lowerUA, m) {
-			return DropHeadless
-		}
+	info := p.agentInfo(ua, s.buf[:0])
+	if info.drop == DropHeadless {
+		return DropHeadless
 	}
 	if ch := s.in.Header["Sec-Ch-Ua"]; len(ch) > 0 && strings.Contains(ch[0], "Headless") {
 		return DropHeadless
 	}
-	if !strings.HasPrefix(ua, "Mozilla/") && !strings.HasPrefix(ua, "Opera/") {
-		return DropBot
+	if info.drop != "" {
+		return info.drop
 	}
-	s.agent = p.ua.Parse(ua)
-	if s.agent.IsBot() {
-		return DropBot
-	}
-	for _, m := range botMarkers {
-		if bytes.Contains(s.lowerUA, m) {
-			return DropBot
+	s.agent = info.agent
+	return ""
+}
+
+// agentInfo is what a User-Agent alone tells: its drop reason ("" for a
+// browser) and, for a browser, go-useragent's reading of it.
+type agentInfo struct {
+	drop  string
+	agent useragent.UserAgent
+}
+
+// readAgent applies the User-Agent checks of stepBots to ua, lower-casing
+// it into buf.
+func (p *Pipeline) readAgent(ua string, buf []byte) agentInfo {
+	lower := lowerASCII(buf, ua)
+	for _, m := range headlessMarkers {
+		if bytes.Contains(lower, m) {
+			return agentInfo{drop: DropHeadless}
 		}
 	}
-	return ""
+	if !strings.HasPrefix(ua, "Mozilla/") && !strings.HasPrefix(ua, "Opera/") {
+		return agentInfo{drop: DropBot}
+	}
+	agent := p.ua.Parse(ua)
+	if agent.IsBot() {
+		return agentInfo{drop: DropBot}
+	}
+	for _, m := range botMarkers {
+		if bytes.Contains(lower, m) {
+			return agentInfo{drop: DropBot}
+		}
+	}
+	return agentInfo{agent: agent}
+}
+
+// agentCache remembers what recent User-Agents told. A site's hits come
+// from comparatively few User-Agents, and reading one (go-useragent's trie
+// walk and a scan for some thirty markers) cost more than the rest of a
+// hit's enrichment but its session lookup.
+type agentCache struct {
+	mu sync.RWMutex
+	m  map[string]agentInfo
+}
+
+const (
+	// agentCacheSize bounds the cache: 4096 User-Agents of at most
+	// maxCachedUA bytes, 2 MiB at most.
+	agentCacheSize = 4096
+	maxCachedUA    = 512
+)
+
+// agentInfo returns what ua tells, from the cache or read (lower-casing
+// into buf) and cached.
+func (p *Pipeline) agentInfo(ua string, buf []byte) agentInfo {
+	if len(ua) > maxCachedUA {
+		return p.readAgent(ua, buf)
+	}
+	c := &p.agents
+	c.mu.RLock()
+	info, ok := c.m[ua]
+	c.mu.RUnlock()
+	if ok {
+		return info
+	}
+	info = p.readAgent(ua, buf)
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= agentCacheSize {
+		// Start over: traffic that fills the cache is too diverse for an
+		// eviction order to pay for itself.
+		c.m = make(map[string]agentInfo, agentCacheSize/4)
+	}
+	c.m[strings.Clone(ua)] = info // not the request's header buffer
+	c.mu.Unlock()
+	return info
 }
 
 // lowerASCII appends the ASCII-lower-cased first maxUAScan bytes of s to dst.

@@ -92,6 +92,7 @@ type Input struct {
 type Pipeline struct {
 	steps   []step
 	ua      *useragent.Parser
+	agents  agentCache
 	geo     *geo.DB
 	headers geo.Headers
 	salts   *salt.Ring
@@ -121,11 +122,10 @@ type state struct {
 	in *Input
 	ev event.Event
 
-	agent   useragent.UserAgent // parsed by bots, read by device
-	lowerUA []byte              // ASCII-lower-cased prefix of the User-Agent
-	query   string              // raw query of the page URL
-	paid    bool                // the URL carries an ad click id
-	buf     [maxUAScan]byte
+	agent useragent.UserAgent // parsed by bots, read by device
+	query string              // raw query of the page URL
+	paid  bool                // the URL carries an ad click id
+	buf   [maxUAScan]byte
 }
 
 // New builds a pipeline. It fails on an unreadable GeoIP database or an

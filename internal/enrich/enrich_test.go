@@ -3,6 +3,7 @@ package enrich
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -95,12 +96,7 @@ func TestSteps(t *testing.T) {
 
 func TestUserAgents(t *testing.T) {
 	p := newPipeline(t, Config{})
-	cases := []struct {
-		name, ua, drop          string
-		width                   int
-		header                  map[string]string
-		device, browser, system string
-	}{
+	cases := []uaCase{
 		{name: "Chrome on Windows", ua: uaChromeWindows, device: "desktop", browser: "Chrome", system: "Windows"},
 		{name: "Safari on iPhone", ua: uaSafariIPhone, device: "mobile", browser: "Safari", system: "iOS"},
 		{name: "Safari on iPad", ua: uaSafariIPad, device: "tablet", browser: "Safari", system: "iOS"},
@@ -138,29 +134,63 @@ func TestUserAgents(t *testing.T) {
 		{name: "new headless mode via client hints", ua: uaChromeWindows, drop: DropHeadless,
 			header: map[string]string{"Sec-CH-UA": `"Chromium";v="124", "HeadlessChrome";v="124", "Not-A.Brand";v="99"`}},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			in := input(c.ua, hit.Payload{Width: c.width})
-			for k, v := range c.header {
-				in.Header.Set(k, v)
-			}
-			ev, drop := p.Run(in)
-			if drop != c.drop {
-				t.Fatalf("drop = %q, want %q", drop, c.drop)
-			}
-			if drop != "" {
-				if ev.ID != "" || ev.VisitorID != 0 {
-					t.Fatalf("a dropped hit returned an event: %+v", ev)
-				}
-				return
-			}
-			if ev.Device != c.device || ev.Browser != c.browser || ev.OS != c.system {
-				t.Fatalf("device/browser/os = %q/%q/%q, want %q/%q/%q", ev.Device, ev.Browser, ev.OS, c.device, c.browser, c.system)
-			}
-			if ev.ScreenWidth != c.width {
-				t.Fatalf("screen width = %d, want %d", ev.ScreenWidth, c.width)
-			}
-		})
+	// Twice: the second round reads every User-Agent from the cache.
+	for round := range 2 {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%s/%d", c.name, round), func(t *testing.T) { c.check(t, p) })
+		}
+	}
+}
+
+type uaCase struct {
+	name, ua, drop          string
+	width                   int
+	header                  map[string]string
+	device, browser, system string
+}
+
+func (c uaCase) check(t *testing.T, p *Pipeline) {
+	t.Helper()
+	in := input(c.ua, hit.Payload{Width: c.width})
+	for k, v := range c.header {
+		in.Header.Set(k, v)
+	}
+	ev, drop := p.Run(in)
+	if drop != c.drop {
+		t.Fatalf("drop = %q, want %q", drop, c.drop)
+	}
+	if drop != "" {
+		if ev.ID != "" || ev.VisitorID != 0 {
+			t.Fatalf("a dropped hit returned an event: %+v", ev)
+		}
+		return
+	}
+	if ev.Device != c.device || ev.Browser != c.browser || ev.OS != c.system {
+		t.Fatalf("device/browser/os = %q/%q/%q, want %q/%q/%q", ev.Device, ev.Browser, ev.OS, c.device, c.browser, c.system)
+	}
+	if ev.ScreenWidth != c.width {
+		t.Fatalf("screen width = %d, want %d", ev.ScreenWidth, c.width)
+	}
+}
+
+// TestAgentCacheBounded: the User-Agent cache never holds more than
+// agentCacheSize entries, nor User-Agents longer than maxCachedUA.
+func TestAgentCacheBounded(t *testing.T) {
+	p := newPipeline(t, Config{})
+	for i := range agentCacheSize + 10 {
+		if _, drop := p.Run(input(fmt.Sprintf("%s Build/%d", uaChromeWindows, i), hit.Payload{})); drop != "" {
+			t.Fatalf("dropped: %s", drop)
+		}
+	}
+	if n := len(p.agents.m); n == 0 || n > agentCacheSize {
+		t.Fatalf("cache holds %d User-Agents, want 1..%d", n, agentCacheSize)
+	}
+	long := uaChromeWindows + strings.Repeat(" x", maxCachedUA)
+	if ev, drop := p.Run(input(long, hit.Payload{})); drop != "" || ev.Browser != "Chrome" {
+		t.Fatalf("long User-Agent: %q, %q", ev.Browser, drop)
+	}
+	if _, ok := p.agents.m[long]; ok {
+		t.Fatal("a User-Agent longer than maxCachedUA was cached")
 	}
 }
 
