@@ -36,7 +36,10 @@ import (
 
 // Options configure a Flusher. Zero values select the defaults.
 type Options struct {
-	// BatchSize is the most events per store insert (default 10000).
+	// BatchSize is the events per store insert (default 10000): a batch is
+	// stored once it has this many, or once Interval passed. A queue that
+	// hands out entries of several events whole (redisq) may take a batch
+	// past it, by less than one entry.
 	BatchSize int
 
 	// Interval is the longest a read event waits in a partial batch
@@ -199,7 +202,7 @@ func (f *Flusher) read(ctx context.Context, batches chan<- []queue.Message) []qu
 			since = time.Now()
 		}
 		switch {
-		case held == nil && len(msgs) == f.opts.BatchSize:
+		case held == nil && len(msgs) >= f.opts.BatchSize:
 			held = msgs // a backlog's full batch: no copy
 			f.buffer()  // and no spare kept while a backlog drains
 		case held == nil:

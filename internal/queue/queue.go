@@ -48,8 +48,7 @@ type Consumer interface {
 	// Read returns up to max messages, waiting at most wait for the first
 	// one. It returns an empty slice, not an error, when nothing arrived.
 	// A queue that keeps several events in one entry (redisq) returns an
-	// entry's messages together, and more than max when one entry alone
-	// holds more.
+	// entry's messages together: the last entry may take it past max.
 	Read(ctx context.Context, max int, wait time.Duration) ([]Message, error)
 
 	// Ack marks messages as stored; they are never handed out again. The

@@ -68,15 +68,15 @@ func TestBatchEntries(t *testing.T) {
 		t.Fatalf("entry sizes %v, want [3 3 1]", sizes)
 	}
 
-	// Read(4) cannot take the second entry whole: it keeps it for the next
-	// Read, which takes it and the last one.
+	// Read(4) takes the second entry whole, past max, and keeps the third
+	// for the next Read.
 	first, err := q.Read(ctx, 4, 100*time.Millisecond)
-	if err != nil || len(first) != 3 {
-		t.Fatalf("Read(4) = %d messages, %v; want the first entry's 3", len(first), err)
+	if err != nil || len(first) != 6 {
+		t.Fatalf("Read(4) = %d messages, %v; want the first two entries' 6", len(first), err)
 	}
 	second, err := q.Read(ctx, 4, 100*time.Millisecond)
-	if err != nil || len(second) != 4 {
-		t.Fatalf("Read(4) = %d messages, %v; want the other two entries' 4", len(second), err)
+	if err != nil || len(second) != 1 {
+		t.Fatalf("Read(4) = %d messages, %v; want the last entry's 1", len(second), err)
 	}
 	got := append(ids(first), ids(second)...)
 	for i, ev := range evs {
@@ -87,8 +87,8 @@ func TestBatchEntries(t *testing.T) {
 	if want := entries[0].ID + "/2"; first[2].ID != want {
 		t.Fatalf("message id %q, want %q", first[2].ID, want)
 	}
-	if second[3].ID != entries[2].ID {
-		t.Fatalf("the id of an entry of one event is %q, want the entry's %q", second[3].ID, entries[2].ID)
+	if second[0].ID != entries[2].ID {
+		t.Fatalf("the id of an entry of one event is %q, want the entry's %q", second[0].ID, entries[2].ID)
 	}
 
 	// An entry larger than max comes alone.

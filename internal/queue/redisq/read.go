@@ -94,10 +94,10 @@ return 1
 // remembered: far longer than the entry can stay pending.
 const deadPartMarkerTTL = 7 * 24 * time.Hour
 
-// Read returns up to max messages, in whole entries: the events of a batch
-// entry are handed out together (and must be acknowledged together), so
-// when the first entry at hand holds more than max events, Read returns
-// that entry alone. Entries read beyond max are kept for the next Read.
+// Read returns up to about max messages, in whole entries: the events of a
+// batch entry are handed out together (and must be acknowledged together),
+// so the last entry may take it past max, by less than one entry's events.
+// Entries read beyond that are kept for the next Read.
 //
 // Entries left idle by a stopped consumer for longer than ClaimIdle come
 // first (claimed with XAUTOCLAIM, at most every ClaimIdle/4 once the
@@ -112,19 +112,23 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 	q.readMu.Lock()
 	defer q.readMu.Unlock()
 
-	held := q.held
+	held := q.held // whole entries kept from the last Read
 	q.held = nil
-	msgs := q.fit(nil, held, max)
-	if len(msgs) >= max || len(q.held) > 0 {
+	msgs := q.cut(held, max)
+	if len(q.held) > 0 {
 		return msgs, nil
 	}
-
-	claimed, err := q.claim(ctx, max-len(msgs))
-	if err != nil {
-		return msgs, nilIfAny(msgs, err)
-	}
-	if msgs = q.fit(msgs, claimed, max); len(msgs) >= max || len(q.held) > 0 {
-		return msgs, nil
+	if len(msgs) < max {
+		claimed, err := q.claim(ctx, max-len(msgs))
+		if err != nil {
+			return msgs, nilIfAny(msgs, err)
+		}
+		if len(msgs) == 0 {
+			msgs = claimed
+		} else {
+			msgs = append(msgs, claimed...)
+		}
+		msgs = q.cut(msgs, max)
 	}
 
 	block := time.Duration(-1) // go-redis: negative omits BLOCK; 0 would block forever
@@ -139,14 +143,13 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 	// memory again as the batch.
 	for len(msgs) < max && len(q.held) == 0 {
 		count := q.entriesFor(max - len(msgs))
-		out, entries, err := q.readNew(ctx, count, block)
+		var entries int
+		var err error
+		msgs, entries, err = q.readNew(ctx, count, block, msgs, max)
 		if err != nil {
 			return msgs, nilIfAny(msgs, err) // claimed or read ones are ours now: hand them out
 		}
-		if entries > 0 {
-			q.perEntry = float64(len(out)) / float64(entries)
-		}
-		msgs = q.fit(msgs, out, max)
+		msgs = q.cut(msgs, max)
 		if entries < count {
 			break // the stream has no more for now
 		}
@@ -171,32 +174,21 @@ func (q *Queue) entriesFor(n int) int {
 	return max(1, min(int(float64(n)/per), readChunk))
 }
 
-// fit appends the whole entries of more (consecutive messages of an entry)
-// to msgs while they fit in max, and holds the rest for the next Read. The
-// first entry goes in even when it alone exceeds max.
-func (q *Queue) fit(msgs, more []queue.Message, max int) []queue.Message {
-	if len(msgs)+len(more) <= max {
-		if len(msgs) == 0 {
-			return more // no copy
-		}
-		return append(msgs, more...)
+// cut keeps the whole entries of msgs (consecutive messages of an entry)
+// until max messages or more, and holds the rest for the next Read (q.held
+// is empty when it is called). The entry that crosses max stays whole, so
+// that a consumer filling batches of max sees a full one.
+func (q *Queue) cut(msgs []queue.Message, max int) []queue.Message {
+	if len(msgs) <= max {
+		return msgs
 	}
-	end := 0
-	for end < len(more) {
-		next := end + 1
-		for next < len(more) && entryID(more[next].ID) == entryID(more[end].ID) {
-			next++
-		}
-		if len(msgs)+next > max && (len(msgs) > 0 || end > 0) {
-			break
-		}
-		end = next
+	end := max
+	for end < len(msgs) && entryID(msgs[end].ID) == entryID(msgs[max-1].ID) {
+		end++
 	}
-	q.held = append(q.held, more[end:]...)
-	if len(msgs) == 0 {
-		return more[:end:end]
-	}
-	return append(msgs, more[:end]...)
+	q.held = slices.Clone(msgs[end:])
+	clear(msgs[end:]) // the spare capacity keeps no held events alive
+	return msgs[:end:end]
 }
 
 // partSep separates a batch entry's id from the index of one of its events
@@ -213,9 +205,10 @@ func entryID(id string) string {
 const readChunk = 1000
 
 // readNew reads up to count new entries, waiting up to block for the first
-// (not at all when block is negative), and decodes them. It also returns
-// how many entries it read.
-func (q *Queue) readNew(ctx context.Context, count int, block time.Duration) ([]queue.Message, int, error) {
+// (not at all when block is negative), and decodes them onto dst, making
+// room for a batch of the given size at once when the stream has a backlog. It also
+// returns how many entries it read.
+func (q *Queue) readNew(ctx context.Context, count int, block time.Duration, dst []queue.Message, batch int) ([]queue.Message, int, error) {
 	args := &redis.XReadGroupArgs{
 		Group:    q.opts.Group,
 		Consumer: q.opts.Consumer,
@@ -232,18 +225,30 @@ func (q *Queue) readNew(ctx context.Context, count int, block time.Duration) ([]
 		}
 	}
 	if errors.Is(err, redis.Nil) {
-		return nil, 0, nil
+		return dst, 0, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("redisq: xreadgroup: %w", err)
+		return dst, 0, fmt.Errorf("redisq: xreadgroup: %w", err)
 	}
 
 	var fresh []redis.XMessage
 	for _, s := range streams {
 		fresh = append(fresh, s.Messages...)
 	}
-	msgs, err := q.decode(ctx, fresh, nil)
-	return msgs, len(fresh), err
+	per := max(q.perEntry, 1)
+	room := len(dst) + int(float64(len(fresh))*per) + 1
+	if len(fresh) == count { // a backlog: room for the whole batch
+		room = max(room, batch+2*int(per)+1)
+	}
+	if cap(dst) < room {
+		dst = append(make([]queue.Message, 0, room), dst...)
+	}
+	n := len(dst)
+	dst, err = q.decode(ctx, fresh, nil, dst)
+	if len(fresh) > 0 && err == nil {
+		q.perEntry = float64(len(dst)-n) / float64(len(fresh))
+	}
+	return dst, len(fresh), err
 }
 
 func isNoGroup(err error) bool {
@@ -288,7 +293,7 @@ func (q *Queue) claim(ctx context.Context, max int) ([]queue.Message, error) {
 	if err != nil {
 		return nil, err
 	}
-	return q.decode(ctx, claimed, counts)
+	return q.decode(ctx, claimed, counts, nil)
 }
 
 // deliveries looks up how often each entry was handed out (XPENDING's
@@ -320,8 +325,11 @@ func (q *Queue) deliveries(ctx context.Context, msgs []redis.XMessage) ([]int, e
 // JSON. counts holds each entry's delivery count (nil: first delivery).
 // Entries that fail to decode or were delivered too often are dead-lettered
 // on the spot, and so are the events of a batch entry that fail to decode.
-func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []int) ([]queue.Message, error) {
-	out := make([]queue.Message, 0, len(entries))
+// The messages are appended to out.
+func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []int, out []queue.Message) ([]queue.Message, error) {
+	if out == nil {
+		out = make([]queue.Message, 0, int(float64(len(entries))*max(q.perEntry, 1))+1)
+	}
 	var poison []deadLetter
 	var parts []deadPart
 	var ackOnly []string // batch entries none of whose events decoded
@@ -374,17 +382,17 @@ func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []i
 	}
 	for _, p := range poison {
 		if err := q.deadLetter(ctx, []deadLetter{p}, p.Cause); err != nil {
-			return nil, err
+			return out, err
 		}
 	}
 	for _, p := range parts {
 		if err := q.deadPart(ctx, p.ID, p.Raw, p.Cause); err != nil {
-			return nil, err
+			return out, err
 		}
 	}
 	if len(ackOnly) > 0 {
 		if err := q.rdb.XAck(ctx, q.opts.Stream, q.opts.Group, ackOnly...).Err(); err != nil {
-			return nil, fmt.Errorf("redisq: xack: %w", err)
+			return out, fmt.Errorf("redisq: xack: %w", err)
 		}
 	}
 	return out, nil
