@@ -42,8 +42,9 @@ type Options struct {
 	// past it, by less than one entry.
 	BatchSize int
 
-	// Interval is the longest a read event waits in a partial batch
-	// before the batch is inserted anyway (default 1s).
+	// Interval is the longest an event waits in a partial batch, counted
+	// from its arrival in the queue, before the batch is inserted anyway
+	// (default 1s).
 	Interval time.Duration
 
 	// MaxDeliveries is how many failed attempts an entry that the store
@@ -172,11 +173,25 @@ func (f *Flusher) Run(ctx context.Context) error {
 	return nil
 }
 
+// arrival is when the oldest of msgs reached the queue (its event's time,
+// set on ingest), or now if that is later (another instance's clock): a
+// batch's age counts from there, so the tail of a backlog, which waited in
+// the queue long enough, is stored at once rather than one Interval later.
+func arrival(msgs []queue.Message, now time.Time) time.Time {
+	t := now
+	for i := range msgs {
+		if et := msgs[i].Event.Time; !et.IsZero() && et.Before(t) {
+			t = et
+		}
+	}
+	return t
+}
+
 // read gathers batches from the queue and hands them to the writer until
 // ctx ends. It returns the batch it held then (nil if none).
 func (f *Flusher) read(ctx context.Context, batches chan<- []queue.Message) []queue.Message {
 	var held []queue.Message
-	var since time.Time // when the oldest held message was read
+	var since time.Time // when the oldest held message arrived
 	readFailures := 0
 
 	for ctx.Err() == nil {
@@ -199,7 +214,7 @@ func (f *Flusher) read(ctx context.Context, batches chan<- []queue.Message) []qu
 		readFailures = 0
 
 		if len(held) == 0 && len(msgs) > 0 {
-			since = time.Now()
+			since = arrival(msgs, time.Now())
 		}
 		switch {
 		case held == nil && len(msgs) >= f.opts.BatchSize:

@@ -184,6 +184,26 @@ func TestFlushesBatches(t *testing.T) {
 	}
 }
 
+// TestBacklogTailIsNotHeld: a partial batch whose events waited in the
+// queue for an Interval already (the tail of a backlog) is stored at once.
+func TestBacklogTailIsNotHeld(t *testing.T) {
+	e := newEnv(t)
+	evs := testEvents("old", 5)
+	for i := range evs {
+		evs[i].Time = time.Now().Add(-2 * time.Minute).UTC()
+	}
+	e.enqueue(t, evs...)
+	e.run(t, e.q, e.s, flush.Options{BatchSize: 10000, Interval: time.Minute})
+	eventually(t, "the old events are stored", func() bool { return e.count(t) == len(evs) })
+
+	// Fresh events still wait for the interval.
+	e.enqueue(t, testEvents("new", 3)...)
+	time.Sleep(300 * time.Millisecond)
+	if n := e.count(t); n != len(evs) {
+		t.Fatalf("%d events stored, want the fresh ones held for the interval", n)
+	}
+}
+
 // readCounter counts the flusher's reads of the queue.
 type readCounter struct {
 	queue.Consumer
