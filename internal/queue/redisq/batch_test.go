@@ -107,9 +107,7 @@ func TestBatchEntries(t *testing.T) {
 	if err := q.Ack(ctx, append(first, second...)); err != nil {
 		t.Fatal(err)
 	}
-	if st := mustStats(t, q); st.Pending != 0 || st.Length != 0 {
-		t.Fatalf("stats after ack = %+v, want empty", st)
-	}
+	wantAllAcked(t, q)
 }
 
 // TestBatchConcurrentShare: hits enqueued concurrently share entries.
@@ -188,10 +186,7 @@ func TestBatchPoison(t *testing.T) {
 	})
 
 	t.Run("rejected event", func(t *testing.T) {
-		c := testClient(t)
-		opts := testOptions(t, c)
-		opts.ClaimIdle = 20 * time.Millisecond
-		q := newQueue(t, c, opts)
+		c, q := claimQueue(t, 20*time.Millisecond, 0)
 		if err := q.Enqueue(ctx, testEvent(1), testEvent(2), testEvent(3)); err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +196,7 @@ func TestBatchPoison(t *testing.T) {
 		}
 		// A crash before the ack: the entry comes back, and the event is
 		// dead-lettered again, which adds nothing.
-		time.Sleep(2 * opts.ClaimIdle)
+		time.Sleep(2 * q.opts.ClaimIdle)
 		again := readAll(t, q, 3)
 		if again[1].ID != msgs[1].ID || again[1].Deliveries != 2 {
 			t.Fatalf("redelivered %+v, want the same messages", again[1])
@@ -217,17 +212,11 @@ func TestBatchPoison(t *testing.T) {
 			t.Fatalf("dead letters = %v", dead)
 		}
 		wantShownAsJSON(t, dead[0], msgs[1].Event)
-		if st := mustStats(t, q); st.Pending != 0 || st.Length != 0 {
-			t.Fatalf("stats = %+v, want the entry acknowledged", st)
-		}
+		wantAllAcked(t, q)
 	})
 
 	t.Run("too many deliveries", func(t *testing.T) {
-		c := testClient(t)
-		opts := testOptions(t, c)
-		opts.ClaimIdle = 20 * time.Millisecond
-		opts.MaxDeliveries = 2
-		q := newQueue(t, c, opts)
+		c, q := claimQueue(t, 20*time.Millisecond, 2)
 		want := []event.Event{testEvent(1), testEvent(2)}
 		if err := q.Enqueue(ctx, want...); err != nil {
 			t.Fatal(err)
@@ -235,7 +224,7 @@ func TestBatchPoison(t *testing.T) {
 		var msgs []queue.Message
 		for range 2 {
 			msgs = readAll(t, q, 2) // never acknowledged
-			time.Sleep(2 * opts.ClaimIdle)
+			time.Sleep(2 * q.opts.ClaimIdle)
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for c.XLen(ctx, q.opts.DeadStream).Val() < 2 && time.Now().Before(deadline) {
@@ -254,9 +243,7 @@ func TestBatchPoison(t *testing.T) {
 			}
 			wantShownAsJSON(t, dead[i], want[i])
 		}
-		if st := mustStats(t, q); st.Pending != 0 || st.Length != 0 {
-			t.Fatalf("stats = %+v", st)
-		}
+		wantAllAcked(t, q)
 	})
 }
 

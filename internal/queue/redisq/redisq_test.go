@@ -79,6 +79,25 @@ func readAll(t *testing.T, q *Queue, n int) []queue.Message {
 	return out
 }
 
+// claimQueue returns a client and a queue on a fresh stream whose idle
+// entries are claimed after claimIdle, with maxDeliveries (0: the default).
+func claimQueue(t *testing.T, claimIdle time.Duration, maxDeliveries int) (*redis.Client, *Queue) {
+	t.Helper()
+	c := testClient(t)
+	opts := testOptions(t, c)
+	opts.ClaimIdle = claimIdle
+	opts.MaxDeliveries = maxDeliveries
+	return c, newQueue(t, c, opts)
+}
+
+// wantAllAcked fails unless the stream holds nothing unacknowledged.
+func wantAllAcked(t *testing.T, q *Queue) {
+	t.Helper()
+	if st := mustStats(t, q); st.Pending != 0 || st.Length != 0 {
+		t.Fatalf("stats = %+v, want every entry acknowledged", st)
+	}
+}
+
 func mustStats(t *testing.T, q *Queue) queue.Stats {
 	t.Helper()
 	st, err := q.Stats(context.Background())
@@ -512,11 +531,7 @@ func TestPoisonEntries(t *testing.T) {
 	})
 
 	t.Run("too many deliveries", func(t *testing.T) {
-		c := testClient(t)
-		opts := testOptions(t, c)
-		opts.ClaimIdle = 20 * time.Millisecond
-		opts.MaxDeliveries = 3
-		q := newQueue(t, c, opts)
+		c, q := claimQueue(t, 20*time.Millisecond, 3)
 
 		poison, next := testEvent(1), testEvent(2)
 		if err := q.Enqueue(ctx, poison); err != nil {
