@@ -110,30 +110,6 @@ func TestBatchEntries(t *testing.T) {
 	wantAllAcked(t, q)
 }
 
-// TestBatchConcurrentShare: hits enqueued concurrently share entries.
-func TestBatchConcurrentShare(t *testing.T) {
-	ctx := context.Background()
-	c := testClient(t)
-	opts := testOptions(t, c)
-	q := newQueue(t, c, opts)
-	// Requests waiting while a round trip is in flight go in the next one:
-	// hold the committer in a slow round trip.
-	c.ClientPause(ctx, 100*time.Millisecond)
-	done := make(chan error)
-	for i := range 20 {
-		go func() { done <- q.Enqueue(ctx, testEvent(i)) }()
-	}
-	for range 20 {
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-	}
-	entries := c.XRange(ctx, opts.Stream, "-", "+").Val()
-	if n := streamEvents(t, entries); n != 20 || len(entries) >= 20 {
-		t.Fatalf("%d events in %d entries, want 20 in fewer entries", n, len(entries))
-	}
-}
-
 // TestBatchPoison: an event of a batch entry that does not decode, or that
 // the store rejects, is dead-lettered alone; the entry's other events go
 // on and the entry is acknowledged with them.
