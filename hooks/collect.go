@@ -205,14 +205,18 @@ func (c *collector) collect(e *core.RequestEvent) error {
 	}
 
 	addr, _ := netip.ParseAddr(ip)
-	ev, drop := c.cfg.Enricher.Run(&enrich.Input{
+	in := inputPool.Get().(*enrich.Input)
+	*in = enrich.Input{
 		Hit:       p,
 		Site:      site,
 		IP:        addr,
 		UserAgent: e.Request.UserAgent(),
 		Header:    e.Request.Header,
 		Now:       time.Now(),
-	})
+	}
+	ev, drop := c.cfg.Enricher.Run(in)
+	*in = enrich.Input{}
+	inputPool.Put(in)
 	if drop != "" {
 		metrics.HitsDropped.WithLabelValues(drop).Inc()
 		h.Set(DroppedHeader, drop)
@@ -238,6 +242,11 @@ func (c *collector) collect(e *core.RequestEvent) error {
 	}
 	return e.NoContent(http.StatusAccepted)
 }
+
+// inputPool holds the hits' enrich.Inputs: Run keeps its input in pooled
+// state, so a fresh one would be allocated on the heap for every hit (about
+// 350 bytes; Run keeps nothing of it once it returns).
+var inputPool = sync.Pool{New: func() any { return new(enrich.Input) }}
 
 // preflight answers the CORS preflight that fetch sends for a JSON body.
 // sendBeacon with text/plain needs none.
