@@ -13,11 +13,12 @@ import (
 type Proxy struct {
 	Addr string // 127.0.0.1:PORT to dial instead of the target
 
-	target string
-	ln     net.Listener
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
+	target  string
+	ln      net.Listener
+	mu      sync.Mutex
+	down    bool
+	stalled bool
+	conns   map[net.Conn]struct{}
 }
 
 // StartProxy forwards a free loopback port to target until the test ends.
@@ -50,11 +51,41 @@ func (p *Proxy) Cut() {
 	}
 }
 
+// Stall keeps connections open but drops what clients send, so they wait
+// for answers as from a server that hangs, until Restore. A connection
+// that sent something meanwhile has lost bytes: its client should not use
+// it after Restore.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	p.stalled = true
+	p.mu.Unlock()
+}
+
 // Restore lets connections through again.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
-	p.down = false
+	p.down, p.stalled = false, false
 	p.mu.Unlock()
+}
+
+// forward copies what the client c sends to the server u, dropping it
+// while the proxy is stalled.
+func (p *Proxy) forward(u, c net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		p.mu.Lock()
+		stalled := p.stalled
+		p.mu.Unlock()
+		if n > 0 && !stalled {
+			if _, werr := u.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (p *Proxy) serve() {
@@ -95,7 +126,7 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.mu.Unlock()
 
 	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
+	go func() { p.forward(u, c); done <- struct{}{} }()
 	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
 	<-done
 	p.drop(c)

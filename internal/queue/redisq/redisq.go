@@ -170,6 +170,12 @@ type Queue struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
+	// writer is the committer's own client on rdb's server: Close closes
+	// it to end a round trip that hangs (go-redis waits out its read
+	// timeout, 3 s by default, whatever the context), and rdb is the
+	// caller's.
+	writer *redis.Client
+
 	// commitCtx bounds the committer's round trips; Close cancels it when
 	// one hangs (Redis unreachable) for longer than closeGrace.
 	commitCtx    context.Context
@@ -215,6 +221,9 @@ func New(client *redis.Client, opts Options) (*Queue, error) {
 		claimCursor: "0-0",
 	}
 	q.commitCtx, q.cancelCommit = context.WithCancel(context.Background())
+	o := *client.Options()
+	o.PushNotificationProcessor = nil // client's own, bound to it; the new client makes its own
+	q.writer = redis.NewClient(&o)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -492,7 +501,7 @@ func (q *Queue) commit(batch []*request) {
 	// others' writes. The client's timeouts and retries bound the round trip.
 	ctx := q.commitCtx
 
-	pipe := q.rdb.Pipeline()
+	pipe := q.writer.Pipeline()
 	cmds := make([]*redis.StringCmd, 0, len(batch))
 	for _, r := range batch {
 		for _, p := range r.payloads {
@@ -523,7 +532,7 @@ func (q *Queue) commitBatch(batch []*request) {
 	bp := encodeBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
 	ctx := q.commitCtx
-	pipe := q.rdb.Pipeline()
+	pipe := q.writer.Pipeline()
 	cmds := make([]*redis.StringCmd, 0, 1)
 	xadd := func(value any) {
 		cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{
@@ -582,7 +591,7 @@ const closeGrace = time.Second
 // after a second when Redis does not answer); Enqueue calls after it fail
 // with ErrClosed. It also removes this consumer from the group when it holds
 // no pending entries, so restarts do not pile up consumer names. The Redis
-// client is left open.
+// client passed to New is left open.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		close(q.closed)
@@ -593,8 +602,10 @@ func (q *Queue) Close() error {
 		}()
 		select {
 		case <-stopped:
+			q.writer.Close()
 		case <-time.After(closeGrace):
 			q.cancelCommit()
+			q.writer.Close() // ends the round trip in flight at once
 			<-stopped
 			return // Redis is not answering: leave the consumer be
 		}

@@ -242,6 +242,34 @@ func TestEnqueueTimeout(t *testing.T) {
 	}
 }
 
+// TestCloseEndsAHungWrite: Close interrupts a round trip to a Redis that
+// stopped answering after its grace second, rather than waiting out the
+// client's read timeout.
+func TestCloseEndsAHungWrite(t *testing.T) {
+	proxy := testutil.StartProxy(t, testClient(t).Options().Addr)
+	c := redis.NewClient(&redis.Options{Addr: proxy.Addr, MaxRetries: -1, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
+	t.Cleanup(func() { c.Close() })
+	opts := testOptions(t, testClient(t))
+	opts.EnqueueTimeout = 50 * time.Millisecond
+	q, err := New(c, opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	proxy.Stall()
+	if err := q.Enqueue(context.Background(), testEvent(0)); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Enqueue = %v, want ErrTimeout", err)
+	}
+	start := time.Now()
+	q.Close()
+	if d := time.Since(start); d > closeGrace+time.Second {
+		t.Fatalf("Close took %v with a write hanging, want about %v", d, closeGrace)
+	}
+	proxy.Restore()
+	if err := c.Ping(context.Background()).Err(); errors.Is(err, redis.ErrClosed) {
+		t.Fatal("Close closed the caller's client")
+	}
+}
+
 func TestNewWhileRedisIsDown(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
