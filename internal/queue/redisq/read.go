@@ -206,8 +206,8 @@ const readChunk = 1000
 
 // readNew reads up to count new entries, waiting up to block for the first
 // (not at all when block is negative), and decodes them onto dst, making
-// room for a batch of the given size at once when the stream has a backlog. It also
-// returns how many entries it read.
+// room for a whole batch of batch events at once when the stream has a
+// backlog. It also returns how many entries it read.
 func (q *Queue) readNew(ctx context.Context, count int, block time.Duration, dst []queue.Message, batch int) ([]queue.Message, int, error) {
 	args := &redis.XReadGroupArgs{
 		Group:    q.opts.Group,

@@ -433,7 +433,7 @@ func appendFramed(b []byte, ev *event.Event) ([]byte, error) {
 // order, and reports whether the framing was intact.
 func splitBatch(v string, fn func(i int, raw string)) bool {
 	for i := 0; len(v) > 0; i++ {
-		n, k := uvarint(v)
+		n, k := binary.Uvarint([]byte(v[:min(len(v), binary.MaxVarintLen64)])) // no copy: read only
 		if k <= 0 || n > uint64(len(v)-k) {
 			return false
 		}
@@ -441,22 +441,6 @@ func splitBatch(v string, fn func(i int, raw string)) bool {
 		v = v[k+int(n):]
 	}
 	return true
-}
-
-// uvarint is binary.Uvarint on a string.
-func uvarint(s string) (uint64, int) {
-	var x uint64
-	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
-		c := s[i]
-		if c < 0x80 {
-			if i == binary.MaxVarintLen64-1 && c > 1 {
-				return 0, -1
-			}
-			return x | uint64(c)<<(7*i), i + 1
-		}
-		x |= uint64(c&0x7f) << (7 * i)
-	}
-	return 0, 0
 }
 
 // commitLoop is the one goroutine that writes: it takes the first waiting
