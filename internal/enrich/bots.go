@@ -57,7 +57,7 @@ func stepBots(p *Pipeline, s *state) string {
 	if ua == "" {
 		return DropBot
 	}
-	info := p.agentInfo(ua, s.buf[:0])
+	info := p.cachedAgent(ua, s.buf[:0])
 	if info.drop == DropHeadless {
 		return DropHeadless
 	}
@@ -118,9 +118,9 @@ const (
 	maxCachedUA    = 512
 )
 
-// agentInfo returns what ua tells, from the cache or read (lower-casing
+// cachedAgent returns what ua tells, from the cache or read (lower-casing
 // into buf) and cached.
-func (p *Pipeline) agentInfo(ua string, buf []byte) agentInfo {
+func (p *Pipeline) cachedAgent(ua string, buf []byte) agentInfo {
 	if len(ua) > maxCachedUA {
 		return p.readAgent(ua, buf)
 	}
