@@ -68,7 +68,8 @@ type CollectConfig struct {
 // The route is built for volume and hostile input: it skips PocketBase's
 // request log (no log row per hit), auth token parsing, global CORS
 // (the tracker runs on any origin, whatever --origins allows for the
-// dashboard), PocketBase's own rate limiter and its 32 MB body limit; it
+// dashboard), PocketBase's own rate limiter and its 32 MB body limit, and
+// sets PocketBase's security headers only on errors (a 202 has no body); it
 // reads at most hit.MaxBodySize bytes, limits each client IP, and answers
 // bad hits with a 4xx in PocketBase's error shape before any I/O. The only
 // 5xx is 503, when the queue did not take the event.
@@ -114,6 +115,7 @@ var skippedMiddlewares = []string{
 	apis.DefaultCorsMiddlewareId,
 	apis.DefaultRateLimitMiddlewareId,
 	apis.DefaultLoadAuthTokenMiddlewareId,
+	apis.DefaultSecurityHeadersMiddlewareId, // set on errors only (collect)
 }
 
 // Reasons a hit is refused, the label of metrics.HitsDropped.
@@ -142,11 +144,42 @@ var eventPool = sync.Pool{New: func() any { return new([1]event.Event) }}
 // "exactly the limit" from "too large".
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, hit.MaxBodySize+1); return &b }}
 
+// Header values every answer of the ingest route shares. They are assigned,
+// not Set: net/http copies the header map when the answer is written and
+// never changes its values, and a hit then allocates no value slices.
+var (
+	anyOrigin      = []string{"*"}
+	exposedHeaders = []string{DroppedHeader}
+	// securityHeaders are those of PocketBase's securityHeaders middleware,
+	// which the route skips: they matter for an answer with a body, an
+	// error's JSON, not for the 202 without one that nearly every hit gets.
+	securityHeaders = [...]struct {
+		name  string
+		value []string
+	}{
+		{"X-Xss-Protection", []string{"1; mode=block"}},
+		{"X-Content-Type-Options", []string{"nosniff"}},
+		{"X-Frame-Options", []string{"SAMEORIGIN"}},
+		{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
+	}
+)
+
 func (c *collector) collect(e *core.RequestEvent) error {
 	h := e.Response.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", DroppedHeader)
+	h["Access-Control-Allow-Origin"] = anyOrigin
+	h["Access-Control-Expose-Headers"] = exposedHeaders
+	err := c.accept(e, h)
+	if err != nil {
+		for _, sh := range securityHeaders {
+			h[sh.name] = sh.value
+		}
+	}
+	return err
+}
 
+// accept answers a hit 202 once it is queued (or dropped, naming the reason
+// in DroppedHeader), or returns why it was refused.
+func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 	ip := e.RealIP()
 	if !c.limiter.Allow(ip) {
 		c.refused[reasonRateLimited].Inc()

@@ -65,6 +65,8 @@ func TestCollect(t *testing.T) {
 			body:   strings.NewReader(valid),
 			status: http.StatusAccepted,
 			checks: []check{queued(1), header("Access-Control-Allow-Origin", "*"), header(hooks.DroppedHeader, ""),
+				header("Access-Control-Expose-Headers", hooks.DroppedHeader),
+				header("X-Content-Type-Options", ""), // no body to protect
 				func(t testing.TB, f *fixture, res *http.Response) {
 					ev := f.events(t)[0]
 					if ev.ID == "" || ev.SiteID != siteID || ev.Type != "pageview" || ev.Hostname != "example.com" || ev.Pathname != "/pricing" ||
@@ -135,7 +137,10 @@ func TestCollect(t *testing.T) {
 			body:    strings.NewReader(`{"site":"` + siteID + `","type":`),
 			status:  http.StatusBadRequest,
 			content: []string{`"status":400`, `"message":"The body is not valid JSON`},
-			checks:  []check{queued(0)},
+			checks: []check{queued(0), header("Access-Control-Allow-Origin", "*"),
+				// PocketBase's security headers, which the route sets on errors
+				header("X-Content-Type-Options", "nosniff"), header("X-Frame-Options", "SAMEORIGIN"),
+				header("X-XSS-Protection", "1; mode=block"), header("Cross-Origin-Opener-Policy", "same-origin")},
 		},
 		{
 			name:    "empty body",
