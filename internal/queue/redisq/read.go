@@ -20,8 +20,11 @@ import (
 // maxErrorLen caps the error text stored with a dead letter.
 const maxErrorLen = 1024
 
-// ackChunk is the most ids per XACK command.
-const ackChunk = 1000
+// ackChunk is the most ids per XACK command. Redis runs a command to its
+// end before any other, so a batch's acknowledgement goes in several short
+// commands, one round trip each, between which the ingest's XADDs run:
+// 5,000 ids in one pipeline held Redis for 2–10 ms at 5,000 hits/s.
+const ackChunk = 200
 
 // deadLetterScript moves pending entries to the dead-letter stream: for each
 // id still pending in the group it acknowledges the entry and appends its
@@ -446,28 +449,20 @@ type deadLetter struct {
 // handed out again. The events of a batch entry (message ids "entry/index")
 // must be acknowledged together: acknowledging one acknowledges the entry.
 func (q *Queue) Ack(ctx context.Context, msgs []queue.Message) error {
-	if len(msgs) == 0 {
-		return nil
-	}
-	pipe := q.rdb.Pipeline()
 	ids := make([]string, 0, min(len(msgs), ackChunk))
 	last := ""
-	for _, m := range msgs {
+	for i, m := range msgs {
 		id := entryID(m.ID)
-		if id == last {
-			continue // the next event of the same entry
+		if id != last { // else the next event of the same entry
+			last = id
+			ids = append(ids, id)
 		}
-		last = id
-		if ids = append(ids, id); len(ids) == ackChunk {
-			pipe.XAck(ctx, q.opts.Stream, q.opts.Group, ids...)
-			ids = make([]string, 0, ackChunk)
+		if len(ids) == ackChunk || (i == len(msgs)-1 && len(ids) > 0) {
+			if err := q.rdb.XAck(ctx, q.opts.Stream, q.opts.Group, ids...).Err(); err != nil {
+				return fmt.Errorf("redisq: xack: %w", err)
+			}
+			ids = ids[:0]
 		}
-	}
-	if len(ids) > 0 {
-		pipe.XAck(ctx, q.opts.Stream, q.opts.Group, ids...)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("redisq: xack: %w", err)
 	}
 	return nil
 }

@@ -202,6 +202,28 @@ func TestReadInChunks(t *testing.T) {
 	}
 }
 
+// TestAckManyEntries acknowledges more entries than one XACK takes, of
+// batch entries whose events straddle the chunks.
+func TestAckManyEntries(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	const entries, per = 2*ackChunk + 50, 3
+	for i := range entries {
+		if err := q.Enqueue(ctx, testEvent(per*i), testEvent(per*i+1), testEvent(per*i+2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := readAll(t, q, entries*per)
+	if err := q.Ack(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStats(t, q); st.Pending != 0 {
+		t.Fatalf("%d entries still pending after Ack", st.Pending)
+	}
+}
+
 func TestEnqueueAfterClose(t *testing.T) {
 	c := testClient(t)
 	q := newQueue(t, c, testOptions(t, c))
