@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -257,10 +258,13 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 	}
 
 	// A pooled one-event slice: the variadic slice of an interface call
-	// would be allocated for every hit (the event is about 400 bytes).
+	// would be allocated for every hit (the event is about 400 bytes). And
+	// not the request's context, whose Done channel is made on first use:
+	// Enqueue bounds its own wait, and a hit whose sender went away in the
+	// meantime is still worth keeping.
 	evs := eventPool.Get().(*[1]event.Event)
 	evs[0] = ev
-	err = c.cfg.Queue.Enqueue(e.Request.Context(), evs[:]...)
+	err = c.cfg.Queue.Enqueue(context.Background(), evs[:]...)
 	evs[0] = event.Event{}
 	eventPool.Put(evs)
 	if err != nil {
