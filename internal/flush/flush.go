@@ -199,7 +199,11 @@ func (f *Flusher) read(ctx context.Context, batches chan<- []queue.Message) []qu
 		if len(held) > 0 {
 			wait = max(time.Until(since.Add(f.opts.Interval)), 0)
 		}
-		msgs, err := f.c.Read(ctx, f.opts.BatchSize-len(held), wait)
+		msgs, err := f.readMore(ctx, held, wait)
+		if len(held) == 0 && len(msgs) > 0 {
+			since = arrival(msgs, time.Now())
+		}
+		held = msgs
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -213,18 +217,6 @@ func (f *Flusher) read(ctx context.Context, batches chan<- []queue.Message) []qu
 		}
 		readFailures = 0
 
-		if len(held) == 0 && len(msgs) > 0 {
-			since = arrival(msgs, time.Now())
-		}
-		switch {
-		case held == nil && len(msgs) >= f.opts.BatchSize:
-			held = msgs // a backlog's full batch: no copy
-			f.buffer()  // and no spare kept while a backlog drains
-		case held == nil:
-			held = append(f.buffer(), msgs...)
-		default:
-			held = append(held, msgs...)
-		}
 		if len(held) == 0 {
 			f.updateDepth(ctx)
 			continue
@@ -282,6 +274,43 @@ func (f *Flusher) write(ctx context.Context, batches <-chan []queue.Message) (lo
 		}()
 	}
 	return lost
+}
+
+// readMore reads up to a batch's worth of messages after held, and
+// returns held with them. A queue that can read onto a buffer (redisq) reads
+// onto held, or onto the spare buffer when nothing is held yet; the others'
+// messages are copied there, unless a read brought a whole batch (a
+// backlog), which is kept as it is and no spare is kept while the backlog
+// drains. On an error the spare buffer is kept for the next read.
+func (f *Flusher) readMore(ctx context.Context, held []queue.Message, wait time.Duration) ([]queue.Message, error) {
+	max := f.opts.BatchSize - len(held)
+	if ar, ok := f.c.(queue.AppendReader); ok {
+		dst := held
+		if dst == nil {
+			dst = f.buffer()
+		}
+		msgs, err := ar.ReadAppend(ctx, dst, max, wait)
+		if len(msgs) == 0 && cap(msgs) > 0 {
+			select { // still empty and clear: the spare again
+			case f.spare <- msgs:
+			default:
+			}
+			return nil, err
+		}
+		return msgs, err
+	}
+	msgs, err := f.c.Read(ctx, max, wait)
+	switch {
+	case err != nil || len(msgs) == 0:
+		return held, err
+	case held == nil && len(msgs) >= f.opts.BatchSize:
+		f.buffer() // drop the spare
+		return msgs, nil
+	case held == nil:
+		return append(f.buffer(), msgs...), nil
+	default:
+		return append(held, msgs...), nil
+	}
 }
 
 // buffer returns an empty batch buffer, a spare one if there is one.

@@ -238,6 +238,41 @@ func TestTrickleIsReadInFewRoundTrips(t *testing.T) {
 	}
 }
 
+// appendReader reads onto the buffer the flusher hands it, as redisq does,
+// and counts the reads that came with one.
+type appendReader struct {
+	queue.Consumer
+	reads, onBuffer atomic.Int64
+}
+
+func (a *appendReader) ReadAppend(ctx context.Context, dst []queue.Message, max int, wait time.Duration) ([]queue.Message, error) {
+	a.reads.Add(1)
+	if cap(dst) > 0 {
+		a.onBuffer.Add(1)
+	}
+	msgs, err := a.Consumer.Read(ctx, max, wait)
+	return append(dst, msgs...), err
+}
+
+// TestReadsOntoItsBuffer: with a queue.AppendReader the flusher gathers
+// batches on buffers it reuses, and stores every event once.
+func TestReadsOntoItsBuffer(t *testing.T) {
+	e := newEnv(t)
+	ar := &appendReader{Consumer: e.q}
+	e.run(t, ar, e.s, flush.Options{BatchSize: 100, Interval: 20 * time.Millisecond})
+
+	const n, per = 1000, 40
+	for i := 0; i < n; i += per {
+		e.enqueue(t, testEvents(fmt.Sprint("r", i), per)...)
+		time.Sleep(2 * time.Millisecond)
+	}
+	eventually(t, "all events are stored", func() bool { return e.count(t) == n })
+	eventually(t, "the queue is acknowledged", func() bool { return e.stats(t).Length == 0 })
+	if ar.onBuffer.Load() == 0 {
+		t.Fatalf("none of %d reads was onto a buffer of the flusher's", ar.reads.Load())
+	}
+}
+
 // flaky wraps the real store and fails inserts on demand.
 type flaky struct {
 	store.Writer

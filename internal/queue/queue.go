@@ -57,6 +57,15 @@ type Consumer interface {
 	Ack(ctx context.Context, msgs []Message) error
 }
 
+// AppendReader is implemented by consumers that can read onto the caller's
+// buffer (redisq): a flusher gathering a batch over several reads then needs
+// no slice per read.
+type AppendReader interface {
+	// ReadAppend is Read, appending the messages to dst and returning the
+	// extended slice, as append does.
+	ReadAppend(ctx context.Context, dst []Message, max int, wait time.Duration) ([]Message, error)
+}
+
 // Queue is both sides plus introspection.
 type Queue interface {
 	Producer

@@ -274,3 +274,50 @@ func TestAppendFramed(t *testing.T) {
 		}
 	}
 }
+
+// TestReadAppend: ReadAppend keeps what dst holds, appends whole entries
+// after it, and holds the rest for the next read.
+func TestReadAppend(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	var evs []event.Event
+	for i := range 3 { // three entries of three events
+		entry := []event.Event{testEvent(3 * i), testEvent(3*i + 1), testEvent(3*i + 2)}
+		if err := q.Enqueue(ctx, entry...); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, entry...)
+	}
+	prefix := []queue.Message{{ID: "kept-0"}, {ID: "kept-1"}}
+	dst := append(make([]queue.Message, 0, 16), prefix...)
+
+	got, err := q.ReadAppend(ctx, dst, 4, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2+6 || got[0].ID != "kept-0" || got[1].ID != "kept-1" {
+		t.Fatalf("ReadAppend(dst of 2, max 4) = %d messages starting %q, want dst's 2 then two whole entries", len(got), got[0].ID)
+	}
+	if &got[0] != &dst[:1][0] {
+		t.Fatal("ReadAppend did not append onto dst, which had room")
+	}
+	rest, err := q.ReadAppend(ctx, nil, 10, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append(got[2:], rest...)
+	if len(all) != len(evs) {
+		t.Fatalf("read %d events in all, want %d", len(all), len(evs))
+	}
+	for i := range evs {
+		if all[i].Event.ID != evs[i].ID {
+			t.Fatalf("message %d: event %s, want %s (stream order)", i, all[i].Event.ID, evs[i].ID)
+		}
+	}
+	if err := q.Ack(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	wantAllAcked(t, q)
+}

@@ -109,33 +109,37 @@ const deadPartMarkerTTL = 7 * 24 * time.Hour
 // entries delivered more than MaxDeliveries times are moved to the
 // dead-letter stream instead of being returned.
 func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.Message, error) {
+	return q.ReadAppend(ctx, nil, max, wait)
+}
+
+var _ queue.AppendReader = (*Queue)(nil)
+
+// ReadAppend is Read onto dst: it appends the messages to dst and returns
+// the extended slice.
+func (q *Queue) ReadAppend(ctx context.Context, dst []queue.Message, max int, wait time.Duration) ([]queue.Message, error) {
 	if max <= 0 {
-		return nil, nil
+		return dst, nil
 	}
 	q.readMu.Lock()
 	defer q.readMu.Unlock()
 
+	base := len(dst)
 	held := q.held // whole entries kept from the last Read
 	q.held = nil
-	msgs := q.cut(held, max)
+	msgs := q.cut(append(dst, held...), base, max)
 	if len(q.held) > 0 {
 		return msgs, nil
 	}
-	if len(msgs) < max {
-		claimed, err := q.claim(ctx, max-len(msgs))
+	if len(msgs)-base < max {
+		claimed, err := q.claim(ctx, max-(len(msgs)-base))
 		if err != nil {
-			return msgs, nilIfAny(msgs, err)
+			return msgs, nilIfAny(msgs[base:], err)
 		}
-		if len(msgs) == 0 {
-			msgs = claimed
-		} else {
-			msgs = append(msgs, claimed...)
-		}
-		msgs = q.cut(msgs, max)
+		msgs = q.cut(append(msgs, claimed...), base, max)
 	}
 
 	block := time.Duration(-1) // go-redis: negative omits BLOCK; 0 would block forever
-	if len(msgs) == 0 && wait > 0 {
+	if len(msgs) == base && wait > 0 {
 		block = wait
 		if block < time.Millisecond {
 			block = time.Millisecond
@@ -144,15 +148,15 @@ func (q *Queue) Read(ctx context.Context, max int, wait time.Duration) ([]queue.
 	// A backlog is read readChunk entries per XREADGROUP: holding the
 	// reply of a whole batch while decoding it would take about as much
 	// memory again as the batch.
-	for len(msgs) < max && len(q.held) == 0 {
-		count := q.entriesFor(max - len(msgs))
+	for len(msgs)-base < max && len(q.held) == 0 {
+		count := q.entriesFor(max - (len(msgs) - base))
 		var entries int
 		var err error
-		msgs, entries, err = q.readNew(ctx, count, block, msgs, max)
+		msgs, entries, err = q.readNew(ctx, count, block, msgs, base+max)
 		if err != nil {
-			return msgs, nilIfAny(msgs, err) // claimed or read ones are ours now: hand them out
+			return msgs, nilIfAny(msgs[base:], err) // claimed or read ones are ours now: hand them out
 		}
-		msgs = q.cut(msgs, max)
+		msgs = q.cut(msgs, base, max)
 		if entries < count {
 			break // the stream has no more for now
 		}
@@ -177,21 +181,21 @@ func (q *Queue) entriesFor(n int) int {
 	return max(1, min(int(float64(n)/per), readChunk))
 }
 
-// cut keeps the whole entries of msgs (consecutive messages of an entry)
-// until max messages or more, and holds the rest for the next Read (q.held
-// is empty when it is called). The entry that crosses max stays whole, so
-// that a consumer filling batches of max sees a full one.
-func (q *Queue) cut(msgs []queue.Message, max int) []queue.Message {
-	if len(msgs) <= max {
+// cut keeps the whole entries of msgs[base:] (consecutive messages of an
+// entry) until max messages or more, and holds the rest for the next Read
+// (q.held is empty when it is called). The entry that crosses max stays
+// whole, so that a consumer filling batches of max sees a full one.
+func (q *Queue) cut(msgs []queue.Message, base, max int) []queue.Message {
+	if len(msgs)-base <= max {
 		return msgs
 	}
-	end := max
-	for end < len(msgs) && entryID(msgs[end].ID) == entryID(msgs[max-1].ID) {
+	end := base + max
+	for end < len(msgs) && entryID(msgs[end].ID) == entryID(msgs[end-1].ID) {
 		end++
 	}
 	q.held = slices.Clone(msgs[end:])
 	clear(msgs[end:]) // the spare capacity keeps no held events alive
-	return msgs[:end:end]
+	return msgs[:end]
 }
 
 // partSep separates a batch entry's id from the index of one of its events
