@@ -233,10 +233,7 @@ func (r *Redis) Touch(ctx context.Context, hits []Hit) ([]Result, error) {
 	calls := bySite(len(hits), func(i int) string { return hits[i].Site })
 	args := make([][]any, len(calls))
 	for k, c := range calls {
-		var err error
-		if args[k], err = r.touchArgs(hits, c, now); err != nil {
-			return nil, err
-		}
+		args[k] = r.touchArgs(hits, c, now)
 	}
 	cmds, err := r.pipelined(ctx, func(p redis.Pipeliner) {
 		for k, c := range calls {
@@ -288,9 +285,10 @@ func bySite(n int, site func(i int) string) [][]int {
 }
 
 // touchArgs are touchScript's arguments for the hits of one call.
-func (r *Redis) touchArgs(hits []Hit, call []int, now int64) ([]any, error) {
+func (r *Redis) touchArgs(hits []Hit, call []int, now int64) []any {
 	args := make([]any, 0, 5+6*len(call))
 	args = append(args, r.opts.Window.Milliseconds(), r.opts.Grace.Milliseconds(), now, r.ttl(), r.opts.Arrivals)
+	arrivals := make([]byte, 0, 256*len(call)) // one buffer for the call's arrivals
 	for _, i := range call {
 		h := &hits[i]
 		kind, arrival := "a", []byte(nil)
@@ -301,14 +299,13 @@ func (r *Redis) touchArgs(hits []Hit, call []int, now int64) ([]any, error) {
 			kind = "l"
 		}
 		if h.Kind != Leave {
-			var err error
-			if arrival, err = json.Marshal(h.Arrival); err != nil {
-				return nil, err
-			}
+			start := len(arrivals)
+			arrivals = h.Arrival.appendJSON(arrivals)
+			arrival = arrivals[start:len(arrivals):len(arrivals)]
 		}
 		args = append(args, h.Visitor, ms(h.At), kind, h.Page, h.Referrer, arrival)
 	}
-	return args, nil
+	return args
 }
 
 // sitesToRegister returns the sites of hits whose {prefix}:sites entry this
