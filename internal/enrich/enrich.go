@@ -36,6 +36,7 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/enrich/geo"
 	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
+	"github.com/pocketlytics/pocketlytics/internal/enrich/uatrie"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/hit"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
@@ -100,6 +101,19 @@ type Pipeline struct {
 	states  sync.Pool
 }
 
+// parser returns go-useragent's parser, built once per process and shared,
+// with its trie frozen outside the heap (package uatrie) the first time:
+// the collector then does not trace its hundred thousand nodes in every
+// cycle. Where freezing is refused the trie stays on the heap, and parses
+// the same.
+var parser = sync.OnceValue(func() *useragent.Parser {
+	p := useragent.NewParser()
+	if t, err := uatrie.Freeze(p.Trie); err == nil {
+		p.Trie = t // the library's own copy becomes garbage
+	}
+	return p
+})
+
 // step is one named stage; it returns a drop reason or "".
 type step struct {
 	name string
@@ -155,7 +169,7 @@ func New(cfg Config) (*Pipeline, error) {
 
 	p := &Pipeline{
 		steps:   steps,
-		ua:      useragent.NewParser(), // built once per process and shared
+		ua:      parser(),
 		geo:     db,
 		headers: headers,
 		salts:   cfg.Salts,
