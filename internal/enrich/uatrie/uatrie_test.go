@@ -1,6 +1,9 @@
 package uatrie
 
 import (
+	"fmt"
+	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -128,3 +131,39 @@ func FuzzFreeze(f *testing.F) {
 }
 
 func nodeOf(t *useragent.RuneTrie) *node { return (*node)(unsafe.Pointer(t)) }
+
+func TestFrozenTrieIsNotScanned(t *testing.T) {
+	// A trie of its own, so that its heap copy can be dropped (the library's
+	// is kept by the library).
+	trie := &useragent.RuneTrie{}
+	for i := range 3000 {
+		trie.Put(fmt.Sprintf("Mozilla/5.0 (Agent%d; rv:%d) Engine/%d Browser%d", i, i%97, i%13, i))
+	}
+	scannable := func() uint64 {
+		runtime.GC()
+		s := []metrics.Sample{{Name: "/gc/scan/heap:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	var nodes int
+	walk(nodeOf(trie), func(*node) { nodes++ })
+	withHeapTrie := scannable()
+
+	frozen, err := Freeze(trie)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := trie.Get("Mozilla/5.0 (Agent7; rv:7) Engine/7 Browser7")
+	trie = nil
+	withFrozen := scannable()
+
+	t.Logf("scannable heap %d → %d bytes, %d nodes", withHeapTrie, withFrozen, nodes)
+	// Each node is 48 bytes with pointers on the heap, plus its children;
+	// half of that is a safe floor for what freezing takes off.
+	if drop := int64(withHeapTrie) - int64(withFrozen); drop < int64(nodes)*48/2 {
+		t.Fatalf("scannable heap %d → %d bytes for a trie of %d nodes: the copy is scanned", withHeapTrie, withFrozen, nodes)
+	}
+	if got := frozen.Get("Mozilla/5.0 (Agent7; rv:7) Engine/7 Browser7"); got != want {
+		t.Fatalf("frozen %v, heap %v", got, want)
+	}
+}
