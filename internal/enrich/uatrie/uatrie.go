@@ -69,7 +69,9 @@ func Freeze(t *useragent.RuneTrie) (*useragent.RuneTrie, error) {
 		results += len(n.result)
 	})
 
-	size := nodes*int(unsafe.Sizeof(node{})) + children*int(unsafe.Sizeof(child{})) + results*int(unsafe.Sizeof(result{}))
+	// Three slabs, plus room to align the second and third.
+	size := nodes*int(unsafe.Sizeof(node{})) + children*int(unsafe.Sizeof(child{})) +
+		results*int(unsafe.Sizeof(result{})) + 2*int(unsafe.Alignof(node{}))
 	mem, err := mapMemory(size)
 	if err != nil {
 		return nil, err
