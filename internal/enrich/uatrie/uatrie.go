@@ -175,9 +175,6 @@ func sameLayout(lib, mirror reflect.Type, names ...string) error {
 		if lf.Name != name || lf.Offset != mf.Offset || lf.Type.Kind() != mf.Type.Kind() || lf.Type.Size() != mf.Type.Size() {
 			return bad("field " + name)
 		}
-		if lf.Type.Kind() == reflect.Slice && lf.Type.Elem().Kind() != reflect.Struct {
-			return bad("field " + name)
-		}
 	}
 	return nil
 }
