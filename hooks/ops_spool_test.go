@@ -28,7 +28,7 @@ func TestOpsHealthWhileSpooling(t *testing.T) {
 
 	client := redis.NewClient(&redis.Options{Addr: proxy.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { client.Close() })
-	rq, err := redisq.New(client, redisq.Options{Stream: testutil.Unique("pl:test:ops:")})
+	rq, err := redisq.New(client, redisq.Options{Stream: testutil.RedisPrefix(t, "pl:test:ops:")})
 	if err != nil {
 		t.Fatal(err)
 	}

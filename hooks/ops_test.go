@@ -54,8 +54,7 @@ func authTokens(t *testing.T) (superuser, user string) {
 
 func TestOps(t *testing.T) {
 	client := testutil.Redis(t)
-	stream := testutil.Unique("pl:test:ops:")
-	t.Cleanup(func() { client.Del(context.Background(), stream, stream+":dead") })
+	stream := testutil.RedisPrefix(t, "pl:test:ops:")
 	q, err := redisq.New(client, redisq.Options{Stream: stream})
 	if err != nil {
 		t.Fatal(err)

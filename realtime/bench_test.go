@@ -26,8 +26,7 @@ func benchConfigs(b *testing.B) map[string]func(*testing.B) realtime.Config {
 		"memory": func(*testing.B) realtime.Config { return realtime.Config{} },
 		"redis": func(b *testing.B) realtime.Config {
 			rdb := testutil.Redis(b)
-			cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.Unique("pltest")}
-			b.Cleanup(func() { cleanupKeys(rdb, cfg.KeyPrefix) })
+			cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.RedisPrefix(b, "pltest")}
 			return cfg
 		},
 	}

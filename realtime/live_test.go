@@ -18,7 +18,6 @@ import (
 	"github.com/pocketlytics/pocketlytics/realtime/livetest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/redis/go-redis/v9"
 )
 
 var visitors atomic.Uint64
@@ -443,20 +442,11 @@ func TestDisablePush(t *testing.T) {
 	}
 }
 
-func cleanupKeys(rdb *redis.Client, prefix string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		rdb.Del(ctx, iter.Val())
-	}
-}
-
 // TestTwoInstances: two app instances share Redis; a hit accepted by one
 // reaches a dashboard connected to the other, with the shared count.
 func TestTwoInstances(t *testing.T) {
 	rdb := testutil.Redis(t)
-	cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.Unique("pltest")}
-	t.Cleanup(func() { cleanupKeys(rdb, cfg.KeyPrefix) })
+	cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.RedisPrefix(t, "pltest")}
 
 	_, liveA, _ := start(t, cfg)
 	appB, liveB, baseB := start(t, cfg)
@@ -510,8 +500,7 @@ func value(t *testing.T, c prometheus.Metric) float64 {
 // it.
 func TestUnwatchedSitesPublishNothing(t *testing.T) {
 	rdb := testutil.Redis(t)
-	cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.Unique("pltest")}
-	t.Cleanup(func() { cleanupKeys(rdb, cfg.KeyPrefix) })
+	cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.RedisPrefix(t, "pltest")}
 
 	raw := rdb.Subscribe(context.Background(), cfg.Channel)
 	t.Cleanup(func() { raw.Close() })

@@ -14,8 +14,7 @@ import (
 
 func TestHandlerAddsOneEntryPerHit(t *testing.T) {
 	rdb := testutil.Redis(t)
-	stream := testutil.Unique("pl:test:baseline:")
-	t.Cleanup(func() { rdb.Del(context.Background(), stream) })
+	stream := testutil.RedisPrefix(t, "pl:test:baseline:")
 	h := handler(rdb, stream)
 
 	for _, tc := range []struct {

@@ -18,7 +18,7 @@ import (
 // hit then comes from 127.0.0.1 and the per-IP rate limit refuses most.
 func TestAgainstTheApp(t *testing.T) {
 	app := testutil.StartApp(t, testutil.AppOptions{Env: []string{
-		"REDIS_URL=" + testutil.RedisURL(t), "REDIS_PREFIX=" + testutil.Unique("pl_test_") + ":",
+		"REDIS_URL=" + testutil.RedisURL(t), "REDIS_PREFIX=" + testutil.RedisPrefix(t, "pl_test_") + ":",
 		"LIVE_CHANNEL=" + testutil.Unique("live_test_"), "FLUSH_INTERVAL=100ms",
 	}})
 	siteID, _ := app.CreateSite(t, "example.com")

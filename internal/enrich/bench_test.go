@@ -155,7 +155,7 @@ func BenchmarkRunRedisConcurrent(b *testing.B) {
 }
 
 func benchRedisSessions(b *testing.B) *identity.RedisSessions {
-	r := identity.NewRedisSessions(testutil.Redis(b), testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
+	r := identity.NewRedisSessions(testutil.Redis(b), testutil.RedisPrefix(b, "pl_bench_")+":", identity.RedisOptions{Logger: discard})
 	b.Cleanup(func() {
 		// Not a failure: on a loaded machine a round trip can exceed the timeout.
 		b.ReportMetric(float64(r.Fallbacks()), "fallbacks")

@@ -58,7 +58,7 @@ func (in *instance) run(t *testing.T, ua, typ string, at time.Time) (event.Event
 // TestRedisSessionsAcrossInstances sends one browser's hits alternately to
 // two instances, as a load balancer without sticky sessions does.
 func TestRedisSessionsAcrossInstances(t *testing.T) {
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	a := newInstance(t, testutil.Redis(t), prefix)
 	b := newInstance(t, testutil.Redis(t), prefix)
 
@@ -144,7 +144,7 @@ func TestRedisSessionsDown(t *testing.T) {
 	viaProxy := redis.NewClient(opts)
 	t.Cleanup(func() { viaProxy.Close() })
 
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	a := newInstance(t, viaProxy, prefix)
 	b := newInstance(t, testutil.Redis(t), prefix)
 

@@ -42,8 +42,7 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	defer s.Close()
 
-	stream := testutil.Unique("pl:test:drain:")
-	defer rdb.Del(context.Background(), stream, stream+":dead")
+	stream := testutil.RedisPrefix(b, "pl:test:drain:")
 	q, err := redisq.New(rdb, redisq.Options{Stream: stream})
 	if err != nil {
 		b.Fatal(err)

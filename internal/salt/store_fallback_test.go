@@ -26,7 +26,7 @@ func TestFallbackStoreDuringRedisOutage(t *testing.T) {
 	viaProxy := redis.NewClient(opts)
 	t.Cleanup(func() { viaProxy.Close() })
 
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	local := NewMemoryStore()
 	ring := NewRing(FallbackStore{
 		Primary:  NewRedisStore(viaProxy, prefix),
@@ -68,13 +68,12 @@ func TestFallbackStoreDuringRedisOutage(t *testing.T) {
 
 func TestFallbackStoreBothFail(t *testing.T) {
 	client := testutil.Redis(t)
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	// A WRONGTYPE value makes the shared store fail with a real Redis error.
 	day := "2026-11-27"
 	if err := client.HSet(context.Background(), prefix+"salt:"+day, "x", "y").Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Del(context.Background(), prefix+"salt:"+day) })
 
 	f := FallbackStore{Primary: NewRedisStore(client, prefix), Fallback: NewRedisStore(client, prefix)}
 	_, err := f.Salt(context.Background(), day, make([]byte, Size))

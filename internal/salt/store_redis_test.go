@@ -12,22 +12,14 @@ import (
 func TestRedisStore(t *testing.T) {
 	client := testutil.Redis(t)
 	newStore := func(t *testing.T) salt.Store {
-		prefix := testutil.Unique("pl_test_") + ":"
-		t.Cleanup(func() {
-			ctx := context.Background()
-			keys, _ := client.Keys(ctx, prefix+"*").Result()
-			if len(keys) > 0 {
-				client.Del(ctx, keys...)
-			}
-		})
+		prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 		return salt.NewRedisStore(client, prefix)
 	}
 	testStore(t, newStore)
 
 	t.Run("keys expire on their own", func(t *testing.T) {
 		ctx := context.Background()
-		prefix := testutil.Unique("pl_test_") + ":"
-		t.Cleanup(func() { client.Del(ctx, prefix+"salt:2025-03-11") })
+		prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 		store := salt.NewRedisStore(client, prefix)
 		want := fresh("x")
 		if _, err := store.Salt(ctx, "2025-03-11", want); err != nil {

@@ -55,6 +55,54 @@ func Redis(t testing.TB) *redis.Client {
 	return client
 }
 
+// RedisPrefix returns Unique(prefix) for the keys and streams of one test,
+// and deletes every key that starts with it when the test ends: the suite
+// shares one server, and what each run left there (streams of 100,000
+// entries among it) would otherwise add up run after run.
+func RedisPrefix(t testing.TB, prefix string) string {
+	t.Helper()
+	url := RedisURL(t)
+	p := Unique(prefix)
+	t.Cleanup(func() {
+		if err := deleteRedisKeys(url, p); err != nil {
+			t.Logf("testutil: deleting the Redis keys %s*: %v", p, err)
+		}
+	})
+	return p
+}
+
+// deleteRedisKeys unlinks the keys that start with prefix.
+func deleteRedisKeys(url, prefix string) error {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return err
+	}
+	client := redis.NewClient(opts)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	iter := client.Scan(ctx, 0, globEscaper.Replace(prefix)+"*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		if keys = append(keys, iter.Val()); len(keys) == 1000 {
+			if err := client.Unlink(ctx, keys...).Err(); err != nil {
+				return err
+			}
+			keys = keys[:0]
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if len(keys) > 0 {
+		return client.Unlink(ctx, keys...).Err()
+	}
+	return nil
+}
+
+// globEscaper escapes what SCAN's MATCH pattern would read as a wildcard.
+var globEscaper = strings.NewReplacer(`\`, `\\`, "*", `\*`, "?", `\?`, "[", `\[`, "]", `\]`)
+
 // ClickHouseURL returns CLICKHOUSE_URL or skips the test.
 func ClickHouseURL(t testing.TB) string {
 	t.Helper()

@@ -42,18 +42,9 @@ func stores() map[string]func(*testing.T, *clock) presence.Store {
 		},
 		"redis": func(t *testing.T, c *clock) presence.Store {
 			rdb := testutil.Redis(t)
-			prefix := testutil.Unique("pltest:")
-			t.Cleanup(func() { cleanup(rdb, prefix) })
+			prefix := testutil.RedisPrefix(t, "pltest:")
 			return presence.NewRedis(rdb, presence.Options{Window: window, Grace: grace, Prefix: prefix, Now: c.Now})
 		},
-	}
-}
-
-func cleanup(rdb *redis.Client, prefix string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
-	for iter.Next(ctx) {
-		rdb.Del(ctx, iter.Val())
 	}
 }
 
@@ -375,8 +366,7 @@ func TestPresence(t *testing.T) {
 // and only one of them samples a given minute.
 func TestRedisShared(t *testing.T) {
 	rdb := testutil.Redis(t)
-	prefix := testutil.Unique("pltest:")
-	t.Cleanup(func() { cleanup(rdb, prefix) })
+	prefix := testutil.RedisPrefix(t, "pltest:")
 	c := &clock{t: t0}
 	open := func() presence.Store {
 		return presence.NewRedis(rdb, presence.Options{Window: window, Grace: grace, Prefix: prefix, Now: c.Now})
@@ -461,12 +451,7 @@ func TestRedisBatchesAgree(t *testing.T) {
 	rdb := testutil.Redis(t)
 	ctx := context.Background()
 	c := &clock{t: t0}
-	prefixes := []string{testutil.Unique("pltest:"), testutil.Unique("pltest:")}
-	t.Cleanup(func() {
-		for _, p := range prefixes {
-			cleanup(rdb, p)
-		}
-	})
+	prefixes := []string{testutil.RedisPrefix(t, "pltest:"), testutil.RedisPrefix(t, "pltest:")}
 	opts := func(prefix string) presence.Options {
 		// A short window and a short arrivals list, so expiry and trimming happen.
 		return presence.Options{Window: 30 * time.Second, Grace: grace, Arrivals: 3, Prefix: prefix, Now: c.Now}

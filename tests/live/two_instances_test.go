@@ -4,7 +4,6 @@ package live
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"strconv"
@@ -34,9 +33,7 @@ const (
 // several instances therefore keeps the sites collection the same on all of
 // them (or lets them share one database).
 func TestTwoInstances(t *testing.T) {
-	rdb := testutil.Redis(t)
-	prefix := testutil.Unique("pltest") + ":"
-	t.Cleanup(func() { deleteKeys(rdb, prefix) })
+	prefix := testutil.RedisPrefix(t, "pltest") + ":"
 	env := []string{
 		"REDIS_URL=" + testutil.RedisURL(t),
 		"REDIS_PREFIX=" + prefix,
@@ -122,15 +119,6 @@ func waitCount(t *testing.T, c *livetest.Client, want float64) {
 	}
 }
 
-// deleteKeys removes what the instances left in the shared Redis.
-func deleteKeys(rdb *redis.Client, prefix string) {
-	ctx := context.Background()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		rdb.Del(ctx, iter.Val())
-	}
-}
-
 // TestRedisOutage cuts a running app off Redis (a proxy in front of the
 // shared server): ingest goes on, the dashboard's connection stays open and
 // the polling route answers 503; once Redis is back, live messages resume
@@ -141,9 +129,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := testutil.StartProxy(t, opts.Addr)
-	prefix := testutil.Unique("pltest") + ":"
-	rdb := testutil.Redis(t)
-	t.Cleanup(func() { deleteKeys(rdb, prefix) })
+	prefix := testutil.RedisPrefix(t, "pltest") + ":"
 	app := testutil.StartApp(t, testutil.AppOptions{Env: []string{
 		"REDIS_URL=redis://" + proxy.Addr + "/" + strconv.Itoa(opts.DB),
 		"REDIS_PREFIX=" + prefix,

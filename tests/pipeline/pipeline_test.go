@@ -105,7 +105,7 @@ func TestEmbeddedSIGKILLLosesNoAcknowledgedHit(t *testing.T) {
 func scaleEnv(t *testing.T, redisURL, chDSN string) []string {
 	return []string{
 		"RATE_LIMIT=1000000", "FLUSH_INTERVAL=200ms", "CLAIM_IDLE=2s",
-		"REDIS_URL=" + redisURL, "REDIS_PREFIX=" + testutil.Unique("pl_test_") + ":",
+		"REDIS_URL=" + redisURL, "REDIS_PREFIX=" + testutil.RedisPrefix(t, "pl_test_") + ":",
 		"LIVE_CHANNEL=" + testutil.Unique("live_test_"), "CLICKHOUSE_URL=" + chDSN,
 	}
 }

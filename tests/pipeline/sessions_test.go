@@ -20,7 +20,7 @@ import (
 func TestTwoInstancesOneSession(t *testing.T) {
 	t.Parallel()
 	env := []string{
-		"REDIS_URL=" + testutil.RedisURL(t), "REDIS_PREFIX=" + testutil.Unique("pl_test_") + ":",
+		"REDIS_URL=" + testutil.RedisURL(t), "REDIS_PREFIX=" + testutil.RedisPrefix(t, "pl_test_") + ":",
 		"LIVE_CHANNEL=" + testutil.Unique("live_test_"), "FLUSH_INTERVAL=200ms", "RATE_LIMIT=1000",
 		"REDIS_SESSION_TIMEOUT=5s", // the test Redis is shared and may stall; a fallback could split the visit
 

@@ -141,7 +141,7 @@ func touchAsync(r *identity.RedisSessions, h identity.Hit) <-chan touched {
 // visitor resolve as if sequential.
 func TestRedisSessionsBatchOrder(t *testing.T) {
 	rdb, g := gated(t)
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
 	t.Cleanup(func() { r.Close() })
 	other := identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
@@ -220,7 +220,7 @@ func TestRedisSessionsBatchOrder(t *testing.T) {
 // instances: each visit keeps one session with one entry, and concurrent
 // hits share round trips.
 func TestRedisSessionsConcurrent(t *testing.T) {
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	instances := []*identity.RedisSessions{
 		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard}),
 		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard}),
@@ -281,7 +281,7 @@ func TestRedisSessionsConcurrent(t *testing.T) {
 // counted, and what Redis holds afterwards agrees with memory.
 func TestRedisSessionsBatchTimeout(t *testing.T) {
 	rdb, g := gated(t)
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
 		Timeout: time.Second, // not less: the shared test server may stall
 		Logger:  discard,
@@ -397,7 +397,7 @@ func TestRedisSessionsOutageConcurrent(t *testing.T) {
 // than the timeout.
 func TestRedisSessionsClose(t *testing.T) {
 	rdb, g := gated(t)
-	r := identity.NewRedisSessions(rdb, testutil.Unique("pl_test_")+":", identity.RedisOptions{Timeout: 200 * time.Millisecond, Logger: discard})
+	r := identity.NewRedisSessions(rdb, testutil.RedisPrefix(t, "pl_test_")+":", identity.RedisOptions{Timeout: 200 * time.Millisecond, Logger: discard})
 
 	g.Hold()
 	defer g.Release()

@@ -81,7 +81,7 @@ var stores = []struct {
 }{
 	{"memory", func(t *testing.T) identity.Sessions { return identity.NewMemory(identity.MemoryOptions{}) }},
 	{"redis", func(t *testing.T) identity.Sessions {
-		r := identity.NewRedisSessions(testutil.Redis(t), testutil.Unique("pl_test_")+":", identity.RedisOptions{Timeout: redisTimeout})
+		r := identity.NewRedisSessions(testutil.Redis(t), testutil.RedisPrefix(t, "pl_test_")+":", identity.RedisOptions{Timeout: redisTimeout})
 		t.Cleanup(func() {
 			if n := r.Fallbacks(); n != 0 {
 				t.Errorf("%d hits fell back to memory", n)

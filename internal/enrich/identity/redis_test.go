@@ -23,7 +23,7 @@ const redisTimeout = 5 * time.Second
 
 func TestRedisSessionsKey(t *testing.T) {
 	rdb := testutil.Redis(t)
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{Timeout: redisTimeout})
 	t.Cleanup(func() { r.Close() })
 
@@ -70,7 +70,7 @@ func TestRedisSessionsKey(t *testing.T) {
 // TestRedisSessionsShared runs one visit's hits concurrently through two
 // stores, as two instances behind a load balancer would.
 func TestRedisSessionsShared(t *testing.T) {
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	instances := []*identity.RedisSessions{
 		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout}),
 		identity.NewRedisSessions(testutil.Redis(t), prefix, identity.RedisOptions{Timeout: redisTimeout}),
@@ -133,7 +133,7 @@ func proxied(t *testing.T) (*redis.Client, *testutil.Proxy) {
 func outageStores(t *testing.T) (r, other *identity.RedisSessions, proxy *testutil.Proxy, logs *syncBuffer) {
 	t.Helper()
 	rdb, proxy := proxied(t)
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	logs = &syncBuffer{}
 	r = identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
 		Timeout:       redisTimeout, // a cut connection fails at once
@@ -216,7 +216,7 @@ func TestRedisSessionsOutage(t *testing.T) {
 // failures in a row.
 func TestRedisSessionsFailuresInARow(t *testing.T) {
 	rdb := testutil.Redis(t)
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	var logs syncBuffer
 	r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
 		Timeout: redisTimeout,
@@ -303,7 +303,7 @@ func (b *syncBuffer) String() string {
 
 func BenchmarkRedisTouch(b *testing.B) {
 	rdb := testutil.Redis(b)
-	r := identity.NewRedisSessions(rdb, testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
+	r := identity.NewRedisSessions(rdb, testutil.RedisPrefix(b, "pl_bench_")+":", identity.RedisOptions{Logger: discard})
 	b.Cleanup(func() { r.Close() })
 	b.ReportAllocs()
 	cost := startRedisCost(b, rdb)
@@ -321,7 +321,7 @@ func BenchmarkRedisTouch(b *testing.B) {
 // millisecond after the one before.
 func BenchmarkRedisTouchParallel(b *testing.B) {
 	rdb := testutil.Redis(b)
-	r := identity.NewRedisSessions(rdb, testutil.Unique("pl_bench_")+":", identity.RedisOptions{Logger: discard})
+	r := identity.NewRedisSessions(rdb, testutil.RedisPrefix(b, "pl_bench_")+":", identity.RedisOptions{Logger: discard})
 	b.Cleanup(func() { r.Close() })
 	b.ReportAllocs()
 	b.SetParallelism(16)
@@ -410,7 +410,7 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // behind, and whether it was entered.
 func TestRedisSessionsWriteBehind(t *testing.T) {
 	rdb := testutil.Redis(t)
-	prefix := testutil.Unique("pl_test_") + ":"
+	prefix := testutil.RedisPrefix(t, "pl_test_") + ":"
 	newStore := func() *identity.RedisSessions {
 		r := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{Timeout: redisTimeout, Logger: discard})
 		t.Cleanup(func() { r.Close() })

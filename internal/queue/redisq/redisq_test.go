@@ -28,11 +28,10 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// testOptions returns options on a fresh stream, deleted at cleanup.
+// testOptions returns options on a fresh stream, deleted when the test ends.
 func testOptions(tb testing.TB, c *redis.Client) Options {
 	tb.Helper()
-	stream := testutil.Unique("pl:test:")
-	tb.Cleanup(func() { c.Del(context.Background(), stream, stream+":dead") })
+	stream := testutil.RedisPrefix(tb, "pl:test:")
 	return Options{Stream: stream, Consumer: "c1"}
 }
 
@@ -239,7 +238,7 @@ func TestEnqueueAfterClose(t *testing.T) {
 func TestEnqueueTimeout(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: testutil.SilentServer(t), MaxRetries: -1, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	t.Cleanup(func() { c.Close() })
-	q, err := New(c, Options{Stream: testutil.Unique("pl:test:"), EnqueueTimeout: 100 * time.Millisecond})
+	q, err := New(c, Options{Stream: testutil.RedisPrefix(t, "pl:test:"), EnqueueTimeout: 100 * time.Millisecond})
 	if err == nil {
 		t.Cleanup(func() { q.Close() })
 	} else {
@@ -302,7 +301,7 @@ func TestNewWhileRedisIsDown(t *testing.T) {
 
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 	t.Cleanup(func() { c.Close() })
-	q, err := New(c, Options{Stream: testutil.Unique("pl:test:")})
+	q, err := New(c, Options{Stream: testutil.RedisPrefix(t, "pl:test:")})
 	if err != nil {
 		t.Fatalf("New with Redis down = %v, want a queue that fails per call", err)
 	}
