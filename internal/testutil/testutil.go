@@ -37,7 +37,7 @@ func RedisURL(t testing.TB) string {
 }
 
 // Redis returns a client for REDIS_URL, closed when the test ends.
-// Tests share the server: use Unique for every key they create.
+// Tests share the server: name every key they create with RedisPrefix.
 func Redis(t testing.TB) *redis.Client {
 	t.Helper()
 	opts, err := redis.ParseURL(RedisURL(t))
