@@ -80,4 +80,17 @@ type Event struct {
 
 	// Entry marks the first pageview of a session.
 	Entry bool `json:"entry,omitempty"`
+
+	// Pending, when set, is work on the event that the queue's write may
+	// do in the same call: the hit's session when sessions are shared
+	// through Redis (identity.Deferred), which the Redis queue looks up in
+	// the script call that appends the event. Whoever queues the event
+	// calls Pending.Finish once Enqueue returned. Not encoded.
+	Pending Pending `json:"-"`
+}
+
+// Pending is work left on an event for its queue (see Event.Pending).
+type Pending interface {
+	// Finish sets on ev what the work decided, and clears ev.Pending.
+	Finish(ev *Event)
 }

@@ -30,6 +30,13 @@ type RedisOptions struct {
 	// resolves hits while Redis is failing (default NewMemory).
 	Memory *Memory
 
+	// Defer has Defer leave the lookups of the hits that would wait for
+	// Redis and may start a session to the Redis queue's write (see
+	// Deferred). Set it only when every event is queued through a queue
+	// that settles them (redisq in its batch format) and its caller calls
+	// Finish; without it Defer is Touch.
+	Defer bool
+
 	// Logger returns the logger of the one line written when Redis starts
 	// failing and the one when it answers again (default slog.Default).
 	// It is called when logging, so app.Logger fits: PocketBase sets up
@@ -76,6 +83,12 @@ const maxInFlight = 2
 // that one. Only the hits that may start a session or be its entry wait
 // for Redis, which makes them unique across instances.
 //
+// With RedisOptions.Defer, the hits that would wait for Redis and may start
+// a session do not make a round trip of their own: Defer hands them to the
+// Redis queue's write, which looks their sessions up in the script call
+// that appends them to the stream (see Deferred). The rest of what follows
+// holds for the hits that do wait here.
+//
 // Concurrent hits that wait share round trips (a group commit). At most
 // maxInFlight round trips run at once; a hit that finds one free sends
 // itself at once, in the caller's goroutine, and hits that come while all
@@ -104,6 +117,8 @@ type RedisSessions struct {
 	retry   int64 // ns
 	memory  *Memory
 	logger  func() *slog.Logger
+	// deferring: see RedisOptions.Defer.
+	deferring bool
 
 	mu       sync.Mutex
 	pending  []*touchRequest // in arrival order
@@ -145,15 +160,20 @@ type dirtySession struct {
 	entered bool
 }
 
-// touchRequest is one hit on its way to Redis.
-type touchRequest struct {
+// lookup is one hit's part of a touchScript call.
+type lookup struct {
 	hit Hit
 	// The session to write if Redis has none live (see touchScript).
 	known        Session
 	knownEntered bool
 	isKnown      bool
 	which        int
-	deadline     time.Time
+}
+
+// touchRequest is one hit on its way to Redis.
+type touchRequest struct {
+	lookup
+	deadline time.Time
 	// behind marks a write-behind request (see flushBehind).
 	behind bool
 
@@ -216,6 +236,7 @@ func NewRedisSessions(rdb *redis.Client, prefix string, opts RedisOptions) *Redi
 		retry:      opts.RetryInterval.Nanoseconds(),
 		memory:     opts.Memory,
 		logger:     opts.Logger,
+		deferring:  opts.Defer,
 		dirty:      make(map[sessionKey]dirtySession),
 		behindWake: make(chan struct{}, 1),
 		behindStop: make(chan struct{}),
@@ -273,7 +294,26 @@ func (r *RedisSessions) Local() uint64 {
 // Ids stay strings: Lua numbers are doubles and would round 63-bit ids.
 // "last" only moves forward, so a hit that arrives late from a slower
 // instance cannot shorten the session.
-var touchScript = redis.NewScript(`
+var touchScript = redis.NewScript(touchLua + `
+local out, k = {}, 1
+for a = 0, #ARGV - 1, 10 do
+  local yesterday = nil
+  if ARGV[a + 1] == '2' then yesterday = KEYS[k + 1] end
+  local ok, res = pcall(touch, KEYS[k], yesterday, a + 1)
+  if not ok then
+    if type(res) == 'table' then res = res.err end
+    res = {tostring(res)}
+  end
+  out[#out + 1] = res
+  k = k + tonumber(ARGV[a + 1])
+end
+return out
+`)
+
+// touchLua defines touch(today, yesterday, a), which resolves one hit from
+// its keys and its touchArgs arguments starting at ARGV[a] (see
+// touchScript); entryScript uses it too.
+const touchLua = `
 local function extend(key, nowArg, now, timeout, pageview)
   local v = redis.call('HMGET', key, 'id', 'start', 'last', 'entered')
   if not (v[1] and v[3]) then return nil end
@@ -313,21 +353,7 @@ local function touch(today, yesterday, a)
   redis.call('PEXPIRE', key, timeout)
   return {ARGV[a + 5], ARGV[a + 6], entry, which, tonumber(entered)}
 end
-
-local out, k = {}, 1
-for a = 0, #ARGV - 1, 10 do
-  local yesterday = nil
-  if ARGV[a + 1] == '2' then yesterday = KEYS[k + 1] end
-  local ok, res = pcall(touch, KEYS[k], yesterday, a + 1)
-  if not ok then
-    if type(res) == 'table' then res = res.err end
-    res = {tostring(res)}
-  end
-  out[#out + 1] = res
-  k = k + tonumber(ARGV[a + 1])
-end
-return out
-`)
+`
 
 // touchArgs is the number of ARGV of one hit in touchScript.
 const touchArgs = 10
@@ -335,9 +361,7 @@ const touchArgs = 10
 // Touch implements Sessions. It sends h to Redis, alone or with the hits
 // that came meanwhile, and waits for the answer at most Timeout.
 func (r *RedisSessions) Touch(h Hit) (Session, bool) {
-	if s, entered, ok := r.memory.continueLive(h); ok {
-		r.local.Add(1)
-		r.writeBehind(s, h, entered)
+	if s, ok := r.continueLocal(h); ok {
 		return s, true
 	}
 	if !r.shouldTry() {
@@ -376,6 +400,25 @@ func (r *RedisSessions) Touch(h Hit) (Session, bool) {
 	}
 }
 
+// continueLocal answers h from memory when its answer cannot depend on
+// other instances (see Memory.continueLive), writing it behind.
+func (r *RedisSessions) continueLocal(h Hit) (Session, bool) {
+	s, entered, ok := r.memory.continueLive(h)
+	if !ok {
+		return Session{}, false
+	}
+	r.local.Add(1)
+	r.writeBehind(s, h, entered)
+	return s, true
+}
+
+// isClosed reports whether Close was called.
+func (r *RedisSessions) isClosed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.closed
+}
+
 // newRequest returns a request for h from the pool.
 func (r *RedisSessions) newRequest(h Hit) *touchRequest {
 	req, _ := r.requests.Get().(*touchRequest)
@@ -391,26 +434,46 @@ func (r *RedisSessions) newRequest(h Hit) *touchRequest {
 // request prepares h for the script.
 func (r *RedisSessions) request(h Hit) *touchRequest {
 	req := r.newRequest(h)
+	req.lookup = r.prepare(h)
+	return req
+}
 
+// prepare returns h's part of a script call.
+func (r *RedisSessions) prepare(h Hit) lookup {
 	// The session to write if Redis has none live: the one this instance
 	// knows (started in memory while Redis was down, or lost by Redis),
 	// else a new one under today's id.
-	req.isKnown = false
+	lk := lookup{hit: h}
 	if h.Previous != 0 {
-		req.known, req.knownEntered, req.isKnown = r.memory.peek(h.Previous, h.Time)
+		lk.known, lk.knownEntered, lk.isKnown = r.memory.peek(h.Previous, h.Time)
 	}
-	if !req.isKnown {
-		req.known, req.knownEntered, req.isKnown = r.memory.peek(h.Visitor, h.Time)
+	if !lk.isKnown {
+		lk.known, lk.knownEntered, lk.isKnown = r.memory.peek(h.Visitor, h.Time)
 	}
-	if !req.isKnown {
+	if !lk.isKnown {
 		start := time.UnixMilli(h.Time.UnixMilli()) // as Memory and Redis keep it
-		req.known = Session{ID: SessionID(h.Visitor, start), Visitor: h.Visitor, Start: start}
+		lk.known = Session{ID: SessionID(h.Visitor, start), Visitor: h.Visitor, Start: start}
 	}
-	req.which = 1
-	if h.Previous != 0 && req.known.Visitor == h.Previous {
-		req.which = 2
+	lk.which = 1
+	if h.Previous != 0 && lk.known.Visitor == h.Previous {
+		lk.which = 2
 	}
-	return req
+	return lk
+}
+
+// appendArgs appends lk's keys and touchArgs arguments.
+func (r *RedisSessions) appendArgs(keys []string, args []any, lk *lookup) ([]string, []any) {
+	h := lk.hit
+	keys = append(keys, r.key(h.Site, h.Visitor))
+	nkeys := 1
+	if h.Previous != 0 {
+		keys = append(keys, r.key(h.Site, h.Previous))
+		nkeys = 2
+	}
+	return keys, append(args,
+		nkeys, h.Time.UnixMilli(), h.Timeout.Milliseconds(), flag(h.Pageview), flag(h.Create),
+		lk.known.ID, lk.known.Start.UnixMilli(), flag(lk.knownEntered), lk.which, flag(lk.isKnown),
+	)
 }
 
 // lead sends the hits waiting (usually just the caller's) in the round
@@ -479,17 +542,7 @@ func (r *RedisSessions) commit(batch []*touchRequest, limit time.Time) {
 	args := make([]any, 0, touchArgs*len(batch))
 	var deadline time.Time
 	for _, req := range batch {
-		h := req.hit
-		keys = append(keys, r.key(h.Site, h.Visitor))
-		nkeys := 1
-		if h.Previous != 0 {
-			keys = append(keys, r.key(h.Site, h.Previous))
-			nkeys = 2
-		}
-		args = append(args,
-			nkeys, h.Time.UnixMilli(), h.Timeout.Milliseconds(), flag(h.Pageview), flag(h.Create),
-			req.known.ID, req.known.Start.UnixMilli(), flag(req.knownEntered), req.which, flag(req.isKnown),
-		)
+		keys, args = r.appendArgs(keys, args, &req.lookup)
 		if req.deadline.After(deadline) {
 			deadline = req.deadline
 		}
@@ -523,21 +576,28 @@ func (r *RedisSessions) commit(batch []*touchRequest, limit time.Time) {
 		return
 	}
 	for i, req := range batch {
-		s, entered, ok, err := parseSession(res[i], req.hit)
-		if err != nil {
-			// The hit whose session this is counted already; a write
-			// behind retried is not Redis failing again.
-			if !req.behind {
-				r.failed(err)
-			}
-		} else {
-			r.answered()
-			if ok {
-				r.memory.put(s, entered, req.hit.Time, req.hit.Timeout)
-			}
-		}
+		// The hit whose session this is counted already; a write behind
+		// retried is not Redis failing again.
+		s, ok, err := r.answer(res[i], req.hit, !req.behind)
 		req.done <- touchResult{s: s, ok: ok, err: err}
 	}
+}
+
+// answer reads touchScript's reply for h and records the session in
+// memory. countFailure: an unreadable reply counts as Redis failing.
+func (r *RedisSessions) answer(reply any, h Hit, countFailure bool) (Session, bool, error) {
+	s, entered, ok, err := parseSession(reply, h)
+	if err != nil {
+		if countFailure {
+			r.failed(err)
+		}
+		return Session{}, false, err
+	}
+	r.answered()
+	if ok {
+		r.memory.put(s, entered, h.Time, h.Timeout)
+	}
+	return s, ok, nil
 }
 
 // parseSession reads touchScript's reply for h.

@@ -23,6 +23,15 @@ type Identity struct {
 	Visitor uint64
 	Session uint64
 	Entry   bool
+	// Pending, when set, is the session lookup left to the queue (see
+	// Deferred): the ids above are its guess until Finish.
+	Pending *Deferred
+}
+
+// deferrer is a Sessions that can leave lookups to the queue
+// (RedisSessions).
+type deferrer interface {
+	Defer(h Hit) (Session, bool, *Deferred)
 }
 
 // Resolver assigns visitor and session ids. It is safe for concurrent use.
@@ -68,9 +77,16 @@ func (r *Resolver) Resolve(salts *salt.Salts, req Request) (Identity, bool) {
 	if len(salts.Yesterday) > 0 {
 		hit.Previous = k.yesterday.Visitor(req.SiteID, req.IP, req.UserAgent)
 	}
-	s, ok := r.sessions.Touch(hit)
+	var s Session
+	var ok bool
+	var d *Deferred
+	if dr, can := r.sessions.(deferrer); can {
+		s, ok, d = dr.Defer(hit)
+	} else {
+		s, ok = r.sessions.Touch(hit)
+	}
 	if !ok {
 		return Identity{}, false
 	}
-	return Identity{Visitor: s.Visitor, Session: s.ID, Entry: s.Entry}, true
+	return Identity{Visitor: s.Visitor, Session: s.ID, Entry: s.Entry, Pending: d}, true
 }
