@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 )
@@ -353,6 +354,11 @@ func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []i
 				poison = append(poison, deadLetter{ID: e.ID, Cause: errors.New("decode: malformed batch")})
 				continue
 			}
+			sessions, ok := entrySessions(e, n)
+			if !ok {
+				poison = append(poison, deadLetter{ID: e.ID, Cause: fmt.Errorf("decode: malformed %q field", identity.SessionsField)})
+				continue
+			}
 			splitBatch(raw, func(j int, enc string) {
 				m := queue.Message{ID: e.ID, Deliveries: deliveries}
 				if n > 1 {
@@ -362,6 +368,7 @@ func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []i
 					parts = append(parts, deadPart{ID: m.ID, Raw: enc, Cause: fmt.Errorf("decode: %w", err)})
 					return
 				}
+				sessions = setSession(sessions, j, &m.Event)
 				out = append(out, m)
 			})
 			if len(out) == first { // every event was dead-lettered
@@ -421,6 +428,13 @@ func EntryEvents(e redis.XMessage) ([]event.Event, error) {
 		if !intact {
 			return nil, fmt.Errorf("redisq: entry %s: malformed batch", e.ID)
 		}
+		sessions, ok := entrySessions(e, len(evs))
+		if !ok {
+			return nil, fmt.Errorf("redisq: entry %s: malformed %q field", e.ID, identity.SessionsField)
+		}
+		for i := range evs {
+			sessions = setSession(sessions, i, &evs[i])
+		}
 		return evs, err
 	}
 	raw, ok := e.Values[fieldEvent].(string)
@@ -432,6 +446,48 @@ func EntryEvents(e redis.XMessage) ([]event.Event, error) {
 		return nil, err
 	}
 	return []event.Event{ev}, nil
+}
+
+// sessionPatch is the session Redis decided on for one event of a batch
+// entry, whose lookup rode along with the entry's write (see
+// identity.WriteEntry): the event itself carries the guess made before.
+type sessionPatch struct {
+	i                int // the event's index in the entry
+	visitor, session uint64
+	entry            bool
+}
+
+// entrySessions returns the sessions recorded in e, a batch entry of n
+// events, by index; ok is false when the field is malformed.
+func entrySessions(e redis.XMessage, n int) (sessions []sessionPatch, ok bool) {
+	v, found := e.Values[identity.SessionsField]
+	if !found {
+		return nil, true
+	}
+	s, isString := v.(string)
+	if !isString {
+		return nil, false
+	}
+	ok = identity.EntrySessions(s, n, func(i int, visitor, session uint64, entry bool) {
+		sessions = append(sessions, sessionPatch{i: i, visitor: visitor, session: session, entry: entry})
+	})
+	slices.SortStableFunc(sessions, func(a, b sessionPatch) int { return a.i - b.i })
+	return sessions, ok
+}
+
+// setSession sets on ev, the event at index i of its entry, the session
+// recorded for it, if any, and returns the sessions of later events.
+// Called in index order.
+func setSession(sessions []sessionPatch, i int, ev *event.Event) []sessionPatch {
+	for len(sessions) > 0 && sessions[0].i < i {
+		sessions = sessions[1:]
+	}
+	if len(sessions) > 0 && sessions[0].i == i {
+		s := sessions[0]
+		ev.VisitorID, ev.SessionID, ev.Entry = s.visitor, s.session, s.entry
+		sessions = sessions[1:]
+	}
+	return sessions
 }
 
 // deadPart is one event of a batch entry on its way to the dead-letter

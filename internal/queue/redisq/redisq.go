@@ -24,6 +24,12 @@
 // together, which takes most of the per-hit work off Redis and off the
 // flusher's reads. Entries of one event in the binary encoding or in JSON
 // (field "e"), as older versions queue them, are still read.
+//
+// When sessions are shared through Redis, an event may come with its
+// session lookup (identity.Deferred, in event.Pending): the group commit
+// then writes its entry with identity.WriteEntry's script, which looks the
+// sessions up in the same call and records them in the entry (field "s");
+// Read sets them on the events, which carry a guess until then.
 package redisq
 
 import (
@@ -40,6 +46,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 )
@@ -197,9 +204,12 @@ type request struct {
 	// or, in FormatBatch, the request's events in values of MaxBatch
 	// events (the last one holds the rest).
 	payloads []string
-	n        int        // events in the request
-	done     chan error // buffered: the committer never blocks on a caller
-	timer    *time.Timer
+	n        int // events in the request
+	// pending holds the request's events whose session lookup rides along
+	// (FormatBatch), by index among the request's events.
+	pending []identity.DeferredAt
+	done    chan error // buffered: the committer never blocks on a caller
+	timer   *time.Timer
 }
 
 // New opens the queue on the stream, creating the stream and the consumer
@@ -301,6 +311,13 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 		return nil
 	}
 	r := q.request(len(events))
+	if q.opts.Format == FormatBatch {
+		for i := range events {
+			if d, ok := events[i].Pending.(*identity.Deferred); ok {
+				r.pending = append(r.pending, identity.DeferredAt{Index: i, Hit: d})
+			}
+		}
+	}
 	if err := q.encode(r, events); err != nil {
 		q.requests.Put(r)
 		return err
@@ -347,6 +364,8 @@ func (q *Queue) request(n int) *request {
 		r.timer.Stop()
 	}
 	r.n = n
+	clear(r.pending)
+	r.pending = r.pending[:0]
 	if q.opts.Format == FormatBatch {
 		n = (n + q.opts.MaxBatch - 1) / q.opts.MaxBatch
 	}
@@ -443,9 +462,14 @@ func splitBatch(v string, fn func(i int, raw string)) bool {
 	return true
 }
 
+// maxLookups caps the session lookups that ride along with one group
+// commit: the script call runs them all while Redis waits (a few
+// microseconds each), as identity's own calls are capped.
+const maxLookups = 256
+
 // commitLoop is the one goroutine that writes: it takes the first waiting
-// request, then every other one already waiting (up to MaxBatch events),
-// and sends them all in one pipeline.
+// request, then every other one already waiting (up to MaxBatch events and
+// maxLookups session lookups), and sends them all in one round trip.
 func (q *Queue) commitLoop() {
 	defer q.wg.Done()
 
@@ -458,13 +482,14 @@ func (q *Queue) commitLoop() {
 			return
 		}
 
-		n := batch[0].n
+		n, lookups := batch[0].n, len(batch[0].pending)
 	collect:
-		for n < q.opts.MaxBatch {
+		for n < q.opts.MaxBatch && lookups < maxLookups {
 			select {
 			case r := <-q.reqs:
 				batch = append(batch, r)
 				n += r.n
+				lookups += len(r.pending)
 			default:
 				break collect
 			}
@@ -510,51 +535,69 @@ func (q *Queue) commit(batch []*request) {
 	}
 }
 
+// entry is one batch entry of a group commit: its value and the events in
+// it whose session lookup rides along, by index in the entry.
+type entry struct {
+	value   any // string or []byte
+	lookups []identity.DeferredAt
+}
+
 // commitBatch writes the requests' events as entries of at most MaxBatch
-// events, usually one, in one round trip.
+// events, usually one, in one round trip. An entry with session lookups is
+// written by identity.WriteEntry's script, which looks them up in the same
+// call.
 func (q *Queue) commitBatch(batch []*request) {
 	bp := encodeBufs.Get().(*[]byte)
 	buf := (*bp)[:0]
-	ctx := q.commitCtx
-	pipe := q.writer.Pipeline()
-	cmds := make([]*redis.StringCmd, 0, 1)
-	xadd := func(value any) {
-		cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: q.opts.Stream,
-			Values: []any{fieldBatch, value},
-		}))
+	entries := make([]entry, 0, 1)
+
+	// lookupsOf appends r's lookups among the events of its payload i,
+	// indexed from offset, the payload's place in its entry.
+	lookups := 0
+	lookupsOf := func(dst []identity.DeferredAt, r *request, i, offset int) []identity.DeferredAt {
+		for _, p := range r.pending {
+			if p.Index/q.opts.MaxBatch == i {
+				p.Index = offset + p.Index%q.opts.MaxBatch
+				dst = append(dst, p)
+				lookups++
+			}
+		}
+		return dst
 	}
 
 	// Values of MaxBatch events go alone; smaller ones (the last of each
 	// request) share entries of up to MaxBatch events.
-	n, split := 0, false
+	n, split, shared := 0, false, -1 // shared: the entry being filled
 	for _, r := range batch {
 		for i, p := range r.payloads {
 			events := min(r.n-i*q.opts.MaxBatch, q.opts.MaxBatch)
 			switch {
 			case len(batch) == 1 || events == q.opts.MaxBatch:
-				xadd(p) // no copy
+				entries = append(entries, entry{value: p, lookups: lookupsOf(nil, r, i, 0)}) // no copy
 			default:
 				if n+events > q.opts.MaxBatch {
-					xadd(buf)
-					buf, n, split = buf[len(buf):], 0, true // the pipeline still holds buf's bytes
+					entries[shared].value = buf
+					buf, n, split, shared = buf[len(buf):], 0, true, -1 // the entry still holds buf's bytes
 				}
+				if shared < 0 {
+					shared = len(entries)
+					entries = append(entries, entry{})
+				}
+				entries[shared].lookups = lookupsOf(entries[shared].lookups, r, i, n)
 				buf = append(buf, p...)
 				n += events
 			}
 		}
 	}
-	if n > 0 {
-		xadd(buf)
+	if shared >= 0 {
+		entries[shared].value = buf
 	}
-	_, _ = pipe.Exec(ctx) // errors are read per command below
 
 	var err error
-	for _, c := range cmds {
-		if e := c.Err(); e != nil {
-			err = fmt.Errorf("redisq: xadd: %w", e)
-			break
-		}
+	if lookups == 0 {
+		err = q.writeEntries(entries)
+	} else {
+		err = q.writeEntriesWithLookups(entries)
 	}
 	// The requests' events may be in several entries, some written: each
 	// caller gets the first error, and the spool's replay of the failed
@@ -566,6 +609,48 @@ func (q *Queue) commitBatch(batch []*request) {
 		*bp = buf[:0]
 		encodeBufs.Put(bp)
 	}
+}
+
+// writeEntries appends the entries in one pipeline and returns the first
+// error.
+func (q *Queue) writeEntries(entries []entry) error {
+	ctx := q.commitCtx
+	pipe := q.writer.Pipeline()
+	cmds := make([]*redis.StringCmd, len(entries))
+	for i, e := range entries {
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
+			Stream: q.opts.Stream,
+			Values: []any{fieldBatch, e.value},
+		})
+	}
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+	for _, c := range cmds {
+		if err := c.Err(); err != nil {
+			return fmt.Errorf("redisq: xadd: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeEntriesWithLookups appends the entries one after the other, those
+// with session lookups through identity.WriteEntry, and returns the first
+// error. A group commit is one entry but for the rare one over MaxBatch
+// events, so this is one round trip.
+func (q *Queue) writeEntriesWithLookups(entries []entry) error {
+	ctx := q.commitCtx
+	var first error
+	for _, e := range entries {
+		var err error
+		if len(e.lookups) > 0 {
+			_, err = identity.WriteEntry(ctx, q.writer, q.opts.Stream, fieldBatch, e.value, e.lookups)
+		} else {
+			err = q.writer.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: []any{fieldBatch, e.value}}).Err()
+		}
+		if err != nil && first == nil {
+			first = fmt.Errorf("redisq: xadd: %w", err)
+		}
+	}
+	return first
 }
 
 // closeGrace is how long Close lets a round trip in flight finish.
