@@ -12,6 +12,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/config"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
 	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
+	"github.com/pocketlytics/pocketlytics/internal/queue/redisq"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/realtime"
@@ -62,7 +63,11 @@ func register(app core.App, cfg config.Config) error {
 	if rdb != nil {
 		sessions = identity.NewRedisSessions(rdb, cfg.RedisPrefix, identity.RedisOptions{
 			Timeout: cfg.RedisSessionTimeout,
-			Logger:  app.Logger,
+			// A new visit's session is looked up in the script call that
+			// queues its first hit: one round trip instead of two. The
+			// older queue formats cannot carry it.
+			Defer:  cfg.QueueFormat == string(redisq.FormatBatch),
+			Logger: app.Logger,
 		})
 		enrichCfg.Sessions = sessions
 	}

@@ -267,6 +267,11 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 	err = c.cfg.Queue.Enqueue(context.Background(), evs[:]...)
 	evs[0] = event.Event{}
 	eventPool.Put(evs)
+	if ev.Pending != nil {
+		// The session lookup that rode along with the queue's write, or
+		// the queue's fallback when it could not (event.Pending).
+		ev.Pending.Finish(&ev)
+	}
 	if err != nil {
 		c.refused[reasonNotQueued].Inc()
 		e.App.Logger().Warn("Failed to queue a hit", "error", err)

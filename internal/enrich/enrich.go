@@ -10,6 +10,11 @@
 //	geo       country, region, city and coordinates (trusted CDN headers, then GeoIP)
 //	identity  daily-salted visitor id, session id and entry flag
 //
+// With Redis sessions that defer (identity.RedisOptions.Defer), a hit's
+// session may be left to the queue's write: the event then carries a guess
+// and its lookup in ev.Pending, and the caller calls ev.Pending.Finish once
+// the event is queued.
+//
 // Usage:
 //
 //	p, err := enrich.New(enrich.Config{GeoIPDB: cfg.GeoIPDB, GeoHeaders: cfg.GeoHeaders, Salts: ring})
@@ -272,5 +277,8 @@ func stepIdentity(p *Pipeline, s *state) string {
 	s.ev.VisitorID = id.Visitor
 	s.ev.SessionID = id.Session
 	s.ev.Entry = id.Entry
+	if id.Pending != nil { // not a typed nil in the interface
+		s.ev.Pending = id.Pending
+	}
 	return ""
 }

@@ -72,6 +72,11 @@ func TestTwoInstances(t *testing.T) {
 	if pv["visitor"] != arrival["visitor"] || pv["page"] != "/docs" || pv["from"] != "/pricing" {
 		t.Fatalf("pageview %v after arrival %v", pv, arrival)
 	}
+	// B had not seen the visit: its session was looked up along with the
+	// hit's XADD, and B shows A's session, not a new one.
+	if arrival["newSession"] != true || pv["newSession"] != nil {
+		t.Fatalf("newSession: arrival %v, pageview %v; want the visit's one session", arrival["newSession"], pv["newSession"])
+	}
 
 	var st realtime.Status
 	b.Call(t, "GET", "/api/analytics/sites/"+site+"/live", owner, nil, &st, http.StatusOK)
