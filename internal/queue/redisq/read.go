@@ -354,11 +354,12 @@ func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []i
 				poison = append(poison, deadLetter{ID: e.ID, Cause: errors.New("decode: malformed batch")})
 				continue
 			}
-			sessions, ok := entrySessions(e, n)
+			sessions, ok := entrySessions(q.sessions[:0], e, n)
 			if !ok {
 				poison = append(poison, deadLetter{ID: e.ID, Cause: fmt.Errorf("decode: malformed %q field", identity.SessionsField)})
 				continue
 			}
+			q.sessions = sessions[:0] // reused: reads are serialised
 			splitBatch(raw, func(j int, enc string) {
 				m := queue.Message{ID: e.ID, Deliveries: deliveries}
 				if n > 1 {
@@ -428,7 +429,7 @@ func EntryEvents(e redis.XMessage) ([]event.Event, error) {
 		if !intact {
 			return nil, fmt.Errorf("redisq: entry %s: malformed batch", e.ID)
 		}
-		sessions, ok := entrySessions(e, len(evs))
+		sessions, ok := entrySessions(nil, e, len(evs))
 		if !ok {
 			return nil, fmt.Errorf("redisq: entry %s: malformed %q field", e.ID, identity.SessionsField)
 		}
@@ -457,22 +458,24 @@ type sessionPatch struct {
 	entry            bool
 }
 
-// entrySessions returns the sessions recorded in e, a batch entry of n
-// events, by index; ok is false when the field is malformed.
-func entrySessions(e redis.XMessage, n int) (sessions []sessionPatch, ok bool) {
+// entrySessions appends to dst the sessions recorded in e, a batch entry
+// of n events, in the order of their events; ok is false when the field is
+// malformed.
+func entrySessions(dst []sessionPatch, e redis.XMessage, n int) (sessions []sessionPatch, ok bool) {
 	v, found := e.Values[identity.SessionsField]
 	if !found {
-		return nil, true
+		return dst, true
 	}
 	s, isString := v.(string)
 	if !isString {
-		return nil, false
+		return dst, false
 	}
 	ok = identity.EntrySessions(s, n, func(i int, visitor, session uint64, entry bool) {
-		sessions = append(sessions, sessionPatch{i: i, visitor: visitor, session: session, entry: entry})
+		dst = append(dst, sessionPatch{i: i, visitor: visitor, session: session, entry: entry})
 	})
-	slices.SortStableFunc(sessions, func(a, b sessionPatch) int { return a.i - b.i })
-	return sessions, ok
+	// The script records them in event order; sorting costs nothing then.
+	slices.SortStableFunc(dst, func(a, b sessionPatch) int { return a.i - b.i })
+	return dst, ok
 }
 
 // setSession sets on ev, the event at index i of its entry, the session
