@@ -168,7 +168,9 @@ run(async () => {
       return (await metric(page, 'pageviews')) === String(pageviews);
     }, { timeout: 20000, interval: 1000 });
     assert((await metric(page, 'visitors')) === String(pageviews), `visitors: ${await metric(page, 'visitors')}`);
-    assert((await page.locator('.chart svg path.area').count()) === 1, 'the time series is drawn');
+    // The figures and the chart render apart: on a busy machine the
+    // figures can be in while the chart is not drawn yet.
+    await waitFor('the time series to be drawn', async () => (await page.locator('.chart svg path.area').count()) === 1, { timeout: 10000 });
     const pagesPanel = page.locator('.panel', { has: page.getByRole('heading', { name: 'Pages', exact: true }) });
     await pagesPanel.locator('.row-filter', { hasText: '/pricing' }).waitFor({ timeout: 10000 });
     await page.locator('.panel', { hasText: 'Locations' }).locator('.row-filter').first().waitFor();
