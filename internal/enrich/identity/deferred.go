@@ -187,19 +187,14 @@ func entryReply(res []any, hits int) ([]any, error) {
 var entryScript = redis.NewScript(touchLua + `
 local out, sessions, k = {}, {}, 2
 for a = 3, #ARGV, ` + strconv.Itoa(entryArgs) + ` do
-  local yesterday = nil
-  if ARGV[a + 3] == '2' then yesterday = KEYS[k + 1] end
-  local ok, res = pcall(touch, KEYS[k], yesterday, a + 3)
-  if not ok then
-    if type(res) == 'table' then res = res.err end
-    res = {tostring(res)}
-  elseif #res == 5 then
+  local res, nkeys = resolve(k, a + 3)
+  if #res == 5 then
     local visitor = ARGV[a + 1]
     if res[4] == 2 then visitor = ARGV[a + 2] end
     sessions[#sessions + 1] = ARGV[a] .. ':' .. visitor .. ':' .. res[1] .. ':' .. res[3]
   end
   out[#out + 1] = res
-  k = k + tonumber(ARGV[a + 3])
+  k = k + nkeys
 end
 local id
 if #sessions > 0 then

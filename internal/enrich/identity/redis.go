@@ -296,23 +296,18 @@ func (r *RedisSessions) Local() uint64 {
 // instance cannot shorten the session.
 var touchScript = redis.NewScript(touchLua + `
 local out, k = {}, 1
-for a = 0, #ARGV - 1, 10 do
-  local yesterday = nil
-  if ARGV[a + 1] == '2' then yesterday = KEYS[k + 1] end
-  local ok, res = pcall(touch, KEYS[k], yesterday, a + 1)
-  if not ok then
-    if type(res) == 'table' then res = res.err end
-    res = {tostring(res)}
-  end
+for a = 1, #ARGV, 10 do
+  local res, nkeys = resolve(k, a)
   out[#out + 1] = res
-  k = k + tonumber(ARGV[a + 1])
+  k = k + nkeys
 end
 return out
 `)
 
-// touchLua defines touch(today, yesterday, a), which resolves one hit from
-// its keys and its touchArgs arguments starting at ARGV[a] (see
-// touchScript); entryScript uses it too.
+// touchLua defines resolve(k, a), which resolves one hit from its keys
+// starting at KEYS[k] and its touchArgs arguments starting at ARGV[a] (see
+// touchScript) and returns the reply and the number of keys the hit has;
+// entryScript uses it too.
 const touchLua = `
 local function extend(key, nowArg, now, timeout, pageview)
   local v = redis.call('HMGET', key, 'id', 'start', 'last', 'entered')
@@ -352,6 +347,17 @@ local function touch(today, yesterday, a)
   redis.call('HSET', key, 'id', ARGV[a + 5], 'start', ARGV[a + 6], 'last', nowArg, 'entered', entered)
   redis.call('PEXPIRE', key, timeout)
   return {ARGV[a + 5], ARGV[a + 6], entry, which, tonumber(entered)}
+end
+
+local function resolve(k, a)
+  local yesterday = nil
+  if ARGV[a] == '2' then yesterday = KEYS[k + 1] end
+  local ok, res = pcall(touch, KEYS[k], yesterday, a)
+  if not ok then
+    if type(res) == 'table' then res = res.err end
+    res = {tostring(res)}
+  end
+  return res, tonumber(ARGV[a])
 end
 `
 
