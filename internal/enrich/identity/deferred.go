@@ -205,36 +205,35 @@ end
 return {id, out}
 `)
 
-// EntrySessions calls fn with each session recorded in an entry's
-// SessionsField: the index of the event in the entry, and the visitor id,
-// session id and entry flag Redis decided on. It reports false, without
-// calling fn, when v is malformed or an index is not below n, the number
-// of events in the entry.
-func EntrySessions(v string, n int, fn func(i int, visitor, session uint64, entry bool)) bool {
-	type rec struct {
-		i                int
-		visitor, session uint64
-		entry            bool
-	}
-	var buf [8]rec
-	recs := buf[:0]
+// RecordedSession is a session recorded in an entry's SessionsField: the
+// index of its event in the entry, and the visitor id, session id and entry
+// flag Redis decided on.
+type RecordedSession struct {
+	Index            int
+	Visitor, Session uint64
+	Entry            bool
+}
+
+// EntrySessions appends to dst the sessions recorded in v, an entry's
+// SessionsField, in the order recorded. It reports false, appending
+// nothing, when v is malformed or an index is not below n, the number of
+// events in the entry.
+func EntrySessions(dst []RecordedSession, v string, n int) ([]RecordedSession, bool) {
+	start := len(dst)
 	for part := range strings.SplitSeq(v, ";") {
 		idx, rest, ok1 := strings.Cut(part, ":")
 		vis, rest, ok2 := strings.Cut(rest, ":")
 		sess, entry, ok3 := strings.Cut(rest, ":")
 		if !ok1 || !ok2 || !ok3 || (entry != "0" && entry != "1") {
-			return false
+			return dst[:start], false
 		}
 		i, err1 := strconv.Atoi(idx)
 		visitor, err2 := strconv.ParseUint(vis, 10, 64)
 		session, err3 := strconv.ParseUint(sess, 10, 64)
 		if err1 != nil || err2 != nil || err3 != nil || i < 0 || i >= n || visitor > idMask || session > idMask {
-			return false
+			return dst[:start], false
 		}
-		recs = append(recs, rec{i, visitor, session, entry == "1"})
+		dst = append(dst, RecordedSession{Index: i, Visitor: visitor, Session: session, Entry: entry == "1"})
 	}
-	for _, r := range recs {
-		fn(r.i, r.visitor, r.session, r.entry)
-	}
-	return true
+	return dst, true
 }

@@ -449,19 +449,11 @@ func EntryEvents(e redis.XMessage) ([]event.Event, error) {
 	return []event.Event{ev}, nil
 }
 
-// sessionPatch is the session Redis decided on for one event of a batch
-// entry, whose lookup rode along with the entry's write (see
-// identity.WriteEntry): the event itself carries the guess made before.
-type sessionPatch struct {
-	i                int // the event's index in the entry
-	visitor, session uint64
-	entry            bool
-}
-
 // entrySessions appends to dst the sessions recorded in e, a batch entry
-// of n events, in the order of their events; ok is false when the field is
-// malformed.
-func entrySessions(dst []sessionPatch, e redis.XMessage, n int) (sessions []sessionPatch, ok bool) {
+// of n events, whose lookups rode along with its write (see
+// identity.WriteEntry), in the order of their events; ok is false when the
+// field is malformed. The events themselves carry the guess made before.
+func entrySessions(dst []identity.RecordedSession, e redis.XMessage, n int) (sessions []identity.RecordedSession, ok bool) {
 	v, found := e.Values[identity.SessionsField]
 	if !found {
 		return dst, true
@@ -470,24 +462,22 @@ func entrySessions(dst []sessionPatch, e redis.XMessage, n int) (sessions []sess
 	if !isString {
 		return dst, false
 	}
-	ok = identity.EntrySessions(s, n, func(i int, visitor, session uint64, entry bool) {
-		dst = append(dst, sessionPatch{i: i, visitor: visitor, session: session, entry: entry})
-	})
+	dst, ok = identity.EntrySessions(dst, s, n)
 	// The script records them in event order; sorting costs nothing then.
-	slices.SortStableFunc(dst, func(a, b sessionPatch) int { return a.i - b.i })
+	slices.SortStableFunc(dst, func(a, b identity.RecordedSession) int { return a.Index - b.Index })
 	return dst, ok
 }
 
 // setSession sets on ev, the event at index i of its entry, the session
 // recorded for it, if any, and returns the sessions of later events.
 // Called in index order.
-func setSession(sessions []sessionPatch, i int, ev *event.Event) []sessionPatch {
-	for len(sessions) > 0 && sessions[0].i < i {
+func setSession(sessions []identity.RecordedSession, i int, ev *event.Event) []identity.RecordedSession {
+	for len(sessions) > 0 && sessions[0].Index < i {
 		sessions = sessions[1:]
 	}
-	if len(sessions) > 0 && sessions[0].i == i {
+	if len(sessions) > 0 && sessions[0].Index == i {
 		s := sessions[0]
-		ev.VisitorID, ev.SessionID, ev.Entry = s.visitor, s.session, s.entry
+		ev.VisitorID, ev.SessionID, ev.Entry = s.Visitor, s.Session, s.Entry
 		sessions = sessions[1:]
 	}
 	return sessions

@@ -193,9 +193,9 @@ type Queue struct {
 	readMu      sync.Mutex
 	claimCursor string
 	nextClaim   time.Time
-	held        []queue.Message // whole entries read but not yet returned
-	perEntry    float64         // events per entry in the last read, to size the next
-	sessions    []sessionPatch  // decode's buffer for an entry's recorded sessions
+	held        []queue.Message            // whole entries read but not yet returned
+	perEntry    float64                    // events per entry in the last read, to size the next
+	sessions    []identity.RecordedSession // decode's buffer for an entry's recorded sessions
 
 	requests sync.Pool // of *request
 }
