@@ -78,7 +78,9 @@ const maxInFlight = 2
 // entry, is answered from it at once (counted by Local): a visit's later
 // hits, its pings and leaves, never wait for Redis. What they did to the
 // session is written to Redis behind them, within behindDelay and in a few
-// script calls, for the other instances; should Redis hold another live
+// script calls, for the other instances, once it moved on more than
+// 1/behindSlack of the timeout past what Redis holds (most hits of a visit
+// come sooner, and need no write); should Redis hold another live
 // session for the visitor by then (it lost this one, say), memory takes
 // that one. Only the hits that may start a session or be its entry wait
 // for Redis, which makes them unique across instances.
@@ -407,14 +409,17 @@ func (r *RedisSessions) Touch(h Hit) (Session, bool) {
 }
 
 // continueLocal answers h from memory when its answer cannot depend on
-// other instances (see Memory.continueLive), writing it behind.
+// other instances, writing it behind when Redis's copy of the session lags
+// (see Memory.continueLive).
 func (r *RedisSessions) continueLocal(h Hit) (Session, bool) {
-	s, entered, ok := r.memory.continueLive(h)
+	s, entered, behind, ok := r.memory.continueLive(h)
 	if !ok {
 		return Session{}, false
 	}
 	r.local.Add(1)
-	r.writeBehind(s, h, entered)
+	if behind {
+		r.writeBehind(s, h, entered)
+	}
 	return s, true
 }
 

@@ -494,6 +494,47 @@ func TestRedisSessionsWriteBehind(t *testing.T) {
 		}
 	})
 
+	t.Run("not written within the slack", func(t *testing.T) {
+		// Hits less than 1/60 of the timeout (30 s of 30 minutes) past
+		// what Redis holds stay in memory; the first one beyond is
+		// written, and what Redis holds moves on with it.
+		key := prefix + "sess:site1:5"
+		last := func() string { return rdb.HGet(ctx, key, "last").Val() }
+		msAt := func(at time.Duration) string { return strconv.FormatInt(t0.Add(at).UnixMilli(), 10) }
+		s := touch(a, 5, 0, true)
+		if err := a.Flush(); err != nil { // what earlier subtests left
+			t.Fatal(err)
+		}
+		batches := a.Batches()
+		touch(a, 5, 10*time.Second, false)
+		touch(a, 5, 30*time.Second, true) // a pageview, not the entry
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if a.Batches() != batches || last() != msAt(0) {
+			t.Fatalf("hits within the slack: %d script calls, last %s, want none and the first hit's", a.Batches()-batches, last())
+		}
+		touch(a, 5, 31*time.Second, false)
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if last() != msAt(31*time.Second) {
+			t.Fatalf("last %s after a hit past the slack, want %s", last(), msAt(31*time.Second))
+		}
+		touch(a, 5, 60*time.Second, false)
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if last() != msAt(31*time.Second) {
+			t.Fatalf("last %s, want %s: the hit was within the slack of the one written", last(), msAt(31*time.Second))
+		}
+		// The visit goes on on the other instance, the lag within the
+		// slack: one session.
+		if got := touch(b, 5, 31*time.Second+timeout-time.Second, true); got.ID != s.ID || got.Entry {
+			t.Fatalf("the other instance: %+v, want session %d without entry", got, s.ID)
+		}
+	})
+
 	t.Run("Close writes behind", func(t *testing.T) {
 		c := newStore()
 		touch(c, 4, 0, true)

@@ -85,6 +85,12 @@ type entry struct {
 	start   int64 // unix ms
 	expires int64 // unix ms: last hit + timeout
 	entered bool  // a pageview was seen
+
+	// What the shared store (RedisSessions) last answered for the session:
+	// its expiry there and whether it had seen a pageview. Zero when it has
+	// not answered for this session.
+	syncedEntered bool
+	synced        int64 // unix ms
 }
 
 // NewMemory returns an empty in-memory session store.
@@ -166,10 +172,12 @@ func (m *Memory) touch(visitor uint64, h Hit, create bool) (Session, bool, bool)
 // continueLive is Touch for the hits whose answer cannot depend on what
 // other instances saw: the visitor has a session live here, and h is not a
 // pageview that could be its entry. It reports false, changing nothing, for
-// any other hit.
+// any other hit. behind reports whether the shared store should hear of h:
+// its copy of the session lacks the pageview seen here, or would expire
+// more than 1/behindSlack of the timeout before this one does now.
 //
 // Like Touch, it prefers the session under h.Previous.
-func (m *Memory) continueLive(h Hit) (s Session, entered, ok bool) {
+func (m *Memory) continueLive(h Hit) (s Session, entered, behind, ok bool) {
 	now := h.Time.UnixMilli()
 	for _, visitor := range [2]uint64{h.Previous, h.Visitor} {
 		if visitor == 0 {
@@ -184,15 +192,25 @@ func (m *Memory) continueLive(h Hit) (s Session, entered, ok bool) {
 		}
 		if h.Pageview && !e.entered {
 			sh.mu.Unlock()
-			return Session{}, false, false
+			return Session{}, false, false, false
 		}
-		e.expires = max(e.expires, now+h.Timeout.Milliseconds())
+		timeout := h.Timeout.Milliseconds()
+		e.expires = max(e.expires, now+timeout)
 		sh.m[visitor] = e
 		sh.mu.Unlock()
-		return Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start)}, e.entered, true
+		behind = e.entered != e.syncedEntered || e.expires-e.synced > timeout/behindSlack
+		return Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start)}, e.entered, behind, true
 	}
-	return Session{}, false, false
+	return Session{}, false, false, false
 }
+
+// behindSlack bounds how far the shared store's copy of a session may lag
+// this instance's: 1/behindSlack of the timeout, 30 seconds of the default
+// 30 minutes. A visit's hits within that much of the last one the store
+// heard of are not written behind (most hits of most visits), and another
+// instance ends the visit's session at most that much early: only a visit
+// that comes back to it after a gap just short of the timeout is split.
+const behindSlack = 60
 
 // peek returns the session live under visitor at t, and whether it has seen
 // a pageview, without extending it.
@@ -207,7 +225,8 @@ func (m *Memory) peek(visitor uint64, t time.Time) (s Session, entered, ok bool)
 	return Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start)}, e.entered, true
 }
 
-// put records s, last seen at t, as learnt from a shared store.
+// put records s, last seen at t, as learnt from a shared store, which then
+// holds s at least as recent as that.
 func (m *Memory) put(s Session, entered bool, t time.Time, timeout time.Duration) {
 	sh := &m.shards[s.Visitor%shardCount]
 	now := t.UnixMilli()
@@ -221,13 +240,15 @@ func (m *Memory) put(s Session, entered bool, t time.Time, timeout time.Duration
 	if ok && e.id == s.ID {
 		e.expires = max(e.expires, expires)
 		e.entered = e.entered || entered
+		e.synced = max(e.synced, expires)
+		e.syncedEntered = e.syncedEntered || entered
 		sh.m[s.Visitor] = e
 		return
 	}
 	if !ok && len(sh.m) >= m.perShard {
 		sh.evict()
 	}
-	sh.m[s.Visitor] = entry{id: s.ID, start: s.Start.UnixMilli(), expires: expires, entered: entered}
+	sh.m[s.Visitor] = entry{id: s.ID, start: s.Start.UnixMilli(), expires: expires, entered: entered, synced: expires, syncedEntered: entered}
 }
 
 // sweep drops expired sessions; the caller holds sh.mu.
