@@ -210,6 +210,9 @@ func (m *Memory) continueLive(h Hit) (s Session, entered, behind, ok bool) {
 // heard of are not written behind (most hits of most visits), and another
 // instance ends the visit's session at most that much early: only a visit
 // that comes back to it after a gap just short of the timeout is split.
+// Likewise a session Redis lost (a restart without persistence, say) is
+// written back, or given up for the one another instance started
+// meanwhile, once the visit has gone on that much longer here.
 const behindSlack = 60
 
 // peek returns the session live under visitor at t, and whether it has seen
