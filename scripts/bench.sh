@@ -8,7 +8,8 @@
 #            queue→store lag, peak RSS (VmHWM)
 #   ingest   flat-out throughput, the app (Redis + ClickHouse) against
 #            cmd/baseline (bare net/http + one XADD per hit), alternating,
-#            $ROUNDS rounds each: medians and the ratio
+#            $ROUNDS rounds each: medians and the ratio, with a
+#            bootstrap interval (scripts/ratios.sh)
 #   backlog  $BACKLOG hits queued in Redis while ClickHouse is unreachable,
 #            then the time the flusher takes to store them all
 #   go       the Go benchmarks of the hot path, the stores and the live layer
@@ -231,6 +232,9 @@ if want ingest; then
 	mr=$(median <"$BENCH_OUT/ingest-ratio.txt")
 	printf 'median: baseline %.0f hits/s, app %.0f hits/s, ratio of medians %.2f, median of per-round ratios %.2f\n' \
 		"$mb" "$ma" "$(echo "$ma / $mb" | bc -l)" "$mr"
+	# How sure: the rounds' spread on this machine is several percent.
+	# Pool several runs with scripts/ratios.sh FILE....
+	bash scripts/ratios.sh "$BENCH_OUT/ingest-ratio.txt"
 	# The machine's CPU is the limit for both: the throughput ratio a quiet
 	# machine would show is about the inverse ratio of the CPU per hit of
 	# everything involved (server + Redis + loadgen).
