@@ -17,33 +17,31 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 cat "$@" | awk 'NF { print $1 }' >"$tmp/ratios"
-n=$(wc -l <"$tmp/ratios")
-[ "$n" -gt 0 ] || { echo "ratios: no rounds in $*" >&2; exit 1; }
+[ -s "$tmp/ratios" ] || { echo "ratios: no rounds in $*" >&2; exit 1; }
 
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-
-# One line per resample: its mean and its median.
-awk -v b="$resamples" '
-	{ r[NR] = $1 }
+# The rounds' own figures (rounds, how many at or above 1, median, mean) to
+# summary, then one line per resample: its mean and its median.
+awk -v b="$resamples" -v summary="$tmp/summary" '
+	function median(x, n,   i, j, v) { # sorts x[1..n] in place: a few dozen rounds at most
+		for (i = 2; i <= n; i++) { v = x[i]; for (j = i - 1; j >= 1 && x[j] > v; j--) x[j + 1] = x[j]; x[j + 1] = v }
+		return (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2
+	}
+	{ r[NR] = $1; s += $1; wins += ($1 >= 1); x[NR] = $1 }
 	END {
+		print NR, wins, median(x, NR), s / NR >summary
 		srand(1)
 		for (k = 1; k <= b; k++) {
 			s = 0
 			for (i = 1; i <= NR; i++) { x[i] = r[int(rand() * NR) + 1]; s += x[i] }
-			# insertion sort: a few dozen rounds at most
-			for (i = 2; i <= NR; i++) { v = x[i]; for (j = i - 1; j >= 1 && x[j] > v; j--) x[j + 1] = x[j]; x[j + 1] = v }
-			m = (NR % 2) ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2
-			print s / NR, m
+			print s / NR, median(x, NR)
 		}
 	}' "$tmp/ratios" >"$tmp/boot"
+read -r n wins med mean <"$tmp/summary"
 
 lo=$((resamples * 25 / 1000)) hi=$((resamples * 975 / 1000))
 interval() { # COLUMN: the 2.5th and 97.5th percentiles of the resamples
 	cut -d' ' -f"$1" "$tmp/boot" | sort -g | awk -v lo="$lo" -v hi="$hi" 'NR == lo { a = $1 } NR == hi { b = $1 } END { printf "%.3f–%.3f", a, b }'
 }
 
-mean=$(awk '{ s += $1 } END { printf "%.3f", s / NR }' "$tmp/ratios")
-med=$(median <"$tmp/ratios")
-wins=$(awk '$1 >= 1 { w++ } END { print w + 0 }' "$tmp/ratios")
-printf 'ratios: %d rounds, %d at or above 1; median %.3f (95%% bootstrap interval %s), mean %s (%s)\n' \
+printf 'ratios: %d rounds, %d at or above 1; median %.3f (95%% bootstrap interval %s), mean %.3f (%s)\n' \
 	"$n" "$wins" "$med" "$(interval 2)" "$mean" "$(interval 1)"
