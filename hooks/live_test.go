@@ -25,9 +25,9 @@ func liveApp(t testing.TB) *tests.TestApp {
 	if err := hooks.RegisterLive(app, hooks.LiveConfig{Live: live}); err != nil {
 		t.Fatal(err)
 	}
-	a := livetest.Hit(livetest.Site, 1, event.TypePageview, "/")
+	a := livetest.Hit(livetest.Site, 1, event.Pageview, "/")
 	a.Time = a.Time.Add(-time.Second)
-	b := livetest.Hit(livetest.Site, 2, event.TypePageview, "/docs")
+	b := livetest.Hit(livetest.Site, 2, event.Pageview, "/docs")
 	b.ReferrerHost = "duckduckgo.com"
 	live.Publish(a)
 	live.Publish(b)

@@ -41,7 +41,7 @@ func TestOpsHealthWhileSpooling(t *testing.T) {
 	sp := spool.New(rq, lq, spool.Options{Timeout: 100 * time.Millisecond, RetryInterval: time.Hour})
 	t.Cleanup(func() { sp.Close() })
 
-	ev := event.Event{ID: "e1", Time: time.Now(), SiteID: "s", Type: event.TypePageview}
+	ev := event.Event{ID: "e1", Time: time.Now(), SiteID: "s", Type: event.Pageview}
 	for range 3 {
 		if err := sp.Enqueue(context.Background(), ev); err != nil {
 			t.Fatal(err)

@@ -60,7 +60,7 @@ func TestOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	ev := event.Event{ID: "e1", Time: time.Now(), SiteID: "s", Type: event.TypePageview}
+	ev := event.Event{ID: "e1", Time: time.Now(), SiteID: "s", Type: event.Pageview}
 	for range 2 { // two group commits: two entries
 		if err := q.Enqueue(context.Background(), ev); err != nil {
 			t.Fatal(err)

@@ -49,7 +49,7 @@ func BenchmarkLatency(b *testing.B) {
 				vid := visitor()
 				key := []byte(realtime.VisitorKey(livetest.Site, vid))
 				sent := time.Now()
-				live.Publish(livetest.Hit(livetest.Site, vid, event.TypePageview, "/"))
+				live.Publish(livetest.Hit(livetest.Site, vid, event.Pageview, "/"))
 				for {
 					e := c.Next(b)
 					if bytes.Contains(e.Data, key) && bytes.Contains(e.Data, []byte(realtime.TypeArrival)) {
@@ -87,7 +87,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.Cleanup(func() { live.Close() })
 			hits := make([]event.Event, 1024)
 			for i := range hits {
-				hits[i] = livetest.Hit(livetest.Site, visitor(), event.TypePageview, "/")
+				hits[i] = livetest.Hit(livetest.Site, visitor(), event.Pageview, "/")
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -127,7 +127,7 @@ func BenchmarkFanout(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				<-tick.C
-				h := livetest.Hit(livetest.Site, visitor(), event.TypePageview, "/")
+				h := livetest.Hit(livetest.Site, visitor(), event.Pageview, "/")
 				h.Time = time.Now().UTC() // full precision: subscribers measure from it
 				live.Publish(h)
 			}

@@ -37,7 +37,7 @@ func TestPublishDropsWhenBehind(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for range 5 {
-			l.Publish(event.Event{SiteID: "s", Type: event.TypePageview})
+			l.Publish(event.Event{SiteID: "s", Type: event.Pageview})
 		}
 		close(done)
 	}()

@@ -376,11 +376,11 @@ func (l *Live) apply(batch []event.Event) []presence.Departure {
 		ev := &batch[i]
 		var kind presence.Kind
 		switch ev.Type {
-		case event.TypePageview:
+		case event.Pageview:
 			kind = presence.Pageview
-		case event.TypeEvent, event.TypePing:
+		case event.Custom, event.Ping:
 			kind = presence.Activity
-		case event.TypeLeave:
+		case event.Leave:
 			kind = presence.Leave
 		default:
 			continue
@@ -421,10 +421,10 @@ func (l *Live) apply(batch []event.Event) []presence.Departure {
 		}
 		if r.Arrived {
 			msgs = l.add(msgs, arrivalMessage(ev, h.Visitor))
-		} else if ev.Type == event.TypePageview && r.PrevPage != ev.Pathname {
+		} else if ev.Type == event.Pageview && r.PrevPage != ev.Pathname {
 			msgs = l.add(msgs, pageviewMessage(ev, h.Visitor, r.PrevPage))
 		}
-		if ev.Type == event.TypeEvent {
+		if ev.Type == event.Custom {
 			msgs = l.add(msgs, eventMessage(ev, h.Visitor))
 		}
 	}

@@ -111,11 +111,11 @@ func TestSubscribeAuthorization(t *testing.T) {
 					}
 				}
 				vid := visitor()
-				live.Publish(livetest.Hit(site, vid, event.TypePageview, "/"))
+				live.Publish(livetest.Hit(site, vid, event.Pageview, "/"))
 				sent[site] = realtime.VisitorKey(site, vid)
 			}
 			stop := visitor()
-			live.Publish(livetest.Hit(livetest.Public, stop, event.TypePageview, "/"))
+			live.Publish(livetest.Hit(livetest.Public, stop, event.Pageview, "/"))
 
 			got := collectUntil(t, c, realtime.VisitorKey(livetest.Public, stop))
 			for site, key := range tc.want {
@@ -165,8 +165,8 @@ func TestAccessChanges(t *testing.T) {
 	// and reports whether the first arrived before the second.
 	delivered := func(t *testing.T, c *livetest.Client, site string) bool {
 		vid, stop := visitor(), visitor()
-		live.Publish(livetest.Hit(site, vid, event.TypePageview, "/"))
-		live.Publish(livetest.Hit(livetest.Public, stop, event.TypePageview, "/"))
+		live.Publish(livetest.Hit(site, vid, event.Pageview, "/"))
+		live.Publish(livetest.Hit(livetest.Public, stop, event.Pageview, "/"))
 		for _, e := range collectUntil(t, c, realtime.VisitorKey(livetest.Public, stop)) {
 			if m := e.Decode(t); m["visitor"] == realtime.VisitorKey(site, vid) {
 				return true
@@ -284,7 +284,7 @@ func TestMessagesAndCount(t *testing.T) {
 	a, b := visitor(), visitor()
 	ka := realtime.VisitorKey(livetest.Site, a)
 
-	hit := livetest.Hit(livetest.Site, a, event.TypePageview, "/")
+	hit := livetest.Hit(livetest.Site, a, event.Pageview, "/")
 	hit.Title = "Home"
 	live.Publish(hit)
 	_, m := c.NextType(t, realtime.TypeArrival)
@@ -300,24 +300,24 @@ func TestMessagesAndCount(t *testing.T) {
 	nextCount(t, c, 1)
 
 	// A second tab: same visitor, another page. Still one visitor.
-	second := livetest.Hit(livetest.Site, a, event.TypePageview, "/pricing")
+	second := livetest.Hit(livetest.Site, a, event.Pageview, "/pricing")
 	second.Entry = false
 	live.Publish(second)
 	if _, m := c.NextType(t, realtime.TypePageview); m["visitor"] != ka || m["page"] != "/pricing" || m["from"] != "/" {
 		t.Fatalf("pageview %v", m)
 	}
 
-	ev := livetest.Hit(livetest.Site, a, event.TypeEvent, "/pricing")
+	ev := livetest.Hit(livetest.Site, a, event.Custom, "/pricing")
 	ev.Name, ev.Props = "signup", map[string]string{"plan": "pro"}
 	live.Publish(ev)
 	if _, m := c.NextType(t, realtime.TypeEvent); m["name"] != "signup" || m["props"].(map[string]any)["plan"] != "pro" {
 		t.Fatalf("event %v", m)
 	}
 
-	live.Publish(livetest.Hit(livetest.Site, b, event.TypePageview, "/docs"))
+	live.Publish(livetest.Hit(livetest.Site, b, event.Pageview, "/docs"))
 	nextCount(t, c, 2)
 
-	live.Publish(livetest.Hit(livetest.Site, a, event.TypeLeave, "/pricing"))
+	live.Publish(livetest.Hit(livetest.Site, a, event.Leave, "/pricing"))
 	if _, m := c.NextType(t, realtime.TypeLeave); m["visitor"] != ka || m["reason"] != realtime.LeaveClosed {
 		t.Fatalf("leave %v", m)
 	}
@@ -329,7 +329,7 @@ func TestExpiry(t *testing.T) {
 	c := livetest.Connect(t, base)
 	c.Subscribe(t, livetest.Token(t, app, "users", livetest.Owner), realtime.Topic(livetest.Site))
 	vid := visitor()
-	live.Publish(livetest.Hit(livetest.Site, vid, event.TypePageview, "/"))
+	live.Publish(livetest.Hit(livetest.Site, vid, event.Pageview, "/"))
 	nextCount(t, c, 1)
 	// No heartbeat: the visitor times out and is announced as gone; the
 	// count and the leave come in either order.
@@ -385,7 +385,7 @@ func TestSlowClient(t *testing.T) {
 	for range 30 {
 		for range 100 {
 			vid := visitor()
-			h := livetest.Hit(livetest.Site, vid, event.TypeEvent, "/")
+			h := livetest.Hit(livetest.Site, vid, event.Custom, "/")
 			h.Name, h.Props = "big", props
 			live.Publish(h)
 			last = realtime.VisitorKey(livetest.Site, vid)
@@ -421,7 +421,7 @@ func TestSlowClient(t *testing.T) {
 func TestPublishAfterClose(t *testing.T) {
 	_, live, _ := start(t, realtime.Config{})
 	live.Close()
-	live.Publish(livetest.Hit(livetest.Site, 1, event.TypePageview, "/"))
+	live.Publish(livetest.Hit(livetest.Site, 1, event.Pageview, "/"))
 	if err := live.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -456,20 +456,20 @@ func TestTwoInstances(t *testing.T) {
 	nextCount(t, c, 0)
 
 	a, b := visitor(), visitor()
-	liveA.Publish(livetest.Hit(livetest.Site, a, event.TypePageview, "/"))
+	liveA.Publish(livetest.Hit(livetest.Site, a, event.Pageview, "/"))
 	if _, m := c.NextType(t, realtime.TypeArrival); m["visitor"] != realtime.VisitorKey(livetest.Site, a) {
 		t.Fatalf("arrival %v", m)
 	}
 	nextCount(t, c, 1)
 
 	// The same visitor's next hit lands on the other instance: one visitor, a page change.
-	next := livetest.Hit(livetest.Site, a, event.TypePageview, "/b")
+	next := livetest.Hit(livetest.Site, a, event.Pageview, "/b")
 	next.Entry = false
 	liveB.Publish(next)
 	if _, m := c.NextType(t, realtime.TypePageview); m["page"] != "/b" || m["from"] != "/" {
 		t.Fatalf("pageview %v", m)
 	}
-	liveA.Publish(livetest.Hit(livetest.Site, b, event.TypePageview, "/"))
+	liveA.Publish(livetest.Hit(livetest.Site, b, event.Pageview, "/"))
 	nextCount(t, c, 2)
 
 	st, err := liveA.Status(context.Background(), livetest.Site, time.UTC, 10)
@@ -514,7 +514,7 @@ func TestUnwatchedSitesPublishNothing(t *testing.T) {
 
 	// Nobody watches anything: these hits make no message.
 	for range 20 {
-		liveA.Publish(livetest.Hit(livetest.Site, visitor(), event.TypePageview, "/"))
+		liveA.Publish(livetest.Hit(livetest.Site, visitor(), event.Pageview, "/"))
 	}
 
 	// A dashboard on B, then at once a hit for its site on A: its arrival
@@ -522,7 +522,7 @@ func TestUnwatchedSitesPublishNothing(t *testing.T) {
 	c := livetest.Connect(t, baseB)
 	c.Subscribe(t, livetest.Token(t, appB, "users", livetest.Owner), realtime.Topic(livetest.Public))
 	v := visitor()
-	liveA.Publish(livetest.Hit(livetest.Public, v, event.TypePageview, "/"))
+	liveA.Publish(livetest.Hit(livetest.Public, v, event.Pageview, "/"))
 	if _, m := c.NextType(t, realtime.TypeArrival); m["visitor"] != realtime.VisitorKey(livetest.Public, v) {
 		t.Fatalf("arrival %v", m)
 	}

@@ -45,7 +45,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Helper()
 		// Many times the queue: Publish must drop, not block (a block hangs the test).
 		for range 100 * 64 {
-			live.Publish(livetest.Hit(livetest.Site, visitor(), event.TypePageview, "/"))
+			live.Publish(livetest.Hit(livetest.Site, visitor(), event.Pageview, "/"))
 		}
 		if status, _ := pollStatus(t, base, owner); status != http.StatusServiceUnavailable {
 			t.Fatalf("polling route while Redis is down: status %d, want 503", status)
@@ -59,7 +59,7 @@ func TestRedisOutage(t *testing.T) {
 		deadline := time.Now().Add(livetest.Wait)
 		for {
 			vid := visitor()
-			live.Publish(livetest.Hit(livetest.Site, vid, event.TypePageview, "/"))
+			live.Publish(livetest.Hit(livetest.Site, vid, event.Pageview, "/"))
 			if arrived(t, c, realtime.VisitorKey(livetest.Site, vid), 100*time.Millisecond) {
 				break
 			}

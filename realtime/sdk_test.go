@@ -114,7 +114,7 @@ func TestJSSDK(t *testing.T) {
 	t.Run("authorized", func(t *testing.T) {
 		lines := sdk(t, base, livetest.Token(t, app, "users", livetest.Owner), livetest.Site)
 		vid := visitor()
-		live.Publish(livetest.Hit(livetest.Site, vid, event.TypePageview, "/sdk"))
+		live.Publish(livetest.Hit(livetest.Site, vid, event.Pageview, "/sdk"))
 		l, _ := untilArrival(t, lines, realtime.VisitorKey(livetest.Site, vid))
 		if l.Topic != realtime.Topic(livetest.Site) || l.Msg["page"] != "/sdk" || l.Msg["country"] != "DE" {
 			t.Fatalf("arrival %+v", l)
@@ -124,8 +124,8 @@ func TestJSSDK(t *testing.T) {
 	t.Run("forbidden", func(t *testing.T) {
 		lines := sdk(t, base, livetest.Token(t, app, "users", livetest.Stranger), livetest.Site, livetest.Public)
 		vid, stop := visitor(), visitor()
-		live.Publish(livetest.Hit(livetest.Site, vid, event.TypePageview, "/"))
-		live.Publish(livetest.Hit(livetest.Public, stop, event.TypePageview, "/"))
+		live.Publish(livetest.Hit(livetest.Site, vid, event.Pageview, "/"))
+		live.Publish(livetest.Hit(livetest.Public, stop, event.Pageview, "/"))
 		_, before := untilArrival(t, lines, realtime.VisitorKey(livetest.Public, stop))
 		for _, l := range before {
 			if l.Topic == realtime.Topic(livetest.Site) {

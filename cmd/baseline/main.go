@@ -85,7 +85,7 @@ func run(addr, redisURL, stream string) error {
 func handler(rdb *redis.Client, stream string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/collect", func(w http.ResponseWriter, r *http.Request) {
-		var p hit.Payload
+		var p hit.Body
 		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
 			http.Error(w, "invalid hit", http.StatusBadRequest)
 			return

@@ -43,7 +43,7 @@ func TestHandlerAddsOneEntryPerHit(t *testing.T) {
 	if len(entries) != 1 {
 		t.Fatalf("%d stream entries, want 1 (one per accepted hit)", len(entries))
 	}
-	var p hit.Payload
+	var p hit.Body
 	if err := json.Unmarshal([]byte(entries[0].Values["e"].(string)), &p); err != nil || p.Site != "s1" || p.Width != 1280 {
 		t.Fatalf("entry %v: %v", entries[0].Values, err)
 	}

@@ -78,7 +78,7 @@ func TestTrafficIsRealistic(t *testing.T) {
 	ips := map[string]bool{}
 	for range 2000 {
 		hits := visit(r, sites)
-		if len(hits) == 0 || hits[0].Payload.Type != event.TypePageview {
+		if len(hits) == 0 || hits[0].Payload.Type != event.Pageview {
 			t.Fatalf("a visit must start with a pageview: %+v", hits)
 		}
 		for _, h := range hits {
@@ -105,7 +105,7 @@ func TestTrafficIsRealistic(t *testing.T) {
 				}
 			}
 			switch {
-			case p.Type != event.TypePageview:
+			case p.Type != event.Pageview:
 			case strings.Contains(p.Referrer, "google") || strings.Contains(p.Referrer, "bing"):
 				refs["search"]++
 			case strings.Contains(p.Referrer, "t.co") || strings.Contains(p.Referrer, "reddit"):
@@ -117,7 +117,7 @@ func TestTrafficIsRealistic(t *testing.T) {
 			}
 		}
 	}
-	for _, typ := range []string{event.TypePageview, event.TypePing, event.TypeEvent, event.TypeLeave} {
+	for _, typ := range []string{event.Pageview, event.Ping, event.Custom, event.Leave} {
 		if types[typ] == 0 {
 			t.Errorf("no %s hits generated", typ)
 		}
@@ -152,7 +152,7 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/api/collect":
 		n := c.hits.Add(1)
-		var p hit.Payload
+		var p hit.Body
 		body, _ := io.ReadAll(r.Body)
 		if err := json.Unmarshal(body, &p); err != nil || r.Header.Get("User-Agent") == "" ||
 			r.Header.Get("X-Forwarded-For") == "" || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/plain") {

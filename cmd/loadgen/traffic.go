@@ -19,7 +19,7 @@ type site struct {
 
 // hitReq is one request to send.
 type hitReq struct {
-	Payload   hit.Payload
+	Payload   hit.Body
 	IP        string // sent as X-Forwarded-For
 	UserAgent string
 	Page      string // the page URL, sent as Referer like a browser does
@@ -171,7 +171,7 @@ func visit(r *rand.Rand, sites []site) []hitReq {
 			u += "?" + query
 		}
 		out = append(out, hitReq{
-			Payload: hit.Payload{
+			Payload: hit.Body{
 				Site: s.ID, Type: typ, URL: u, Referrer: referrer, Title: p.title,
 				Name: name, Props: props, Width: width,
 			},

@@ -86,17 +86,17 @@ func TestSimulatorVisits(t *testing.T) {
 	}
 	for _, key := range order {
 		hs := byVisitor[key]
-		if hs[0].Type != event.TypePageview {
+		if hs[0].Type != event.Pageview {
 			t.Errorf("visitor %s starts with %s", key, hs[0].Type)
 		}
-		if hs[len(hs)-1].Type != event.TypeLeave {
+		if hs[len(hs)-1].Type != event.Leave {
 			t.Errorf("visitor %s ends with %s", key, hs[len(hs)-1].Type)
 		}
 	}
 	if len(countries) < 5 {
 		t.Errorf("visitors from %d countries, want at least 5", len(countries))
 	}
-	for _, typ := range []string{event.TypePageview, event.TypePing, event.TypeLeave} {
+	for _, typ := range []string{event.Pageview, event.Ping, event.Leave} {
 		if types[typ] == 0 {
 			t.Errorf("no %s hits: %v", typ, types)
 		}

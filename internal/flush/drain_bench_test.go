@@ -142,7 +142,7 @@ func processCPU(b *testing.B) time.Duration {
 // set of attributes an enriched pageview has, one in four a custom event
 // with props.
 func drainEvents(n int, start time.Time) []event.Event {
-	types := []string{event.TypePageview, event.TypeEvent, event.TypePing, event.TypeLeave}
+	types := []string{event.Pageview, event.Custom, event.Ping, event.Leave}
 	evs := make([]event.Event, n)
 	for i := range evs {
 		ev := event.Event{
@@ -166,7 +166,7 @@ func drainEvents(n int, start time.Time) []event.Event {
 			ev.Device, ev.Browser, ev.OS = "desktop", "Firefox", "Linux"
 			ev.ScreenWidth = 1920
 		}
-		if ev.Type == event.TypeEvent {
+		if ev.Type == event.Custom {
 			ev.Name = "signup"
 			ev.Props = map[string]string{"plan": "pro", "source": "footer"}
 		}

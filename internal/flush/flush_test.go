@@ -129,7 +129,7 @@ func testEvents(prefix string, n int) []event.Event {
 			ID:        fmt.Sprintf("%s-%05d", prefix, i),
 			Time:      time.Now().UTC(),
 			SiteID:    "site1",
-			Type:      event.TypePageview,
+			Type:      event.Pageview,
 			Pathname:  "/",
 			VisitorID: uint64(i),
 			SessionID: uint64(i),

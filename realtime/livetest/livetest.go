@@ -8,7 +8,7 @@
 //	srv := livetest.Serve(t, app) // after every Register: it triggers OnServe
 //	c := livetest.Connect(t, srv.URL)
 //	c.Subscribe(t, livetest.Token(t, app, "users", livetest.Owner), realtime.Topic(livetest.Site))
-//	live.Publish(livetest.Hit(livetest.Site, 1, event.TypePageview, "/"))
+//	live.Publish(livetest.Hit(livetest.Site, 1, event.Pageview, "/"))
 //	msg := c.Next(t)
 package livetest
 
@@ -170,7 +170,7 @@ func Hit(site string, visitor uint64, typ, path string) event.Event {
 		ReferrerHost: "news.ycombinator.com", Channel: "referral",
 		Country: "DE", Region: "BE", City: "Berlin", Latitude: 52.52, Longitude: 13.405,
 		Device: "desktop", Browser: "Firefox", OS: "Linux",
-		VisitorID: visitor, SessionID: visitor * 7, Entry: typ == event.TypePageview,
+		VisitorID: visitor, SessionID: visitor * 7, Entry: typ == event.Pageview,
 	}
 }
 

@@ -23,7 +23,7 @@ func testEvent(id string) event.Event {
 		ID:        id,
 		Time:      time.Now().UTC().Truncate(time.Millisecond),
 		SiteID:    "site1",
-		Type:      event.TypePageview,
+		Type:      event.Pageview,
 		Hostname:  "example.com",
 		Pathname:  "/docs/" + id,
 		Title:     "Docs",
@@ -124,7 +124,7 @@ func TestRoundTrip(t *testing.T) {
 	q := open(t, t.TempDir(), localq.Options{})
 	evs := events("rt", 5)
 	evs[0].Time = time.Now().Add(-time.Hour).UTC().Truncate(time.Millisecond)
-	evs[1].Type, evs[1].Name = event.TypeEvent, "signup"
+	evs[1].Type, evs[1].Name = event.Custom, "signup"
 	evs[2].Latitude, evs[2].Longitude = 52.52, 13.405
 
 	enqueue(t, q, evs[0])

@@ -45,7 +45,7 @@ func closedPort(tb testing.TB) string {
 // makeEvents returns n events from start on, one per 10ms, across two sites,
 // with every field set on some of them.
 func makeEvents(n int, start time.Time) []event.Event {
-	types := []string{event.TypePageview, event.TypeEvent, event.TypePing, event.TypeLeave}
+	types := []string{event.Pageview, event.Custom, event.Ping, event.Leave}
 	events := make([]event.Event, n)
 	for i := range events {
 		ev := event.Event{
@@ -70,7 +70,7 @@ func makeEvents(n int, start time.Time) []event.Event {
 			ev.Device, ev.Browser, ev.OS = "mobile", "Safari", "iOS"
 			ev.ScreenWidth = 390
 		}
-		if ev.Type == event.TypeEvent {
+		if ev.Type == event.Custom {
 			ev.Name = "signup"
 			ev.Props = map[string]string{"plan": "pro", "größe": "XL", "empty": "", "emoji": "🎉"}
 		}

@@ -34,7 +34,7 @@ func testEvents(prefix string, n int, at time.Time) []event.Event {
 			ID:        fmt.Sprintf("%s%08d", prefix, i),
 			Time:      at.Add(time.Duration(i) * time.Millisecond),
 			SiteID:    "site1",
-			Type:      event.TypePageview,
+			Type:      event.Pageview,
 			Hostname:  "example.com",
 			Pathname:  "/p/" + fmt.Sprint(i%50),
 			Channel:   "direct",
@@ -169,7 +169,7 @@ func TestInsertRow(t *testing.T) {
 	s := openStore(t)
 	ts := time.Date(2025, 3, 4, 5, 6, 7, 891_000_000, time.UTC)
 	ev := event.Event{
-		ID: "abc", Time: ts, SiteID: "s1", Type: event.TypeEvent, Name: "signup",
+		ID: "abc", Time: ts, SiteID: "s1", Type: event.Custom, Name: "signup",
 		Props:    map[string]string{"plan": "pro", "a": "1"},
 		Hostname: "example.com", Pathname: "/pricing", Title: "Pricing",
 		ReferrerHost: "news.ycombinator.com", Channel: "social",

@@ -275,7 +275,7 @@ func (g *generator) session(site string, visitor uint64, start time.Time, kind s
 			path = pick(g, pages)
 		}
 		first := i == 0
-		add(event.TypePageview, path, func(ev *event.Event) {
+		add(event.Pageview, path, func(ev *event.Event) {
 			ev.Entry = first
 			if first {
 				// Later pageviews are internal navigations: no source.
@@ -286,7 +286,7 @@ func (g *generator) session(site string, visitor uint64, start time.Time, kind s
 		})
 		if g.rng.IntN(3) == 0 {
 			t = t.Add(time.Duration(5+g.rng.IntN(60)) * time.Second)
-			add(event.TypePing, path, nil)
+			add(event.Ping, path, nil)
 		}
 	}
 
@@ -298,7 +298,7 @@ func (g *generator) session(site string, visitor uint64, start time.Time, kind s
 		t = t.Add(gap())
 		ce := pick(g, customEvents)
 		props := pick(g, ce.props)
-		add(event.TypeEvent, path, func(ev *event.Event) {
+		add(event.Custom, path, func(ev *event.Event) {
 			ev.Name, ev.Props = ce.name, props
 			if kind == kindEventOnly {
 				ev.ReferrerHost, ev.Channel = src.referrer, src.channel
@@ -309,12 +309,12 @@ func (g *generator) session(site string, visitor uint64, start time.Time, kind s
 	if kind == kindPingsOnly {
 		for range 3 {
 			t = t.Add(30 * time.Second)
-			add(event.TypePing, path, nil)
+			add(event.Ping, path, nil)
 		}
 	}
 	if g.rng.IntN(3) == 0 {
 		t = t.Add(gap())
-		add(event.TypeLeave, path, nil)
+		add(event.Leave, path, nil)
 	}
 
 	g.count(site, evs)
@@ -326,9 +326,9 @@ func (g *generator) count(site string, evs []event.Event) {
 	var pv, ev int64
 	for _, e := range evs {
 		switch e.Type {
-		case event.TypePageview:
+		case event.Pageview:
 			pv++
-		case event.TypeEvent:
+		case event.Custom:
 			ev++
 		}
 	}

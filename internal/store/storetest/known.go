@@ -46,23 +46,23 @@ func KnownEvents() []event.Event {
 	}
 	country := func(c string) func(*event.Event) { return func(e *event.Event) { e.Country = c } }
 	return []event.Event{
-		ev(1, 1, event.TypePageview, "/", at(10, 0, 0, 0), func(e *event.Event) {
+		ev(1, 1, event.Pageview, "/", at(10, 0, 0, 0), func(e *event.Event) {
 			e.Country, e.Channel, e.ReferrerHost, e.Entry = "DE", "search", "google.com", true
 		}),
-		ev(1, 1, event.TypePageview, "/pricing", at(10, 1, 0, 0), country("DE")),
-		ev(1, 1, event.TypeEvent, "/pricing", at(10, 2, 0, 0), func(e *event.Event) { e.Country, e.Name, e.Props = "DE", "signup", map[string]string{"plan": "pro"} }),
-		ev(1, 1, event.TypePing, "/pricing", at(10, 5, 0, 0), country("DE")),
-		ev(2, 1, event.TypePageview, "/pricing", at(11, 0, 0, 0), func(e *event.Event) { e.Country, e.Channel, e.Entry = "DE", "direct", true }),
-		ev(2, 1, event.TypePing, "/pricing", at(11, 0, 30, 0), country("DE")),
-		ev(3, 2, event.TypePageview, "/", at(9, 59, 0, 0), func(e *event.Event) { e.Country, e.Entry = "FR", true }),
-		ev(3, 2, event.TypePageview, "/docs", at(10, 10, 0, 0), country("FR")),
-		ev(4, 3, event.TypePing, "/", at(10, 20, 0, 0), nil),
-		ev(5, 4, event.TypePageview, "/", at(11, 59, 59, 500), nil),
-		ev(5, 4, event.TypePageview, "/about", at(12, 0, 0, 100), nil),
-		ev(6, 5, event.TypePageview, "/b", at(10, 30, 0, 100), func(e *event.Event) { e.Country, e.Entry = "US", true }),
-		ev(6, 5, event.TypePageview, "/a", at(10, 30, 0, 900), country("US")),
-		ev(6, 5, event.TypeEvent, "/a", at(10, 31, 0, 0), func(e *event.Event) { e.Country, e.Name = "US", "outbound" }),
-		ev(7, 6, event.TypePageview, "/", at(10, 0, 0, 0), func(e *event.Event) { e.SiteID = "other" }),
+		ev(1, 1, event.Pageview, "/pricing", at(10, 1, 0, 0), country("DE")),
+		ev(1, 1, event.Custom, "/pricing", at(10, 2, 0, 0), func(e *event.Event) { e.Country, e.Name, e.Props = "DE", "signup", map[string]string{"plan": "pro"} }),
+		ev(1, 1, event.Ping, "/pricing", at(10, 5, 0, 0), country("DE")),
+		ev(2, 1, event.Pageview, "/pricing", at(11, 0, 0, 0), func(e *event.Event) { e.Country, e.Channel, e.Entry = "DE", "direct", true }),
+		ev(2, 1, event.Ping, "/pricing", at(11, 0, 30, 0), country("DE")),
+		ev(3, 2, event.Pageview, "/", at(9, 59, 0, 0), func(e *event.Event) { e.Country, e.Entry = "FR", true }),
+		ev(3, 2, event.Pageview, "/docs", at(10, 10, 0, 0), country("FR")),
+		ev(4, 3, event.Ping, "/", at(10, 20, 0, 0), nil),
+		ev(5, 4, event.Pageview, "/", at(11, 59, 59, 500), nil),
+		ev(5, 4, event.Pageview, "/about", at(12, 0, 0, 100), nil),
+		ev(6, 5, event.Pageview, "/b", at(10, 30, 0, 100), func(e *event.Event) { e.Country, e.Entry = "US", true }),
+		ev(6, 5, event.Pageview, "/a", at(10, 30, 0, 900), country("US")),
+		ev(6, 5, event.Custom, "/a", at(10, 31, 0, 0), func(e *event.Event) { e.Country, e.Name = "US", "outbound" }),
+		ev(7, 6, event.Pageview, "/", at(10, 0, 0, 0), func(e *event.Event) { e.SiteID = "other" }),
 	}
 }
 

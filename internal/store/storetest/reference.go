@@ -34,7 +34,7 @@ type refSession struct {
 func (s *refSession) bounce() bool { return s.pvAll == 1 && s.evAll == 0 }
 
 func counted(e *event.Event) bool {
-	return e.Type == event.TypePageview || e.Type == event.TypeEvent
+	return e.Type == event.Pageview || e.Type == event.Custom
 }
 
 // applies reports whether a row-level filter looks at rows like e.
@@ -43,7 +43,7 @@ func applies(f store.Filter, e *event.Event) bool {
 	case store.LevelPage:
 		return counted(e)
 	case store.LevelEvent:
-		return e.Type == event.TypeEvent
+		return e.Type == event.Custom
 	}
 	return false
 }
@@ -94,7 +94,7 @@ func sessionValue(d store.Dimension, s *refSession) string {
 		sec := e.Time.Unix()
 		switch d {
 		case store.DimEntryPage, store.DimExitPage:
-			if e.Type == event.TypePageview {
+			if e.Type == event.Pageview {
 				consider(key{sec, e.Pathname}, d == store.DimExitPage)
 			}
 		default:
@@ -176,9 +176,9 @@ func (r *Reference) eval(q store.Query) (map[uint64]*refSession, []*event.Event)
 		s.visitor = min(s.visitor, e.VisitorID)
 		s.start, s.end = min(s.start, e.Time.Unix()), max(s.end, e.Time.Unix())
 		switch e.Type {
-		case event.TypePageview:
+		case event.Pageview:
 			s.pvAll++
-		case event.TypeEvent:
+		case event.Custom:
 			s.evAll++
 		}
 	}
@@ -211,7 +211,7 @@ func (r *Reference) eval(q store.Query) (map[uint64]*refSession, []*event.Event)
 		for _, e := range s.rows {
 			if rowCounted(q, e) {
 				rows = append(rows, e)
-				if e.Type == event.TypePageview {
+				if e.Type == event.Pageview {
 					s.pv++
 				} else {
 					s.ev++
@@ -294,7 +294,7 @@ func (r *Reference) Timeseries(q store.Query, iv store.Interval) map[int64]store
 	for _, e := range rows {
 		a := get(e.Time.Unix())
 		a.visitors[e.VisitorID] = true
-		if e.Type == event.TypePageview {
+		if e.Type == event.Pageview {
 			a.t.Pageviews++
 		} else {
 			a.t.Events++
@@ -332,7 +332,7 @@ func (r *Reference) Breakdown(q store.Query, dim store.Dimension, limit, offset 
 	if dim.Level() != store.LevelSession {
 		member := map[string]map[uint64]bool{}
 		for _, e := range rows {
-			if dim.Level() == store.LevelEvent && e.Type != event.TypeEvent {
+			if dim.Level() == store.LevelEvent && e.Type != event.Custom {
 				continue
 			}
 			v, has := rowValue(dim, e)
@@ -343,7 +343,7 @@ func (r *Reference) Breakdown(q store.Query, dim store.Dimension, limit, offset 
 				member[v] = map[uint64]bool{}
 				rowCounts[v] = &rowAcc{}
 			}
-			if e.Type == event.TypePageview {
+			if e.Type == event.Pageview {
 				rowCounts[v].pv++
 			} else {
 				rowCounts[v].ev++
