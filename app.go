@@ -11,9 +11,8 @@ import (
 	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/config"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
-	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
-	"github.com/pocketlytics/pocketlytics/internal/queue/redisq"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
+	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/realtime"
 )
@@ -59,15 +58,11 @@ func register(app core.App, cfg config.Config) error {
 	}
 	// Sessions too, so a visit is one session whichever instances its hits
 	// reach; each hit falls back to memory when Redis is slow or down.
-	var sessions *identity.RedisSessions
+	var sessions *session.Redis
 	if rdb != nil {
-		sessions = identity.NewRedisSessions(rdb, cfg.RedisPrefix, identity.RedisOptions{
+		sessions = session.NewRedis(rdb, cfg.RedisPrefix, session.RedisOptions{
 			Timeout: cfg.RedisSessionTimeout,
-			// A new visit's session is looked up in the script call that
-			// queues its first hit: one round trip instead of two. The
-			// older queue formats cannot carry it.
-			Defer:  cfg.QueueFormat == string(redisq.FormatBatch),
-			Logger: app.Logger,
+			Logger:  app.Logger,
 		})
 		enrichCfg.Sessions = sessions
 	}

@@ -76,14 +76,11 @@ func (d *dataPath) open() error {
 			Group:         "flushers",
 			ClaimIdle:     d.cfg.ClaimIdle,
 			MaxDeliveries: d.cfg.MaxDeliveries,
-			Format:        redisq.Format(d.cfg.QueueFormat),
-			// The spool's bound on a hit's XADD, without a context per hit.
-			EnqueueTimeout: spoolTimeout,
 		})
 		if err != nil {
 			return fmt.Errorf("open redis queue: %w", err)
 		}
-		d.spool = spool.New(d.redisq, local, spool.Options{Timeout: -1, Logger: log})
+		d.spool = spool.New(d.redisq, local, spool.Options{Timeout: spoolTimeout, Logger: log})
 		d.producer, d.consumer = d.spool, d.redisq
 	}
 

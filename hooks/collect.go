@@ -7,13 +7,11 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
 
 	validation "github.com/pocketbase/ozzo-validation/v4"
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
-	"github.com/pocketbase/pocketbase/tools/router"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
@@ -47,8 +45,7 @@ type CollectConfig struct {
 
 	// Queue receives accepted events; a hit is answered 202 only once
 	// Enqueue returned (required). Enqueue must bound its own wait: the
-	// queues here do (the spool gives Redis 500 ms, then writes to disk),
-	// which spares a context deadline per hit.
+	// queues here do (the spool gives Redis 500 ms, then writes to disk).
 	Queue queue.Producer
 
 	// Live is told about each accepted event (optional).
@@ -138,42 +135,24 @@ type collector struct {
 	refused map[string]prometheus.Counter // filled once, read-only after
 }
 
-// eventPool recycles the slices that hand an event to the queue, which keeps
-// none of them after Enqueue returns (queue.Producer).
-var eventPool = sync.Pool{New: func() any { return new([1]event.Event) }}
-
-// bodyPool recycles the read buffers: one more byte than allowed, to tell
-// "exactly the limit" from "too large".
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, hit.MaxBodySize+1); return &b }}
-
-// Header values every answer of the ingest route shares. They are assigned,
-// not Set: net/http copies the header map when the answer is written and
-// never changes its values, and a hit then allocates no value slices.
-var (
-	anyOrigin      = []string{"*"}
-	exposedHeaders = []string{DroppedHeader}
-	// securityHeaders are those of PocketBase's securityHeaders middleware,
-	// which the route skips: they matter for an answer with a body, an
-	// error's JSON, not for the 202 without one that nearly every hit gets.
-	securityHeaders = [...]struct {
-		name  string
-		value []string
-	}{
-		{"X-Xss-Protection", []string{"1; mode=block"}},
-		{"X-Content-Type-Options", []string{"nosniff"}},
-		{"X-Frame-Options", []string{"SAMEORIGIN"}},
-		{"Cross-Origin-Opener-Policy", []string{"same-origin"}},
-	}
-)
+// securityHeaders are those of PocketBase's securityHeaders middleware,
+// which the route skips: they matter for an answer with a body, an error's
+// JSON, not for the 202 without one that nearly every hit gets.
+var securityHeaders = [][2]string{
+	{"X-Xss-Protection", "1; mode=block"},
+	{"X-Content-Type-Options", "nosniff"},
+	{"X-Frame-Options", "SAMEORIGIN"},
+	{"Cross-Origin-Opener-Policy", "same-origin"},
+}
 
 func (c *collector) collect(e *core.RequestEvent) error {
 	h := e.Response.Header()
-	h["Access-Control-Allow-Origin"] = anyOrigin
-	h["Access-Control-Expose-Headers"] = exposedHeaders
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Expose-Headers", DroppedHeader)
 	err := c.accept(e, h)
 	if err != nil {
 		for _, sh := range securityHeaders {
-			h[sh.name] = sh.value
+			h.Set(sh[0], sh[1])
 		}
 	}
 	return err
@@ -194,29 +173,23 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 		return e.Error(http.StatusUnsupportedMediaType, "Send the hit as application/json or text/plain.", nil)
 	}
 
-	if e.Request.ContentLength > hit.MaxBodySize {
+	raw, err := io.ReadAll(http.MaxBytesReader(e.Response, e.Request.Body, hit.MaxBodySize))
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
 		c.refused[reasonTooLarge].Inc()
 		return e.Error(http.StatusRequestEntityTooLarge, "The hit is larger than 8 KiB.", nil)
 	}
-	bufp := bodyPool.Get().(*[]byte)
-	defer bodyPool.Put(bufp)
-	n, err := readFull(rawBody(e.Request), *bufp)
 	if err != nil {
 		c.refused[reasonBadRequest].Inc()
 		return e.BadRequestError("Failed to read the request body.", nil)
 	}
-	if n > hit.MaxBodySize {
-		c.refused[reasonTooLarge].Inc()
-		return e.Error(http.StatusRequestEntityTooLarge, "The hit is larger than 8 KiB.", nil)
-	}
 
-	p, err := hit.Parse((*bufp)[:n])
+	body, err := hit.Parse(raw)
 	if err != nil {
 		c.refused[reasonBadRequest].Inc()
 		return hitError(e, err)
 	}
 
-	site, ok := c.cfg.Sites.Get(p.Site)
+	site, ok := c.cfg.Sites.Get(body.Site)
 	if !ok {
 		c.refused[reasonUnknownSite].Inc()
 		return e.BadRequestError("Unknown site.", validation.Errors{
@@ -224,7 +197,7 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 		})
 	}
 
-	host := p.Host
+	host := body.Host
 	if isLocalhost(host) {
 		if !c.cfg.TrackLocalhost {
 			c.refused[reasonLocalhost].Inc()
@@ -239,41 +212,25 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 		})
 	}
 
+	// Not canceled when the sender goes away: a hit read whole is worth
+	// keeping. The session store and the queue bound their own waits.
+	ctx := context.WithoutCancel(e.Request.Context())
 	addr, _ := netip.ParseAddr(ip)
-	in := inputPool.Get().(*enrich.Input)
-	*in = enrich.Input{
-		Hit:       p,
+	ev, drop := c.cfg.Enricher.Run(ctx, &enrich.Input{
+		Hit:       body,
 		Site:      site,
 		IP:        addr,
 		UserAgent: e.Request.UserAgent(),
 		Header:    e.Request.Header,
 		Now:       time.Now(),
-	}
-	ev, drop := c.cfg.Enricher.Run(in)
-	*in = enrich.Input{}
-	inputPool.Put(in)
+	})
 	if drop != "" {
 		metrics.HitsDropped.WithLabelValues(drop).Inc()
 		h.Set(DroppedHeader, drop)
 		return e.NoContent(http.StatusAccepted)
 	}
 
-	// A pooled one-event slice: the variadic slice of an interface call
-	// would be allocated for every hit (the event is about 400 bytes). And
-	// not the request's context, whose Done channel is made on first use:
-	// Enqueue bounds its own wait, and a hit whose sender went away in the
-	// meantime is still worth keeping.
-	evs := eventPool.Get().(*[1]event.Event)
-	evs[0] = ev
-	err = c.cfg.Queue.Enqueue(context.Background(), evs[:]...)
-	evs[0] = event.Event{}
-	eventPool.Put(evs)
-	if ev.Pending != nil {
-		// The session lookup that rode along with the queue's write, or
-		// the queue's fallback when it could not (event.Pending).
-		ev.Pending.Finish(&ev)
-	}
-	if err != nil {
+	if err := c.cfg.Queue.Enqueue(ctx, ev); err != nil {
 		c.refused[reasonNotQueued].Inc()
 		e.App.Logger().Warn("Failed to queue a hit", "error", err)
 		return e.Error(http.StatusServiceUnavailable, "The hit was not queued, try again later.", nil)
@@ -285,11 +242,6 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 	}
 	return e.NoContent(http.StatusAccepted)
 }
-
-// inputPool holds the hits' enrich.Inputs: Run keeps its input in pooled
-// state, so a fresh one would be allocated on the heap for every hit (about
-// 350 bytes; Run keeps nothing of it once it returns).
-var inputPool = sync.Pool{New: func() any { return new(enrich.Input) }}
 
 // preflight answers the CORS preflight that fetch sends for a JSON body.
 // sendBeacon with text/plain needs none.
@@ -335,24 +287,4 @@ func isLocalhost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && (ip.IsLoopback() || ip.IsUnspecified())
-}
-
-// rawBody is the request's body without PocketBase's rereadable wrapper,
-// which copies what is read into a buffer of its own: nothing reads a hit
-// twice, and the copy cost two allocations per hit.
-func rawBody(r *http.Request) io.Reader {
-	if rr, ok := r.Body.(*router.RereadableReadCloser); ok {
-		return rr.ReadCloser
-	}
-	return r.Body
-}
-
-// readFull reads until buf is full or the body ends; unlike io.ReadFull a
-// short body is not an error.
-func readFull(r io.Reader, buf []byte) (int, error) {
-	n, err := io.ReadFull(r, buf)
-	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		err = nil
-	}
-	return n, err
 }

@@ -48,14 +48,6 @@ type Config struct {
 	// QueueFsync makes the embedded queue fsync each group commit
 	// (QUEUE_FSYNC, default false: a write survives SIGKILL, not power loss).
 	QueueFsync bool
-	// QueueFormat is how the Redis queue writes entries (QUEUE_FORMAT:
-	// "batch", the default, one entry per group commit; "event", one
-	// binary entry per event; "json", one JSON entry per event). The older
-	// formats are for upgrading several instances sharing Redis from a
-	// version that wrote them, until none of those runs any more: they
-	// cannot read the newer formats. QUEUE_JSON=true, its former setting,
-	// still means "json".
-	QueueFormat string
 
 	// FlushBatch is the most events per store insert (FLUSH_BATCH, default
 	// 10000). Measured (docs/BENCHMARKS.md): ClickHouse drains a backlog no
@@ -145,18 +137,6 @@ func parse(getenv func(string) string) (Config, error) {
 
 	boolVar("TRACK_LOCALHOST", &c.TrackLocalhost)
 	boolVar("QUEUE_FSYNC", &c.QueueFsync)
-	var queueJSON bool
-	boolVar("QUEUE_JSON", &queueJSON)
-	switch c.QueueFormat = strings.ToLower(strings.TrimSpace(getenv("QUEUE_FORMAT"))); c.QueueFormat {
-	case "":
-		c.QueueFormat = "batch"
-		if queueJSON {
-			c.QueueFormat = "json"
-		}
-	case "batch", "event", "json":
-	default:
-		errs = append(errs, fmt.Sprintf("QUEUE_FORMAT: want batch, event or json, got %q", c.QueueFormat))
-	}
 	intVar("FLUSH_BATCH", &c.FlushBatch, 10000)
 	intVar("MAX_DELIVERIES", &c.MaxDeliveries, 5)
 	intVar("RETENTION_DAYS", &c.RetentionDays, 0)

@@ -21,7 +21,7 @@ func TestParse(t *testing.T) {
 			c.RedisSessionTimeout != 50*time.Millisecond {
 			t.Fatalf("unexpected defaults: %+v", c)
 		}
-		if c.RedisURL != "" || c.ClickHouseURL != "" || c.TrackLocalhost || c.QueueFormat != "batch" || len(c.GeoHeaders) != 0 {
+		if c.RedisURL != "" || c.ClickHouseURL != "" || c.TrackLocalhost || len(c.GeoHeaders) != 0 {
 			t.Fatalf("optional parts must be off by default: %+v", c)
 		}
 	})
@@ -33,19 +33,15 @@ func TestParse(t *testing.T) {
 			"TRACK_LOCALHOST": "true",
 			"FLUSH_INTERVAL":  "250ms",
 			"RATE_LIMIT":      "2.5",
-			"QUEUE_JSON":      "1",
 		}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.RedisURL == "" || !c.TrackLocalhost || c.FlushInterval != 250*time.Millisecond || c.RateLimit != 2.5 || c.QueueFormat != "json" {
+		if c.RedisURL == "" || !c.TrackLocalhost || c.FlushInterval != 250*time.Millisecond || c.RateLimit != 2.5 {
 			t.Fatalf("values not read: %+v", c)
 		}
 		if strings.Join(c.GeoHeaders, ",") != "cloudflare,vercel" {
 			t.Fatalf("GeoHeaders = %v", c.GeoHeaders)
-		}
-		if c, _ := parse(env(map[string]string{"QUEUE_FORMAT": " Event "})); c.QueueFormat != "event" {
-			t.Fatalf("QUEUE_FORMAT=event read as %q", c.QueueFormat)
 		}
 	})
 
@@ -55,12 +51,11 @@ func TestParse(t *testing.T) {
 			"FLUSH_INTERVAL":  "soon",
 			"TRACK_LOCALHOST": "maybe",
 			"RATE_LIMIT":      "0",
-			"QUEUE_FORMAT":    "xml",
 		}))
 		if err == nil {
 			t.Fatal("want an error")
 		}
-		for _, name := range []string{"FLUSH_BATCH", "FLUSH_INTERVAL", "TRACK_LOCALHOST", "RATE_LIMIT", "QUEUE_FORMAT"} {
+		for _, name := range []string{"FLUSH_BATCH", "FLUSH_INTERVAL", "TRACK_LOCALHOST", "RATE_LIMIT"} {
 			if !strings.Contains(err.Error(), name) {
 				t.Errorf("error %q does not name %s", err, name)
 			}

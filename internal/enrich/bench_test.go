@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"context"
 	"net/netip"
 	"slices"
 	"sync"
@@ -8,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
+	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/hit"
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
@@ -16,7 +17,7 @@ import (
 // typicalHit is a pageview from Chrome on Windows, arriving from Google with
 // UTM tags, located through the GeoIP database.
 func typicalHit() *Input {
-	return input(uaChromeWindows, hit.Payload{
+	return input(uaChromeWindows, hit.Body{
 		URL:      "https://example.com/blog/post-1?utm_source=google&utm_medium=organic&utm_campaign=launch",
 		Referrer: "https://www.google.com/",
 		Title:    "A post",
@@ -29,7 +30,7 @@ func BenchmarkRun(b *testing.B) {
 	in := typicalHit()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, drop := p.Run(in); drop != "" {
+		if _, drop := p.Run(context.Background(), in); drop != "" {
 			b.Fatal(drop)
 		}
 	}
@@ -41,7 +42,7 @@ func BenchmarkRunParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		in := typicalHit()
 		for pb.Next() {
-			if _, drop := p.Run(in); drop != "" {
+			if _, drop := p.Run(context.Background(), in); drop != "" {
 				b.Fatal(drop)
 			}
 		}
@@ -50,10 +51,10 @@ func BenchmarkRunParallel(b *testing.B) {
 
 func BenchmarkRunBot(b *testing.B) {
 	p := newPipeline(b, Config{})
-	in := input(uaGooglebot, hit.Payload{URL: "https://example.com/"})
+	in := input(uaGooglebot, hit.Body{URL: "https://example.com/"})
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, drop := p.Run(in); drop != DropBot {
+		if _, drop := p.Run(context.Background(), in); drop != DropBot {
 			b.Fatal(drop)
 		}
 	}
@@ -65,7 +66,7 @@ func BenchmarkStep(b *testing.B) {
 	p := newPipeline(b, Config{})
 	for i, st := range p.steps {
 		b.Run(st.name, func(b *testing.B) {
-			s := &state{in: typicalHit()}
+			s := &state{ctx: context.Background(), in: typicalHit()}
 			s.ev.SiteID, s.ev.Type, s.ev.Time = site.ID, "pageview", t0
 			for _, before := range p.steps[:i] {
 				if drop := before.run(p, s); drop != "" {
@@ -89,34 +90,20 @@ func BenchmarkNewID(b *testing.B) {
 	}
 }
 
-// BenchmarkRunRedis is BenchmarkRun with sessions shared through Redis. A
-// new visit's hit waits for one script round trip on top of the in-memory
-// work; the later hits of a visit this instance saw go on from memory and
-// are written to Redis behind them.
+// BenchmarkRunRedis is BenchmarkRun with sessions shared through Redis:
+// each hit waits for one script round trip on top of the in-memory work.
 func BenchmarkRunRedis(b *testing.B) {
-	b.Run("new visit", func(b *testing.B) {
-		p := newPipeline(b, Config{Sessions: benchRedisSessions(b)})
-		in := typicalHit()
-		b.ReportAllocs()
-		var i uint32
-		for b.Loop() {
-			i++ // a new browser each time
-			in.IP = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
-			if _, drop := p.Run(in); drop != "" {
-				b.Fatal(drop)
-			}
+	p := newPipeline(b, Config{Sessions: benchRedisSessions(b)})
+	in := typicalHit()
+	b.ReportAllocs()
+	var i uint32
+	for b.Loop() {
+		i++ // a new visit every other hit
+		in.IP = netip.AddrFrom4([4]byte{10, byte(i >> 17), byte(i >> 9), byte(i >> 1)})
+		if _, drop := p.Run(context.Background(), in); drop != "" {
+			b.Fatal(drop)
 		}
-	})
-	b.Run("visit goes on", func(b *testing.B) {
-		p := newPipeline(b, Config{Sessions: benchRedisSessions(b)})
-		in := typicalHit()
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, drop := p.Run(in); drop != "" {
-				b.Fatal(drop)
-			}
-		}
-	})
+	}
 }
 
 func BenchmarkRunRedisParallel(b *testing.B) {
@@ -125,37 +112,15 @@ func BenchmarkRunRedisParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		in := typicalHit()
 		for pb.Next() {
-			if _, drop := p.Run(in); drop != "" {
+			if _, drop := p.Run(context.Background(), in); drop != "" {
 				b.Fatal(drop)
 			}
 		}
 	})
 }
 
-// BenchmarkRunRedisConcurrent is BenchmarkRunRedisParallel with as many hits
-// under way as a busy ingest has (16 per CPU), from 1,000 browsers: their
-// first hits share session round trips, the later ones go on from memory.
-func BenchmarkRunRedisConcurrent(b *testing.B) {
-	p := newPipeline(b, Config{Sessions: benchRedisSessions(b)})
-	b.ReportAllocs()
-	b.SetParallelism(16)
-	var next atomic.Int64
-	b.RunParallel(func(pb *testing.PB) {
-		in := typicalHit()
-		for pb.Next() {
-			i := next.Add(1)
-			in.IP = netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 250)})
-			in.UserAgent = uaChromeWindows[:len(uaChromeWindows)-int(i/250%4)]
-			if _, drop := p.Run(in); drop != "" {
-				b.Error(drop)
-				return
-			}
-		}
-	})
-}
-
-func benchRedisSessions(b *testing.B) *identity.RedisSessions {
-	r := identity.NewRedisSessions(testutil.Redis(b), testutil.RedisPrefix(b, "pl_bench_")+":", identity.RedisOptions{Logger: discard})
+func benchRedisSessions(b *testing.B) *session.Redis {
+	r := session.NewRedis(testutil.Redis(b), testutil.RedisPrefix(b, "pl_bench_")+":", session.RedisOptions{Logger: discard})
 	b.Cleanup(func() {
 		// Not a failure: on a loaded machine a round trip can exceed the timeout.
 		b.ReportMetric(float64(r.Fallbacks()), "fallbacks")
@@ -171,10 +136,10 @@ func benchRedisSessions(b *testing.B) *identity.RedisSessions {
 func BenchmarkRunAt5000(b *testing.B) {
 	for _, c := range []struct {
 		name     string
-		sessions func(b *testing.B) identity.Sessions
+		sessions func(b *testing.B) session.Store
 	}{
-		{"memory", func(*testing.B) identity.Sessions { return nil }},
-		{"redis", func(b *testing.B) identity.Sessions { return benchRedisSessions(b) }},
+		{"memory", func(*testing.B) session.Store { return nil }},
+		{"redis", func(b *testing.B) session.Store { return benchRedisSessions(b) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			p := newPipeline(b, Config{Sessions: c.sessions(b)})
@@ -197,7 +162,7 @@ func BenchmarkRunAt5000(b *testing.B) {
 						in.IP = netip.AddrFrom4([4]byte{192, 0, 2, byte(i % 250)})
 						in.UserAgent = uaChromeWindows[:len(uaChromeWindows)-int(i/250%4)]
 						t := time.Now()
-						if _, drop := p.Run(in); drop != "" {
+						if _, drop := p.Run(context.Background(), in); drop != "" {
 							b.Error(drop)
 							return
 						}

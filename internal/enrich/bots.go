@@ -57,7 +57,7 @@ func stepBots(p *Pipeline, s *state) string {
 	if ua == "" {
 		return DropBot
 	}
-	info := p.cachedAgent(ua, s.buf[:0])
+	info := p.cachedAgent(ua)
 	if info.drop == DropHeadless {
 		return DropHeadless
 	}
@@ -78,10 +78,9 @@ type agentInfo struct {
 	agent useragent.UserAgent
 }
 
-// readAgent applies the User-Agent checks of stepBots to ua, lower-casing
-// it into buf.
-func (p *Pipeline) readAgent(ua string, buf []byte) agentInfo {
-	lower := lowerASCII(buf, ua)
+// readAgent applies the User-Agent checks of stepBots to ua.
+func (p *Pipeline) readAgent(ua string) agentInfo {
+	lower := lowerASCII(ua)
 	for _, m := range headlessMarkers {
 		if bytes.Contains(lower, m) {
 			return agentInfo{drop: DropHeadless}
@@ -118,11 +117,10 @@ const (
 	maxCachedUA    = 512
 )
 
-// cachedAgent returns what ua tells, from the cache or read (lower-casing
-// into buf) and cached.
-func (p *Pipeline) cachedAgent(ua string, buf []byte) agentInfo {
+// cachedAgent returns what ua tells, from the cache or read and cached.
+func (p *Pipeline) cachedAgent(ua string) agentInfo {
 	if len(ua) > maxCachedUA {
-		return p.readAgent(ua, buf)
+		return p.readAgent(ua)
 	}
 	c := &p.agents
 	c.mu.RLock()
@@ -131,7 +129,7 @@ func (p *Pipeline) cachedAgent(ua string, buf []byte) agentInfo {
 	if ok {
 		return info
 	}
-	info = p.readAgent(ua, buf)
+	info = p.readAgent(ua)
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= agentCacheSize {
 		// Start over: traffic that fills the cache is too diverse for an
@@ -143,11 +141,12 @@ func (p *Pipeline) cachedAgent(ua string, buf []byte) agentInfo {
 	return info
 }
 
-// lowerASCII appends the ASCII-lower-cased first maxUAScan bytes of s to dst.
-func lowerASCII(dst []byte, s string) []byte {
+// lowerASCII returns the ASCII-lower-cased first maxUAScan bytes of s.
+func lowerASCII(s string) []byte {
 	if len(s) > maxUAScan {
 		s = s[:maxUAScan]
 	}
+	dst := make([]byte, 0, len(s))
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if 'A' <= c && c <= 'Z' {

@@ -10,15 +10,10 @@
 //	geo       country, region, city and coordinates (trusted CDN headers, then GeoIP)
 //	identity  daily-salted visitor id, session id and entry flag
 //
-// With Redis sessions that defer (identity.RedisOptions.Defer), a hit's
-// session may be left to the queue's write: the event then carries a guess
-// and its lookup in ev.Pending, and the caller calls ev.Pending.Finish once
-// the event is queued.
-//
 // Usage:
 //
 //	p, err := enrich.New(enrich.Config{GeoIPDB: cfg.GeoIPDB, GeoHeaders: cfg.GeoHeaders, Salts: ring})
-//	ev, drop := p.Run(&enrich.Input{Hit: h, Site: site, IP: ip, UserAgent: ua, Header: r.Header, Now: time.Now()})
+//	ev, drop := p.Run(ctx, &enrich.Input{Hit: body, Site: site, IP: ip, UserAgent: ua, Header: r.Header, Now: time.Now()})
 //	if drop != "" {
 //		metrics.HitsDropped.WithLabelValues(drop).Inc()
 //	}
@@ -40,11 +35,10 @@ import (
 	useragent "github.com/medama-io/go-useragent"
 
 	"github.com/pocketlytics/pocketlytics/internal/enrich/geo"
-	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
-	"github.com/pocketlytics/pocketlytics/internal/enrich/uatrie"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/hit"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
+	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 )
 
@@ -76,17 +70,14 @@ type Config struct {
 	Salts *salt.Ring
 
 	// Sessions tracks live sessions. Nil: an in-memory store, which is per
-	// instance (see identity.Memory). Instances behind a load balancer
-	// without sticky sessions share identity.NewRedisSessions.
-	Sessions identity.Sessions
-
-	// SessionTimeout ends a session after this much inactivity (default 30m).
-	SessionTimeout time.Duration
+	// instance (see session.Memory). Instances behind a load balancer
+	// without sticky sessions share session.NewRedis.
+	Sessions session.Store
 }
 
 // Input is one hit to enrich. Hit has been validated by the caller.
 type Input struct {
-	Hit       hit.Payload
+	Hit       hit.Body
 	Site      sitecache.Site
 	IP        netip.Addr
 	UserAgent string
@@ -102,21 +93,12 @@ type Pipeline struct {
 	geo     *geo.DB
 	headers geo.Headers
 	salts   *salt.Ring
-	ids     *identity.Resolver
-	states  sync.Pool
+	visits  session.Store
 }
 
-// parser returns go-useragent's parser, built once per process and shared,
-// with its trie frozen outside the heap (package uatrie) the first time:
-// the collector then does not trace its 83,000 nodes in every cycle. Where
-// freezing is refused the trie stays on the heap, and parses the same.
-var parser = sync.OnceValue(func() *useragent.Parser {
-	p := useragent.NewParser()
-	if t, err := uatrie.Freeze(p.Trie); err == nil {
-		p.Trie = t // the library's own copy becomes garbage
-	}
-	return p
-})
+// parser is go-useragent's parser, built once per process (its trie has
+// some 83,000 nodes) and shared by every pipeline.
+var parser = sync.OnceValue(useragent.NewParser)
 
 // step is one named stage; it returns a drop reason or "".
 type step struct {
@@ -134,16 +116,15 @@ var steps = []step{
 	{"identity", stepIdentity},
 }
 
-// state is what the steps share while enriching one hit. States are
-// pooled: a step must not keep references to it.
+// state is what the steps share while enriching one hit.
 type state struct {
-	in *Input
-	ev event.Event
+	ctx context.Context // bounds the session lookup
+	in  *Input
+	ev  event.Event
 
 	agent useragent.UserAgent // parsed by bots, read by device
 	query string              // raw query of the page URL
 	paid  bool                // the URL carries an ad click id
-	buf   [maxUAScan]byte
 }
 
 // New builds a pipeline. It fails on an unreadable GeoIP database or an
@@ -153,11 +134,8 @@ func New(cfg Config) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("enrich: %w", err)
 	}
-	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = 30 * time.Minute
-	}
 	if cfg.Sessions == nil {
-		cfg.Sessions = identity.NewMemory(identity.MemoryOptions{})
+		cfg.Sessions = session.NewMemory(0)
 	}
 	if cfg.Salts == nil {
 		cfg.Salts = salt.NewRing(nil)
@@ -177,9 +155,8 @@ func New(cfg Config) (*Pipeline, error) {
 		geo:     db,
 		headers: headers,
 		salts:   cfg.Salts,
-		ids:     identity.NewResolver(cfg.Sessions, cfg.SessionTimeout),
+		visits:  cfg.Sessions,
 	}
-	p.states.New = func() any { return new(state) }
 	return p, nil
 }
 
@@ -198,8 +175,9 @@ func (p *Pipeline) Steps() []string {
 }
 
 // Run enriches in. It returns the event, or a zero event and the reason the
-// hit was dropped (one of the Drop constants).
-func (p *Pipeline) Run(in *Input) (ev event.Event, drop string) {
+// hit was dropped (one of the Drop constants). ctx bounds the session
+// lookup, which falls back to the instance's memory (see session.Redis).
+func (p *Pipeline) Run(ctx context.Context, in *Input) (ev event.Event, drop string) {
 	if !event.ValidType(in.Hit.Type) {
 		return event.Event{}, DropInvalidType
 	}
@@ -208,12 +186,7 @@ func (p *Pipeline) Run(in *Input) (ev event.Event, drop string) {
 		now = time.Now()
 	}
 
-	s := p.states.Get().(*state)
-	defer func() {
-		s.in, s.ev = nil, event.Event{} // a pooled state keeps nothing of the hit
-		p.states.Put(s)
-	}()
-	*s = state{in: in}
+	s := &state{ctx: ctx, in: in}
 	s.ev = event.Event{
 		Time:   now.UTC().Truncate(time.Millisecond),
 		SiteID: in.Site.ID,
@@ -223,7 +196,7 @@ func (p *Pipeline) Run(in *Input) (ev event.Event, drop string) {
 	if s.ev.SiteID == "" {
 		s.ev.SiteID = in.Hit.Site
 	}
-	if in.Hit.Type == event.TypeEvent {
+	if in.Hit.Type == event.Custom {
 		s.ev.Name = in.Hit.Name
 		s.ev.Props = in.Hit.Props
 	}
@@ -257,28 +230,31 @@ func stepGeo(p *Pipeline, s *state) string {
 	return ""
 }
 
+// stepIdentity sets the visitor id (see visitorID) and the session. A hit
+// whose visitor has no live session under today's id may continue one under
+// yesterday's: someone browsing across midnight stays one visitor in one
+// session until that session times out.
 func stepIdentity(p *Pipeline, s *state) string {
 	salts := p.salts.Salts(s.ev.Time)
 	if salts == nil {
 		return DropNoSalt
 	}
-	typ := s.ev.Type
-	id, ok := p.ids.Resolve(salts, identity.Request{
-		SiteID:    s.ev.SiteID,
-		IP:        s.in.IP,
-		UserAgent: s.in.UserAgent,
-		Time:      s.ev.Time,
-		Pageview:  typ == event.TypePageview,
-		Create:    typ == event.TypePageview || typ == event.TypeEvent,
-	})
+	l := session.Lookup{
+		Site:     s.ev.SiteID,
+		Visitor:  visitorID(salts.Today, s.ev.SiteID, s.in.IP, s.in.UserAgent),
+		Time:     s.ev.Time,
+		Pageview: s.ev.Type == event.Pageview,
+		Create:   s.ev.Type == event.Pageview || s.ev.Type == event.Custom,
+	}
+	if len(salts.Yesterday) > 0 {
+		l.Previous = visitorID(salts.Yesterday, s.ev.SiteID, s.in.IP, s.in.UserAgent)
+	}
+	v, ok := p.visits.Touch(s.ctx, l)
 	if !ok {
 		return DropNoSession
 	}
-	s.ev.VisitorID = id.Visitor
-	s.ev.SessionID = id.Session
-	s.ev.Entry = id.Entry
-	if id.Pending != nil { // not a typed nil in the interface
-		s.ev.Pending = id.Pending
-	}
+	s.ev.VisitorID = v.Visitor
+	s.ev.SessionID = v.ID
+	s.ev.Entry = v.Entry
 	return ""
 }

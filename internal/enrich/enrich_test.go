@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/pocketlytics/pocketlytics/internal/enrich/geo/geotest"
-	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
+	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/hit"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
@@ -75,9 +75,9 @@ func newPipeline(t testing.TB, cfg Config) *Pipeline {
 	return p
 }
 
-func input(ua string, h hit.Payload) *Input {
+func input(ua string, h hit.Body) *Input {
 	if h.Type == "" {
-		h.Type = event.TypePageview
+		h.Type = event.Pageview
 	}
 	if h.URL == "" {
 		h.URL = "https://example.com/"
@@ -151,11 +151,11 @@ type uaCase struct {
 
 func (c uaCase) check(t *testing.T, p *Pipeline) {
 	t.Helper()
-	in := input(c.ua, hit.Payload{Width: c.width})
+	in := input(c.ua, hit.Body{Width: c.width})
 	for k, v := range c.header {
 		in.Header.Set(k, v)
 	}
-	ev, drop := p.Run(in)
+	ev, drop := p.Run(context.Background(), in)
 	if drop != c.drop {
 		t.Fatalf("drop = %q, want %q", drop, c.drop)
 	}
@@ -178,7 +178,7 @@ func (c uaCase) check(t *testing.T, p *Pipeline) {
 func TestAgentCacheBounded(t *testing.T) {
 	p := newPipeline(t, Config{})
 	for i := range agentCacheSize + 10 {
-		if _, drop := p.Run(input(fmt.Sprintf("%s Build/%d", uaChromeWindows, i), hit.Payload{})); drop != "" {
+		if _, drop := p.Run(context.Background(), input(fmt.Sprintf("%s Build/%d", uaChromeWindows, i), hit.Body{})); drop != "" {
 			t.Fatalf("dropped: %s", drop)
 		}
 	}
@@ -186,7 +186,7 @@ func TestAgentCacheBounded(t *testing.T) {
 		t.Fatalf("cache holds %d User-Agents, want 1..%d", n, agentCacheSize)
 	}
 	long := uaChromeWindows + strings.Repeat(" x", maxCachedUA)
-	if ev, drop := p.Run(input(long, hit.Payload{})); drop != "" || ev.Browser != "Chrome" {
+	if ev, drop := p.Run(context.Background(), input(long, hit.Body{})); drop != "" || ev.Browser != "Chrome" {
 		t.Fatalf("long User-Agent: %q, %q", ev.Browser, drop)
 	}
 	if _, ok := p.agents.m[long]; ok {
@@ -216,7 +216,7 @@ func TestPage(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ev, drop := p.Run(input(uaChromeWindows, hit.Payload{URL: c.url}))
+			ev, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{URL: c.url}))
 			if drop != c.drop {
 				t.Fatalf("drop = %q, want %q", drop, c.drop)
 			}
@@ -246,7 +246,7 @@ func TestUTM(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ev, drop := p.Run(input(uaChromeWindows, hit.Payload{URL: "https://example.com/?" + c.query + "#x"}))
+			ev, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{URL: "https://example.com/?" + c.query + "#x"}))
 			if drop != "" {
 				t.Fatal(drop)
 			}
@@ -319,7 +319,7 @@ func TestSource(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ev, drop := p.Run(input(uaChromeWindows, hit.Payload{URL: c.url, Referrer: c.referrer}))
+			ev, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{URL: c.url, Referrer: c.referrer}))
 			if drop != "" {
 				t.Fatal(drop)
 			}
@@ -332,13 +332,13 @@ func TestSource(t *testing.T) {
 
 func TestSubdomainsAreSameSite(t *testing.T) {
 	p := newPipeline(t, Config{})
-	in := input(uaChromeWindows, hit.Payload{URL: "https://docs.example.com/", Referrer: "https://blog.example.com/"})
-	ev, _ := p.Run(in)
+	in := input(uaChromeWindows, hit.Body{URL: "https://docs.example.com/", Referrer: "https://blog.example.com/"})
+	ev, _ := p.Run(context.Background(), in)
 	if ev.ReferrerHost != "blog.example.com" {
 		t.Fatalf("without AllowSubdomains a sibling subdomain is a referrer; got %q", ev.ReferrerHost)
 	}
 	in.Site.AllowSubdomains = true
-	ev, _ = p.Run(in)
+	ev, _ = p.Run(context.Background(), in)
 	if ev.ReferrerHost != "" || ev.Channel != ChannelDirect {
 		t.Fatalf("with AllowSubdomains: %q, %q", ev.ReferrerHost, ev.Channel)
 	}
@@ -367,12 +367,12 @@ func TestGeo(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			p := newPipeline(t, Config{GeoHeaders: c.cdns})
-			in := input(uaChromeWindows, hit.Payload{})
+			in := input(uaChromeWindows, hit.Body{})
 			in.IP = c.ip
 			for k, v := range c.header {
 				in.Header.Set(k, v)
 			}
-			ev, drop := p.Run(in)
+			ev, drop := p.Run(context.Background(), in)
 			if drop != "" {
 				t.Fatal(drop)
 			}
@@ -401,9 +401,9 @@ func TestZeroConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	in := input(uaChromeWindows, hit.Payload{})
+	in := input(uaChromeWindows, hit.Body{})
 	in.Now = time.Now()
-	ev, drop := p.Run(in)
+	ev, drop := p.Run(context.Background(), in)
 	if drop != "" || ev.VisitorID == 0 || ev.SessionID == 0 || !ev.Entry {
 		t.Fatalf("zero config: drop %q, event %+v", drop, ev)
 	}
@@ -413,9 +413,9 @@ func TestEventFields(t *testing.T) {
 	p := newPipeline(t, Config{})
 	now := time.Date(2025, 3, 10, 13, 4, 5, 123456789, time.FixedZone("CET", 3600))
 
-	in := input(uaChromeWindows, hit.Payload{Type: event.TypeEvent, Name: "signup", Props: map[string]string{"plan": "pro"}, Title: "Pricing", Width: 1440})
+	in := input(uaChromeWindows, hit.Body{Type: event.Custom, Name: "signup", Props: map[string]string{"plan": "pro"}, Title: "Pricing", Width: 1440})
 	in.Now = now
-	ev, drop := p.Run(in)
+	ev, drop := p.Run(context.Background(), in)
 	if drop != "" {
 		t.Fatal(drop)
 	}
@@ -433,7 +433,7 @@ func TestEventFields(t *testing.T) {
 	}
 
 	// Name and Props belong to custom events only.
-	pv, _ := p.Run(input(uaChromeWindows, hit.Payload{Name: "x", Props: map[string]string{"a": "b"}}))
+	pv, _ := p.Run(context.Background(), input(uaChromeWindows, hit.Body{Name: "x", Props: map[string]string{"a": "b"}}))
 	if pv.Name != "" || pv.Props != nil {
 		t.Errorf("pageview kept name/props: %+v", pv)
 	}
@@ -441,14 +441,14 @@ func TestEventFields(t *testing.T) {
 	// Ids are unique.
 	seen := map[string]bool{}
 	for range 1000 {
-		ev, _ := p.Run(input(uaChromeWindows, hit.Payload{}))
+		ev, _ := p.Run(context.Background(), input(uaChromeWindows, hit.Body{}))
 		if seen[ev.ID] {
 			t.Fatal("duplicate event id")
 		}
 		seen[ev.ID] = true
 	}
 
-	if _, drop := p.Run(input(uaChromeWindows, hit.Payload{Type: "click"})); drop != DropInvalidType {
+	if _, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{Type: "click"})); drop != DropInvalidType {
 		t.Errorf("unknown type: drop = %q", drop)
 	}
 }
@@ -456,18 +456,18 @@ func TestEventFields(t *testing.T) {
 func TestIdentity(t *testing.T) {
 	ctx := context.Background()
 	ring := salt.NewRing(nil)
-	p := newPipeline(t, Config{Salts: ring, Sessions: identity.NewMemory(identity.MemoryOptions{})})
+	p := newPipeline(t, Config{Salts: ring, Sessions: session.NewMemory(0)})
 	run := func(at time.Time, mod func(*Input)) (event.Event, string) {
 		t.Helper()
 		if err := ring.Rotate(ctx, at); err != nil {
 			t.Fatal(err)
 		}
-		in := input(uaChromeWindows, hit.Payload{})
+		in := input(uaChromeWindows, hit.Body{})
 		in.Now = at
 		if mod != nil {
 			mod(in)
 		}
-		return p.Run(in)
+		return p.Run(context.Background(), in)
 	}
 	evening := time.Date(2025, 3, 10, 23, 40, 0, 0, time.UTC)
 
@@ -489,7 +489,7 @@ func TestIdentity(t *testing.T) {
 	}
 
 	// Across midnight: the visit continues.
-	ping, drop := run(evening.Add(25*time.Minute), func(in *Input) { in.Hit.Type = event.TypePing })
+	ping, drop := run(evening.Add(25*time.Minute), func(in *Input) { in.Hit.Type = event.Ping })
 	if drop != "" || ping.SessionID != a.SessionID || ping.Entry {
 		t.Fatalf("ping across midnight: %q %+v", drop, ping)
 	}
@@ -505,7 +505,7 @@ func TestIdentity(t *testing.T) {
 	}
 
 	// Engagement hits never open a session.
-	for _, typ := range []string{event.TypePing, event.TypeLeave} {
+	for _, typ := range []string{event.Ping, event.Leave} {
 		if _, drop := run(evening.Add(5*time.Hour), func(in *Input) { in.Hit.Type = typ }); drop != DropNoSession {
 			t.Fatalf("%s without a session: drop = %q", typ, drop)
 		}
@@ -515,7 +515,7 @@ func TestIdentity(t *testing.T) {
 func TestNoSalt(t *testing.T) {
 	ring := salt.NewRing(salt.NewMemoryStore()) // never rotated
 	p := newPipeline(t, Config{Salts: ring})
-	if _, drop := p.Run(input(uaChromeWindows, hit.Payload{})); drop != DropNoSalt {
+	if _, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{})); drop != DropNoSalt {
 		t.Fatalf("drop = %q, want %q", drop, DropNoSalt)
 	}
 }
@@ -524,10 +524,10 @@ func TestNoSalt(t *testing.T) {
 func TestNoRawIP(t *testing.T) {
 	p := newPipeline(t, Config{GeoHeaders: []string{"cloudflare"}})
 	for _, ip := range []netip.Addr{testIP4, testIP6, netip.MustParseAddr("::ffff:192.0.2.44")} {
-		for _, typ := range []string{event.TypePageview, event.TypeEvent, event.TypePing} {
-			in := input(uaSafariIPhone, hit.Payload{Type: typ, URL: "https://example.com/?utm_source=x", Referrer: "https://google.com/", Name: "n", Props: map[string]string{"k": "v"}})
+		for _, typ := range []string{event.Pageview, event.Custom, event.Ping} {
+			in := input(uaSafariIPhone, hit.Body{Type: typ, URL: "https://example.com/?utm_source=x", Referrer: "https://google.com/", Name: "n", Props: map[string]string{"k": "v"}})
 			in.IP = ip
-			ev, drop := p.Run(in)
+			ev, drop := p.Run(context.Background(), in)
 			if drop != "" {
 				t.Fatal(drop)
 			}

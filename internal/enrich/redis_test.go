@@ -8,7 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
+	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/hit"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
@@ -20,7 +20,7 @@ import (
 type instance struct {
 	p        *Pipeline
 	ring     *salt.Ring
-	sessions *identity.RedisSessions
+	sessions *session.Redis
 }
 
 func newInstance(t *testing.T, rdb *redis.Client, prefix string) *instance {
@@ -29,12 +29,11 @@ func newInstance(t *testing.T, rdb *redis.Client, prefix string) *instance {
 	if err := ring.Rotate(context.Background(), t0); err != nil {
 		t.Fatal(err)
 	}
-	sessions := identity.NewRedisSessions(rdb, prefix, identity.RedisOptions{
+	sessions := session.NewRedis(rdb, prefix, session.RedisOptions{
 		// Not the 50ms default: the test server is shared with parallel
 		// packages and may stall. A cut connection fails at once anyway.
-		Timeout:       5 * time.Second,
-		RetryInterval: 20 * time.Millisecond,
-		Logger:        discard,
+		Timeout: 5 * time.Second,
+		Logger:  discard,
 	})
 	t.Cleanup(func() { sessions.Close() })
 	return &instance{p: newPipeline(t, Config{Salts: ring, Sessions: sessions}), ring: ring, sessions: sessions}
@@ -46,13 +45,13 @@ func (in *instance) run(t *testing.T, ua, typ string, at time.Time) (event.Event
 	if err := in.ring.Rotate(context.Background(), at); err != nil {
 		t.Fatal(err)
 	}
-	h := hit.Payload{Type: typ, URL: "https://example.com/page"}
-	if typ == event.TypeEvent {
+	h := hit.Body{Type: typ, URL: "https://example.com/page"}
+	if typ == event.Custom {
 		h.Name = "signup"
 	}
 	i := input(ua, h)
 	i.Now = at
-	return in.p.Run(i)
+	return in.p.Run(context.Background(), i)
 }
 
 // TestRedisSessionsAcrossInstances sends one browser's hits alternately to
@@ -75,23 +74,23 @@ func TestRedisSessionsAcrossInstances(t *testing.T) {
 		steps []step
 	}{
 		{"one visit", t0, []step{
-			{a, event.TypePageview, 0, true},
-			{b, event.TypePing, 20 * time.Second, false},
-			{b, event.TypePageview, time.Minute, false},
-			{a, event.TypeEvent, 2 * time.Minute, false},
-			{a, event.TypePing, 3 * time.Minute, false},
-			{b, event.TypeLeave, 4 * time.Minute, false},
-			{a, event.TypePageview, 33 * time.Minute, false}, // 29 minutes idle
+			{a, event.Pageview, 0, true},
+			{b, event.Ping, 20 * time.Second, false},
+			{b, event.Pageview, time.Minute, false},
+			{a, event.Custom, 2 * time.Minute, false},
+			{a, event.Ping, 3 * time.Minute, false},
+			{b, event.Leave, 4 * time.Minute, false},
+			{a, event.Pageview, 33 * time.Minute, false}, // 29 minutes idle
 		}},
 		{"a new session after 30 idle minutes", t0.Add(2 * time.Hour), []step{
-			{b, event.TypePageview, 0, true},
-			{a, event.TypePageview, 30 * time.Minute, true},
-			{b, event.TypePing, 31 * time.Minute, false},
+			{b, event.Pageview, 0, true},
+			{a, event.Pageview, 30 * time.Minute, true},
+			{b, event.Ping, 31 * time.Minute, false},
 		}},
 		{"a visit across midnight", evening, []step{
-			{a, event.TypePageview, 0, true},
-			{b, event.TypePageview, 15 * time.Minute, false}, // 00:05, today's salt
-			{a, event.TypePing, 20 * time.Minute, false},
+			{a, event.Pageview, 0, true},
+			{b, event.Pageview, 15 * time.Minute, false}, // 00:05, today's salt
+			{a, event.Ping, 20 * time.Minute, false},
 		}},
 	}
 	for _, c := range cases {
@@ -111,15 +110,8 @@ func TestRedisSessionsAcrossInstances(t *testing.T) {
 					t.Fatalf("step %d (%s): visitor %d session %d, want visitor %d session %d",
 						i, st.typ, ev.VisitorID, ev.SessionID, first.VisitorID, first.SessionID)
 				}
-				if want := st.newSess && st.typ == event.TypePageview; ev.Entry != want {
+				if want := st.newSess && st.typ == event.Pageview; ev.Entry != want {
 					t.Fatalf("step %d (%s): entry = %v, want %v", i, st.typ, ev.Entry, want)
-				}
-				// The steps are minutes apart: what an instance answered
-				// from memory has reached Redis by the next one.
-				for _, in := range []*instance{a, b} {
-					if err := in.sessions.Flush(); err != nil {
-						t.Fatal(err)
-					}
 				}
 			}
 		})
@@ -133,7 +125,8 @@ func TestRedisSessionsAcrossInstances(t *testing.T) {
 
 // TestRedisSessionsDown cuts instance a off Redis: its hits are still
 // enriched, a visit it has seen goes on in its memory, and a visit it starts
-// meanwhile reaches the other instance once Redis answers again.
+// meanwhile reaches the other instance with its next hit once Redis answers
+// again.
 func TestRedisSessionsDown(t *testing.T) {
 	opts, err := redis.ParseURL(testutil.RedisURL(t))
 	if err != nil {
@@ -161,40 +154,45 @@ func TestRedisSessionsDown(t *testing.T) {
 		}
 		return ev
 	}
-	visit := run(b, uaFirefoxLinux, event.TypePageview)
-	run(a, uaFirefoxLinux, event.TypePing) // a sees the visit
+	visit := run(b, uaFirefoxLinux, event.Pageview)
+	run(a, uaFirefoxLinux, event.Ping) // a sees the visit
 
 	proxy.Cut()
-	for _, typ := range []string{event.TypePageview, event.TypePing, event.TypeEvent} {
+	for _, typ := range []string{event.Pageview, event.Ping, event.Custom} {
 		if ev := run(a, uaFirefoxLinux, typ); ev.SessionID != visit.SessionID || ev.Entry {
 			t.Fatalf("%s during the outage: session %d entry %v, want session %d", typ, ev.SessionID, ev.Entry, visit.SessionID)
 		}
 	}
-	started := run(a, uaEdge, event.TypePageview)
+	started := run(a, uaEdge, event.Pageview)
 	if started.SessionID == visit.SessionID || !started.Entry {
 		t.Fatalf("a new visit during the outage: %+v", started)
 	}
-	// Only the new visit needed Redis; the known one went on in memory.
-	if n := a.sessions.Fallbacks(); n != 1 {
-		t.Fatalf("%d fallbacks, want 1", n)
+	if n := a.sessions.Fallbacks(); n != 4 {
+		t.Fatalf("%d fallbacks, want the 4 hits of the outage", n)
 	}
 
+	// Once Redis answers again (a probes it every 250 ms), the new visit's
+	// next hit writes its session there.
 	proxy.Restore()
 	deadline := time.Now().Add(10 * time.Second)
-	for a.sessions.Flush() != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("sessions still not written 10s after Redis came back")
+	for {
+		n := a.sessions.Fallbacks()
+		if ev := run(a, uaEdge, event.Ping); ev.SessionID != started.SessionID {
+			t.Fatalf("after the outage: session %d, want %d", ev.SessionID, started.SessionID)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	if ev := run(a, uaEdge, event.TypePing); ev.SessionID != started.SessionID {
-		t.Fatalf("after the outage: session %d, want %d", ev.SessionID, started.SessionID)
+		if a.sessions.Fallbacks() == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Redis still not tried 10s after it came back")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	for _, c := range []struct {
 		ua   string
 		want uint64
 	}{{uaFirefoxLinux, visit.SessionID}, {uaEdge, started.SessionID}} {
-		if ev := run(b, c.ua, event.TypePing); ev.SessionID != c.want {
+		if ev := run(b, c.ua, event.Ping); ev.SessionID != c.want {
 			t.Fatalf("b after the outage: session %d, want %d", ev.SessionID, c.want)
 		}
 	}

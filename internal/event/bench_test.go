@@ -1,7 +1,6 @@
 package event_test
 
 import (
-	"encoding/json"
 	"testing"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
@@ -14,8 +13,8 @@ func benchEvent() event.Event {
 	return ev
 }
 
-// BenchmarkEncode compares the queue's binary encoding with the JSON one it
-// replaced, on the ingest path (one event per call).
+// BenchmarkEncode measures the queue's encoding on the ingest path (one
+// event per call).
 func BenchmarkEncode(b *testing.B) {
 	ev := benchEvent()
 	b.Run("binary", func(b *testing.B) {
@@ -37,25 +36,12 @@ func BenchmarkEncode(b *testing.B) {
 			}
 		}
 	})
-	b.Run("json", func(b *testing.B) {
-		b.ReportAllocs()
-		var n int
-		for b.Loop() {
-			buf, err := json.Marshal(&ev)
-			if err != nil {
-				b.Fatal(err)
-			}
-			n = len(buf)
-		}
-		b.ReportMetric(float64(n), "bytes/event")
-	})
 }
 
-// BenchmarkDecode compares decoding on the flusher's read path.
+// BenchmarkDecode measures decoding on the flusher's read path.
 func BenchmarkDecode(b *testing.B) {
 	ev := benchEvent()
 	bin, _ := ev.MarshalBinary()
-	js, _ := json.Marshal(&ev)
 	b.Run("binary", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -71,24 +57,6 @@ func BenchmarkDecode(b *testing.B) {
 		for b.Loop() {
 			var got event.Event
 			if err := event.DecodeString(s, &got); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var got event.Event
-			if err := json.Unmarshal(js, &got); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("json-fallback", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			var got event.Event
-			if err := got.UnmarshalBinary(js); err != nil {
 				b.Fatal(err)
 			}
 		}

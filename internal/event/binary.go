@@ -3,7 +3,6 @@ package event
 import (
 	"encoding"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -15,9 +14,7 @@ import (
 // The queue's wire format.
 //
 // An encoded event starts with a format byte, then its fields in a fixed
-// order (see AppendBinary). Format bytes are control characters, which no
-// JSON text starts with, so a reader tells a binary entry from one queued
-// as JSON by an older version by the first byte alone.
+// order (see AppendBinary).
 //
 // Format 1:
 //
@@ -36,8 +33,8 @@ import (
 //	VisitorID, SessionID          2 x 8 bytes, little endian
 //
 // A string is a uvarint byte length and the bytes as they are. Nothing may
-// follow the last field. A change of layout takes a new format byte; the
-// decoder keeps reading the old ones.
+// follow the last field. From the first release on, a change of layout
+// takes a new format byte, and one release reads both.
 const (
 	// FormatBinaryV1 is the first byte of an event in format 1.
 	FormatBinaryV1 byte = 0x01
@@ -147,46 +144,23 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// UnmarshalBinary decodes an event encoded by AppendBinary, or one encoded
-// as JSON (the queue format of earlier versions, recognised by its first
-// byte). It replaces every field of e. Input that is neither fails with an
-// error wrapping ErrMalformed (or a JSON error); it never panics, and it
-// allocates no more than about the length of data.
+// UnmarshalBinary decodes an event encoded by AppendBinary. It replaces
+// every field of e. Other input fails with an error wrapping ErrMalformed;
+// it never panics, and it allocates no more than about the length of data.
 func (e *Event) UnmarshalBinary(data []byte) error {
-	if len(data) > 0 && data[0] == FormatBinaryV1 {
-		return e.decodeV1(string(data))
-	}
-	return e.unmarshalOther(data)
+	return DecodeString(string(data), e)
 }
 
 // DecodeString is UnmarshalBinary for an encoding held in a string (as a
-// Redis client returns it). The event's strings share s's memory instead of
-// copying it.
+// Redis client returns it). The event's strings share s's memory.
 func DecodeString(s string, e *Event) error {
-	if len(s) > 0 && s[0] == FormatBinaryV1 {
-		return e.decodeV1(s)
-	}
-	return e.unmarshalOther([]byte(s))
-}
-
-func (e *Event) unmarshalOther(data []byte) error {
 	switch {
-	case len(data) == 0:
+	case len(s) == 0:
 		return fmt.Errorf("%w: empty input", ErrMalformed)
-	case data[0] == '{': // JSON, as queued by versions before the binary format
-		// Into a fresh event, which escapes, rather than e: the binary path
-		// then keeps a caller's event on its stack.
-		ev := new(Event)
-		if err := json.Unmarshal(data, ev); err != nil {
-			return fmt.Errorf("event: decode JSON: %w", err)
-		}
-		*e = *ev
-		return nil
-	case data[0] < ' ':
-		return fmt.Errorf("%w: unknown format byte 0x%02x (written by a newer version?)", ErrMalformed, data[0])
-	default:
-		return fmt.Errorf("%w: unknown format byte 0x%02x", ErrMalformed, data[0])
+	case s[0] != FormatBinaryV1:
+		return fmt.Errorf("%w: unknown format byte 0x%02x", ErrMalformed, s[0])
 	}
+	return e.decodeV1(s)
 }
 
 // decoder reads format 1 fields from a string; the first failure sticks and

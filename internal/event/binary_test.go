@@ -19,7 +19,7 @@ func full() event.Event {
 		ID:           "0123456789abcdef0123456789abcdef",
 		Time:         time.UnixMilli(1_764_230_400_123).UTC(),
 		SiteID:       "site1",
-		Type:         event.TypeEvent,
+		Type:         event.Custom,
 		Name:         "signup",
 		Props:        map[string]string{"plan": "pro", "b": "", "": "empty key", "ünï": "cödé ✓"},
 		Hostname:     "example.com",
@@ -59,7 +59,7 @@ func TestBinaryRoundTrip(t *testing.T) {
 		{"every field", full()},
 		{"zero", event.Event{}},
 		{"pageview without optional fields", event.Event{
-			ID: "a", Time: time.UnixMilli(1).UTC(), SiteID: "s", Type: event.TypePageview, VisitorID: 1, SessionID: 2,
+			ID: "a", Time: time.UnixMilli(1).UTC(), SiteID: "s", Type: event.Pageview, VisitorID: 1, SessionID: 2,
 		}},
 		{"unicode", event.Event{
 			Title: "日本語のタイトル 🎉", Pathname: "/ü/ñ/€", City: "São Paulo", Name: "\u0000nul\u2028",
@@ -195,34 +195,6 @@ func TestBinaryTimeOutOfRange(t *testing.T) {
 	}
 }
 
-func TestUnmarshalLegacyJSON(t *testing.T) {
-	ev := full()
-	ev.Time = time.Date(2026, 11, 27, 10, 0, 0, 123_000_000, time.UTC)
-	j, err := json.Marshal(&ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := event.Event{Name: "stale", Props: map[string]string{"stale": "x"}}
-	if err := got.UnmarshalBinary(j); err != nil {
-		t.Fatal(err)
-	}
-	if !sameEvent(got, ev) {
-		t.Fatalf("legacy JSON:\n got %+v\nwant %+v", got, ev)
-	}
-
-	// As an older version wrote it, with only the fields it had.
-	old := `{"id":"x1","t":"2026-11-27T10:00:00.5Z","site":"s","type":"pageview","path":"/","vid":7,"sid":8}`
-	var o event.Event
-	if err := event.DecodeString(old, &o); err != nil {
-		t.Fatal(err)
-	}
-	want := event.Event{ID: "x1", Time: time.Date(2026, 11, 27, 10, 0, 0, 5e8, time.UTC), SiteID: "s",
-		Type: "pageview", Pathname: "/", VisitorID: 7, SessionID: 8}
-	if !sameEvent(o, want) {
-		t.Fatalf("old JSON:\n got %+v\nwant %+v", o, want)
-	}
-}
-
 func TestUnmarshalCorrupt(t *testing.T) {
 	ev := full()
 	valid, err := ev.MarshalBinary()
@@ -253,8 +225,7 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		{"huge props count", []byte{event.FormatBinaryV1, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "pairs cannot fit"},
 		{"props out of order", propsEvent(t, "b", "a"), "keys must be unique and sorted"},
 		{"duplicate props key", propsEvent(t, "a", "a"), "keys must be unique and sorted"},
-		{"bad JSON", []byte(`{"id":`), "event: decode JSON"},
-		{"JSON of another shape", []byte(`{"t":"yesterday"}`), "event: decode JSON"},
+		{"JSON, as versions before the binary format queued events", []byte(`{"id":"x1","type":"pageview"}`), "unknown format byte 0x7b"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -263,13 +234,11 @@ func TestUnmarshalCorrupt(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one containing %q", err, c.want)
 			}
-			if c.in == nil || c.in[0] != '{' {
-				if !errors.Is(err, event.ErrMalformed) {
-					t.Errorf("err = %v, want it to wrap ErrMalformed", err)
-				}
-				if ev.ID != "untouched" {
-					t.Errorf("a failed decode changed the event: %+v", ev)
-				}
+			if !errors.Is(err, event.ErrMalformed) {
+				t.Errorf("err = %v, want it to wrap ErrMalformed", err)
+			}
+			if ev.ID != "untouched" {
+				t.Errorf("a failed decode changed the event: %+v", ev)
 			}
 		})
 	}
@@ -300,10 +269,7 @@ func FuzzUnmarshalBinary(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b)
-		j, _ := json.Marshal(&ev)
-		f.Add(j)
 	}
-	f.Add([]byte(`{"id":"x1","t":"2026-11-27T10:00:00.5Z","site":"s","type":"pageview","props":{"a":"b"},"vid":7}`))
 	f.Add([]byte{event.FormatBinaryV1})
 	f.Add([]byte{})
 
@@ -312,7 +278,7 @@ func FuzzUnmarshalBinary(f *testing.F) {
 		if err := ev.UnmarshalBinary(data); err != nil {
 			return
 		}
-		// Whatever decodes (binary or JSON) encodes, and that encoding
+		// Whatever decodes encodes, and that encoding
 		// decodes to the same event and re-encodes to the same bytes.
 		b, err := ev.MarshalBinary()
 		if err != nil {

@@ -8,18 +8,18 @@ package event
 
 import "time"
 
-// Hit types accepted by the ingest route.
+// The values of Event.Type: what the tracker sent.
 const (
-	TypePageview = "pageview"
-	TypeEvent    = "event"
-	TypePing     = "ping"
-	TypeLeave    = "leave"
+	Pageview = "pageview" // a page was shown
+	Custom   = "event"    // a custom event the site sent, named in Event.Name
+	Ping     = "ping"     // the page is still open (engagement)
+	Leave    = "leave"    // the page was left
 )
 
 // ValidType reports whether t is one of the accepted hit types.
 func ValidType(t string) bool {
 	switch t {
-	case TypePageview, TypeEvent, TypePing, TypeLeave:
+	case Pageview, Custom, Ping, Leave:
 		return true
 	}
 	return false
@@ -27,10 +27,8 @@ func ValidType(t string) bool {
 
 // Event is one enriched hit.
 //
-// Queues store it in the binary format of AppendBinary. Field names in JSON
-// are short and stable: JSON was the queue format before, entries queued by
-// older versions are still decoded from it (UnmarshalBinary), and
-// dead-letter logs show events as JSON, so renaming one is a format change.
+// Queues store it in the binary format of AppendBinary. Dead letters show
+// it as JSON, for an operator to read.
 type Event struct {
 	// ID is unique per hit (16 random bytes, hex). Stores use it to make a
 	// redelivered batch idempotent.
@@ -42,7 +40,7 @@ type Event struct {
 	SiteID string `json:"site"`
 	Type   string `json:"type"`
 
-	// Name and Props are set for custom events (Type == TypeEvent).
+	// Name and Props are set for custom events (Type == Custom).
 	Name  string            `json:"name,omitempty"`
 	Props map[string]string `json:"props,omitempty"`
 
@@ -80,17 +78,4 @@ type Event struct {
 
 	// Entry marks the first pageview of a session.
 	Entry bool `json:"entry,omitempty"`
-
-	// Pending, when set, is work on the event that the queue's write may
-	// do in the same call: the hit's session when sessions are shared
-	// through Redis (identity.Deferred), which the Redis queue looks up in
-	// the script call that appends the event. Whoever queues the event
-	// calls Pending.Finish once Enqueue returned. Not encoded.
-	Pending Pending `json:"-"`
-}
-
-// Pending is work left on an event for its queue (see Event.Pending).
-type Pending interface {
-	// Finish sets on ev what the work decided, and clears ev.Pending.
-	Finish(ev *Event)
 }

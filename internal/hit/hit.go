@@ -40,8 +40,9 @@ const (
 	SiteIDLength = 15      // PocketBase record ids: 15 of [a-z0-9]
 )
 
-// Payload is one hit as sent by the tracker.
-type Payload struct {
+// Body is the JSON body of POST /api/collect as the tracker sends it,
+// validated; package enrich turns it into an event.Event.
+type Body struct {
 	Site     string            `json:"site"`
 	Type     string            `json:"type"` // pageview, event, ping, leave
 	URL      string            `json:"url"`
@@ -107,18 +108,18 @@ var bom = []byte("\xEF\xBB\xBF")
 // empty otherwise; Props has at most MaxProps non-empty keys, with values
 // stringified (numbers, booleans) and nulls left out, nil when empty; Width
 // is in [0, MaxWidth], fractions truncated. Every string is valid UTF-8.
-func Parse(body []byte) (Payload, error) {
+func Parse(body []byte) (Body, error) {
 	body = bytes.TrimPrefix(body, bom)
 	if len(bytes.TrimSpace(body)) == 0 {
-		return Payload{}, &Error{Code: CodeInvalidJSON, Message: "The body is empty; send the hit as a JSON object."}
+		return Body{}, &Error{Code: CodeInvalidJSON, Message: "The body is empty; send the hit as a JSON object."}
 	}
 
 	var w wire
 	if err := json.Unmarshal(body, &w); err != nil {
-		return Payload{}, decodeError(err)
+		return Body{}, decodeError(err)
 	}
 
-	p := Payload{
+	p := Body{
 		Site:     w.Site,
 		Type:     w.Type,
 		URL:      w.URL,
@@ -127,46 +128,46 @@ func Parse(body []byte) (Payload, error) {
 	}
 
 	if p.Site == "" {
-		return Payload{}, &Error{"site", CodeRequired, "The site id is required."}
+		return Body{}, &Error{"site", CodeRequired, "The site id is required."}
 	}
 	if !validSiteID(p.Site) {
-		return Payload{}, &Error{"site", CodeInvalid, "The site id must be 15 lower-case letters and digits."}
+		return Body{}, &Error{"site", CodeInvalid, "The site id must be 15 lower-case letters and digits."}
 	}
 
 	if p.Type == "" {
-		return Payload{}, &Error{"type", CodeRequired, "The hit type is required."}
+		return Body{}, &Error{"type", CodeRequired, "The hit type is required."}
 	}
 	if !event.ValidType(p.Type) {
-		return Payload{}, &Error{"type", CodeInvalid, "The hit type must be pageview, event, ping or leave."}
+		return Body{}, &Error{"type", CodeInvalid, "The hit type must be pageview, event, ping or leave."}
 	}
 
 	host, err := checkURL(p.URL)
 	if err != nil {
-		return Payload{}, err
+		return Body{}, err
 	}
 	p.Host = host
 	if err := checkReferrer(p.Referrer); err != nil {
-		return Payload{}, err
+		return Body{}, err
 	}
 
-	if p.Type == event.TypeEvent {
+	if p.Type == event.Custom {
 		p.Name = strings.TrimSpace(w.Name)
 		if p.Name == "" {
-			return Payload{}, &Error{"name", CodeRequired, "A custom event needs a name."}
+			return Body{}, &Error{"name", CodeRequired, "A custom event needs a name."}
 		}
 		if utf8.RuneCountInString(p.Name) > MaxName {
-			return Payload{}, &Error{"name", CodeTooLong, "The event name must have at most 120 characters."}
+			return Body{}, &Error{"name", CodeTooLong, "The event name must have at most 120 characters."}
 		}
 	}
 
 	props, err := parseProps(w.Props)
 	if err != nil {
-		return Payload{}, err
+		return Body{}, err
 	}
 	p.Props = props
 
 	if w.Width < 0 || w.Width > MaxWidth {
-		return Payload{}, &Error{"w", CodeOutOfRange, "The width must be between 0 and 100000."}
+		return Body{}, &Error{"w", CodeOutOfRange, "The width must be between 0 and 100000."}
 	}
 	p.Width = int(w.Width)
 

@@ -18,54 +18,54 @@ func TestParseValid(t *testing.T) {
 	scenarios := []struct {
 		name string
 		body string
-		want Payload
+		want Body
 	}{
 		{
 			name: "pageview",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/a?b=1","referrer":"https://duckduckgo.com/","title":" Home ","w":1280}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/a?b=1", Host: "example.com", Referrer: "https://duckduckgo.com/", Title: "Home", Width: 1280},
+			want: Body{Site: site, Type: "pageview", URL: "https://example.com/a?b=1", Host: "example.com", Referrer: "https://duckduckgo.com/", Title: "Home", Width: 1280},
 		},
 		{
 			name: "event with props",
 			body: `{"site":"abcdefghij12345","type":"event","url":"http://example.com/","name":"Signup","props":{"plan":"pro","seats":3,"price":9.5,"big":1e21,"neg":-0,"trial":true,"paid":false,"gone":null}}`,
-			want: Payload{Site: site, Type: "event", URL: "http://example.com/", Host: "example.com", Name: "Signup",
+			want: Body{Site: site, Type: "event", URL: "http://example.com/", Host: "example.com", Name: "Signup",
 				Props: map[string]string{"plan": "pro", "seats": "3", "price": "9.5", "big": "1e+21", "neg": "0", "trial": "true", "paid": "false"}},
 		},
 		{
 			name: "unknown fields ignored, name dropped for pageviews",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","name":"x","extra":{"a":[1,2]},"v":2}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/"},
+			want: Body{Site: site, Type: "pageview", URL: "https://example.com/"},
 		},
 		{
 			name: "byte order mark and whitespace",
 			body: "\xEF\xBB\xBF \n{\"site\":\"abcdefghij12345\",\"type\":\"ping\",\"url\":\"https://example.com/\"}\n",
-			want: Payload{Site: site, Type: "ping", URL: "https://example.com/"},
+			want: Body{Site: site, Type: "ping", URL: "https://example.com/"},
 		},
 		{
 			name: "nulls as absent",
 			body: `{"site":"abcdefghij12345","type":"leave","url":"https://example.com/","referrer":null,"title":null,"props":null,"w":null}`,
-			want: Payload{Site: site, Type: "leave", URL: "https://example.com/"},
+			want: Body{Site: site, Type: "leave", URL: "https://example.com/"},
 		},
 		{
 			name: "fractional width truncated",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","w":1279.6}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Width: 1279},
+			want: Body{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Width: 1279},
 		},
 		{
 			name: "app referrer",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","referrer":"android-app://com.google.android.gm/"}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Referrer: "android-app://com.google.android.gm/"},
+			want: Body{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Referrer: "android-app://com.google.android.gm/"},
 		},
 		{
 			name: "long title truncated to 500 runes",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","title":"` + strings.Repeat("é", 600) + `"}`,
-			want: Payload{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Title: strings.Repeat("é", 500)},
+			want: Body{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Title: strings.Repeat("é", 500)},
 		},
 		{
 			name: "limits reached exactly",
 			body: `{"site":"abcdefghij12345","type":"event","url":"https://example.com/` + strings.Repeat("a", MaxURL-len("https://example.com/")) +
 				`","name":"` + strings.Repeat("n", MaxName) + `","props":{"` + strings.Repeat("k", MaxPropKey) + `":"` + strings.Repeat("v", MaxPropValue) + `"},"w":100000}`,
-			want: Payload{Site: site, Type: "event", URL: "https://example.com/" + strings.Repeat("a", MaxURL-len("https://example.com/")), Host: "example.com",
+			want: Body{Site: site, Type: "event", URL: "https://example.com/" + strings.Repeat("a", MaxURL-len("https://example.com/")), Host: "example.com",
 				Name: strings.Repeat("n", MaxName), Props: map[string]string{strings.Repeat("k", MaxPropKey): strings.Repeat("v", MaxPropValue)}, Width: 100000},
 		},
 	}
@@ -190,7 +190,7 @@ func FuzzParse(f *testing.F) {
 }
 
 // checkInvariants asserts what Parse promises about an accepted payload.
-func checkInvariants(t *testing.T, p Payload) {
+func checkInvariants(t *testing.T, p Body) {
 	t.Helper()
 	if !validSiteID(p.Site) {
 		t.Errorf("site %q has not the record id shape", p.Site)
@@ -211,7 +211,7 @@ func checkInvariants(t *testing.T, p Payload) {
 	if utf8.RuneCountInString(p.Title) > MaxTitle {
 		t.Errorf("title has %d runes", utf8.RuneCountInString(p.Title))
 	}
-	if p.Type == event.TypeEvent {
+	if p.Type == event.Custom {
 		if p.Name == "" || utf8.RuneCountInString(p.Name) > MaxName {
 			t.Errorf("event name %q is empty or too long", p.Name)
 		}
@@ -239,7 +239,7 @@ func checkInvariants(t *testing.T, p Payload) {
 	}
 }
 
-func equal(a, b Payload) bool {
+func equal(a, b Body) bool {
 	return a.Site == b.Site && a.Type == b.Type && a.URL == b.URL && a.Referrer == b.Referrer &&
 		a.Title == b.Title && a.Name == b.Name && a.Width == b.Width && maps.Equal(a.Props, b.Props) &&
 		(a.Props == nil) == (b.Props == nil)

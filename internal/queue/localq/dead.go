@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-	"unicode/utf8"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
@@ -31,10 +30,9 @@ type DeadLetter struct {
 	Error      string       `json:"error"`
 	Event      *event.Event `json:"event,omitempty"`
 
-	// A record that did not decode: as text when it is UTF-8 (a JSON
-	// record), otherwise its bytes (base64 in the JSON line).
-	Payload      string `json:"payload,omitempty"`
-	PayloadBytes []byte `json:"payloadBytes,omitempty"`
+	// Payload is a record that did not decode, its bytes (base64 in the
+	// JSON line).
+	Payload []byte `json:"payload,omitempty"`
 }
 
 type skippedRecord struct {
@@ -69,12 +67,7 @@ func (q *Queue) deadLetterRaw(recs []skippedRecord) {
 	now := time.Now().UTC()
 	lines := make([]DeadLetter, len(recs))
 	for i, r := range recs {
-		lines[i] = DeadLetter{Time: now, ID: r.id, Error: "decode: " + r.err.Error()}
-		if utf8.Valid(r.payload) {
-			lines[i].Payload = string(r.payload)
-		} else {
-			lines[i].PayloadBytes = r.payload
-		}
+		lines[i] = DeadLetter{Time: now, ID: r.id, Error: "decode: " + r.err.Error(), Payload: r.payload}
 		q.opts.Logger.Error("localq: undecodable entry moved to the dead-letter log", "id", r.id, "error", r.err)
 	}
 	if err := q.appendDead(lines); err != nil {

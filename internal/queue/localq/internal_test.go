@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
@@ -162,55 +160,6 @@ func TestDamageAfterOpen(t *testing.T) {
 	}
 }
 
-// TestLegacyJSONRecords: a queue directory left by a version that wrote
-// events as JSON is read on, followed by binary records written after the
-// upgrade.
-func TestLegacyJSONRecords(t *testing.T) {
-	dir := t.TempDir()
-	ctx := context.Background()
-	q, err := Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	q.Close()
-
-	old := event.Event{
-		ID: "old", Time: time.UnixMilli(1_764_230_400_123).UTC(), SiteID: "s", Type: "event", Name: "signup",
-		Props: map[string]string{"plan": "pro"}, Latitude: 52.5, VisitorID: 7, SessionID: 8, Entry: true,
-	}
-	payload, err := json.Marshal(&old)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.OpenFile(segmentPath(dir, 1), os.O_WRONLY|os.O_APPEND, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write(appendRecord(nil, payload))
-	f.Close()
-
-	q, err = Open(dir, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	if st, err := q.Stats(ctx); err != nil || st.Length != 1 || st.OldestPending <= 0 {
-		t.Fatalf("stats %+v, %v; want the JSON record counted, with its age", st, err)
-	}
-	upgraded := old
-	upgraded.ID = "new"
-	if err := q.Enqueue(ctx, upgraded); err != nil {
-		t.Fatal(err)
-	}
-	msgs, err := q.Read(ctx, 10, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(msgs) != 2 || !reflect.DeepEqual(msgs[0].Event, old) || !reflect.DeepEqual(msgs[1].Event, upgraded) {
-		t.Fatalf("read %+v, want the JSON record, then the binary one", msgs)
-	}
-}
-
 // TestUndecodableBinaryEntry: a damaged binary record goes to the
 // dead-letter log with its bytes (base64 in the JSON line), not mangled
 // into text.
@@ -250,7 +199,7 @@ func TestUndecodableBinaryEntry(t *testing.T) {
 	if err := json.Unmarshal(line, &dl); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(dl.PayloadBytes, bad) || dl.Payload != "" || !strings.Contains(dl.Error, "trailing bytes") {
+	if !bytes.Equal(dl.Payload, bad) || !strings.Contains(dl.Error, "trailing bytes") {
 		t.Fatalf("dead letter %s, want the record's bytes and the decode error", line)
 	}
 }

@@ -5,7 +5,7 @@
 //
 //	00000000000000000001.seg  segment files: records framed as
 //	                          [len uint32 LE][crc32c uint32 LE][event]
-//	                          (event.Event's binary encoding; JSON before it)
+//	                          (event.Event's binary encoding)
 //	checkpoint                the acknowledged position (written atomically)
 //	dead/dead.jsonl           dead-lettered entries, one JSON object a line
 //	LOCK                      keeps a second process out

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 )
@@ -18,10 +17,6 @@ type request struct {
 	n    int64  // number of records
 	done chan error
 }
-
-var requestPool = sync.Pool{New: func() any {
-	return &request{done: make(chan error, 1)}
-}}
 
 // writer is the state of the active segment, owned by the writer goroutine.
 type writer struct {
@@ -44,8 +39,7 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 		return err
 	}
 
-	r := requestPool.Get().(*request)
-	r.buf, r.n = r.buf[:0], int64(len(events))
+	r := &request{n: int64(len(events)), done: make(chan error, 1)}
 	for i := range events {
 		// Encoded straight into the request's buffer, behind a header
 		// filled in once the payload's size is known.
@@ -53,12 +47,9 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 		var err error
 		r.buf, err = events[i].AppendBinary(append(r.buf, make([]byte, headerSize)...))
 		if err != nil {
-			requestPool.Put(r)
 			return fmt.Errorf("localq: encode event %q: %w", events[i].ID, err)
 		}
 		if n := len(r.buf) - start - headerSize; n > maxRecord {
-			r.buf = r.buf[:start]
-			requestPool.Put(r)
 			return fmt.Errorf("localq: event %q is %d bytes, more than %d", events[i].ID, n, maxRecord)
 		}
 		sealRecord(r.buf[start:])
@@ -67,23 +58,17 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 	q.reqMu.RLock()
 	if q.reqClosed {
 		q.reqMu.RUnlock()
-		requestPool.Put(r)
 		return ErrClosed
 	}
 	select {
 	case q.reqs <- r:
 	case <-ctx.Done():
 		q.reqMu.RUnlock()
-		requestPool.Put(r)
 		return ctx.Err()
 	}
 	q.reqMu.RUnlock()
 
-	err := <-r.done
-	if cap(r.buf) <= 64<<10 {
-		requestPool.Put(r)
-	}
-	return err
+	return <-r.done
 }
 
 // writeLoop is the single writer: it takes whatever requests are waiting,

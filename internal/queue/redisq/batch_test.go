@@ -223,30 +223,6 @@ func TestBatchPoison(t *testing.T) {
 	})
 }
 
-// TestReadOlderFormats: a queue reads the entries of the older formats
-// beside batch entries, as after a rolling upgrade.
-func TestReadOlderFormats(t *testing.T) {
-	ctx := context.Background()
-	c := testClient(t)
-	opts := testOptions(t, c)
-	var want []event.Event
-	for i, f := range []Format{FormatJSON, FormatEvent, FormatBatch} {
-		o := opts
-		o.Format = f
-		evs := []event.Event{testEvent(2 * i), testEvent(2*i + 1)}
-		if err := newQueue(t, c, o).Enqueue(ctx, evs...); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, evs...)
-	}
-	msgs := readAll(t, newQueue(t, c, opts), len(want))
-	for i, ev := range want {
-		if msgs[i].Event.ID != ev.ID {
-			t.Fatalf("message %d: %s, want %s", i, msgs[i].Event.ID, ev.ID)
-		}
-	}
-}
-
 func FuzzSplitBatch(f *testing.F) {
 	f.Add(frames("abc", "", "de"))
 	f.Add("\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01")

@@ -13,7 +13,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 )
@@ -28,17 +27,14 @@ const maxErrorLen = 1024
 const ackChunk = 200
 
 // deadLetterScript moves pending entries to the dead-letter stream: for each
-// id still pending in the group it acknowledges the entry and appends its
-// events to the dead-letter stream with "error" and "source_id". One script,
-// so an entry is never both acknowledged and missing from the dead-letter
-// stream, and a second call for the same id adds nothing.
+// id still pending in the group it acknowledges the entry and appends it to
+// the dead-letter stream with "error" and "source_id". One script, so an
+// entry is never both acknowledged and missing from the dead-letter stream,
+// and a second call for the same id adds nothing.
 //
-// Each id comes with its decoded events as JSON, each with its source id,
+// An entry comes with its decoded events as JSON, each with its source id,
 // so that an operator reading the dead-letter stream sees text, one event a
-// dead letter: a batch entry becomes one dead letter per event, and a
-// binary-encoded "e" field is replaced by the JSON. An entry without
-// decoded events (it did not decode), or one in JSON already, is copied as
-// it is.
+// dead letter. An entry without them (it did not decode) is copied as it is.
 //
 // KEYS[1] stream, KEYS[2] dead stream; ARGV[1] group, ARGV[2] error, then
 // per entry: id, k, and k pairs of source id and JSON.
@@ -47,25 +43,14 @@ local moved, i = 0, 3
 while i <= #ARGV do
   local id, k = ARGV[i], tonumber(ARGV[i + 1])
   if redis.call('XACK', KEYS[1], ARGV[1], id) == 1 then
-    local fields = {}
-    local e = redis.call('XRANGE', KEYS[1], id, id)
-    if #e > 0 then fields = e[1][2] end
-    local batch = false
-    for j = 1, #fields - 1, 2 do
-      if fields[j] == '` + fieldBatch + `' then batch = true end
-    end
-    if batch and k > 0 then
+    if k > 0 then
       for j = 0, k - 1 do
         redis.call('XADD', KEYS[2], '*', '` + fieldEvent + `', ARGV[i + 3 + 2 * j], 'error', ARGV[2], 'source_id', ARGV[i + 2 + 2 * j])
       end
     else
-      if k > 0 then
-        for j = 1, #fields - 1, 2 do
-          if fields[j] == '` + fieldEvent + `' and string.sub(fields[j + 1], 1, 1) ~= '{' then
-            fields[j + 1] = ARGV[i + 3]
-          end
-        end
-      end
+      local fields = {}
+      local e = redis.call('XRANGE', KEYS[1], id, id)
+      if #e > 0 then fields = e[1][2] end
       table.insert(fields, 'error')
       table.insert(fields, ARGV[2])
       table.insert(fields, 'source_id')
@@ -328,65 +313,45 @@ func (q *Queue) deliveries(ctx context.Context, msgs []redis.XMessage) ([]int, e
 	return counts, nil
 }
 
-// decode turns entries into messages, decoding batch entries, single
-// events in the binary format and, for entries written by older versions,
-// JSON. counts holds each entry's delivery count (nil: first delivery).
-// Entries that fail to decode or were delivered too often are dead-lettered
-// on the spot, and so are the events of a batch entry that fail to decode.
-// The messages are appended to out.
+// decode turns batch entries into messages. counts holds each entry's
+// delivery count (nil: first delivery). Malformed entries and entries
+// delivered too often are dead-lettered on the spot, and so are the events
+// of an entry that fail to decode. The messages are appended to out.
 func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []int, out []queue.Message) ([]queue.Message, error) {
 	if out == nil {
 		out = make([]queue.Message, 0, int(float64(len(entries))*max(q.perEntry, 1))+1)
 	}
 	var poison []deadLetter
 	var parts []deadPart
-	var ackOnly []string // batch entries none of whose events decoded
+	var ackOnly []string // entries none of whose events decoded
 	for i, e := range entries {
 		deliveries := 1
 		if counts != nil {
 			deliveries = counts[i]
 		}
+		raw, ok := e.Values[fieldBatch].(string)
+		n := 0
+		if ok && (len(e.Values) != 1 || !splitBatch(raw, func(int, string) { n++ })) {
+			ok = false
+		}
+		if !ok || n == 0 {
+			poison = append(poison, deadLetter{ID: e.ID, Cause: errors.New("decode: malformed entry")})
+			continue
+		}
 		first := len(out)
-		if raw, ok := e.Values[fieldBatch].(string); ok {
-			var n int
-			intact := splitBatch(raw, func(int, string) { n++ })
-			if !intact || n == 0 {
-				poison = append(poison, deadLetter{ID: e.ID, Cause: errors.New("decode: malformed batch")})
-				continue
-			}
-			sessions, ok := entrySessions(q.sessions[:0], e, n)
-			if !ok {
-				poison = append(poison, deadLetter{ID: e.ID, Cause: fmt.Errorf("decode: malformed %q field", identity.SessionsField)})
-				continue
-			}
-			q.sessions = sessions[:0] // reused: reads are serialised
-			splitBatch(raw, func(j int, enc string) {
-				m := queue.Message{ID: e.ID, Deliveries: deliveries}
-				if n > 1 {
-					m.ID = e.ID + partSep + strconv.Itoa(j)
-				}
-				if err := event.DecodeString(enc, &m.Event); err != nil {
-					parts = append(parts, deadPart{ID: m.ID, Raw: enc, Cause: fmt.Errorf("decode: %w", err)})
-					return
-				}
-				sessions = setSession(sessions, j, &m.Event)
-				out = append(out, m)
-			})
-			if len(out) == first { // every event was dead-lettered
-				ackOnly = append(ackOnly, e.ID)
-			}
-		} else {
+		splitBatch(raw, func(j int, enc string) {
 			m := queue.Message{ID: e.ID, Deliveries: deliveries}
-			raw, ok := e.Values[fieldEvent].(string)
-			if !ok {
-				poison = append(poison, deadLetter{ID: m.ID, Cause: fmt.Errorf("decode: entry has no %q or %q field", fieldBatch, fieldEvent)})
-				continue
+			if n > 1 {
+				m.ID = e.ID + partSep + strconv.Itoa(j)
 			}
-			if err := event.DecodeString(raw, &m.Event); err != nil {
-				poison = append(poison, deadLetter{ID: m.ID, Cause: fmt.Errorf("decode: %w", err)})
-				continue
+			if err := event.DecodeString(enc, &m.Event); err != nil {
+				parts = append(parts, deadPart{ID: m.ID, Raw: enc, Cause: fmt.Errorf("decode: %w", err)})
+				return
 			}
 			out = append(out, m)
+		})
+		if len(out) == first { // every event was dead-lettered
+			ackOnly = append(ackOnly, e.ID)
 		}
 		if deliveries > q.opts.MaxDeliveries && len(out) > first {
 			poison = append(poison, deadLetter{ID: e.ID, Msgs: slices.Clone(out[first:]),
@@ -413,74 +378,26 @@ func (q *Queue) decode(ctx context.Context, entries []redis.XMessage, counts []i
 	return out, nil
 }
 
-// EntryEvents decodes the events of a stream entry in any of the formats,
-// for tools and tests that read the stream directly.
+// EntryEvents decodes the events of a stream entry, for tools and tests
+// that read the stream directly.
 func EntryEvents(e redis.XMessage) ([]event.Event, error) {
-	if raw, ok := e.Values[fieldBatch].(string); ok {
-		var evs []event.Event
-		var err error
-		intact := splitBatch(raw, func(i int, enc string) {
-			var ev event.Event
-			if err == nil {
-				err = event.DecodeString(enc, &ev)
-			}
-			evs = append(evs, ev)
-		})
-		if !intact {
-			return nil, fmt.Errorf("redisq: entry %s: malformed batch", e.ID)
-		}
-		sessions, ok := entrySessions(nil, e, len(evs))
-		if !ok {
-			return nil, fmt.Errorf("redisq: entry %s: malformed %q field", e.ID, identity.SessionsField)
-		}
-		for i := range evs {
-			sessions = setSession(sessions, i, &evs[i])
-		}
-		return evs, err
-	}
-	raw, ok := e.Values[fieldEvent].(string)
+	raw, ok := e.Values[fieldBatch].(string)
 	if !ok {
-		return nil, fmt.Errorf("redisq: entry %s has no %q or %q field", e.ID, fieldBatch, fieldEvent)
+		return nil, fmt.Errorf("redisq: entry %s has no %q field", e.ID, fieldBatch)
 	}
-	var ev event.Event
-	if err := event.DecodeString(raw, &ev); err != nil {
-		return nil, err
+	var evs []event.Event
+	var err error
+	intact := splitBatch(raw, func(_ int, enc string) {
+		var ev event.Event
+		if err == nil {
+			err = event.DecodeString(enc, &ev)
+		}
+		evs = append(evs, ev)
+	})
+	if !intact {
+		return nil, fmt.Errorf("redisq: entry %s: malformed batch", e.ID)
 	}
-	return []event.Event{ev}, nil
-}
-
-// entrySessions appends to dst the sessions recorded in e, a batch entry
-// of n events, whose lookups rode along with its write (see
-// identity.WriteEntry), in the order of their events; ok is false when the
-// field is malformed. The events themselves carry the guess made before.
-func entrySessions(dst []identity.RecordedSession, e redis.XMessage, n int) (sessions []identity.RecordedSession, ok bool) {
-	v, found := e.Values[identity.SessionsField]
-	if !found {
-		return dst, true
-	}
-	s, isString := v.(string)
-	if !isString {
-		return dst, false
-	}
-	dst, ok = identity.EntrySessions(dst, s, n)
-	// The script records them in event order; sorting costs nothing then.
-	slices.SortStableFunc(dst, func(a, b identity.RecordedSession) int { return a.Index - b.Index })
-	return dst, ok
-}
-
-// setSession sets on ev, the event at index i of its entry, the session
-// recorded for it, if any, and returns the sessions of later events.
-// Called in index order.
-func setSession(sessions []identity.RecordedSession, i int, ev *event.Event) []identity.RecordedSession {
-	for len(sessions) > 0 && sessions[0].Index < i {
-		sessions = sessions[1:]
-	}
-	if len(sessions) > 0 && sessions[0].Index == i {
-		s := sessions[0]
-		ev.VisitorID, ev.SessionID, ev.Entry = s.Visitor, s.Session, s.Entry
-		sessions = sessions[1:]
-	}
-	return sessions
+	return evs, err
 }
 
 // deadPart is one event of a batch entry on its way to the dead-letter

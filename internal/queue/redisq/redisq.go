@@ -19,27 +19,20 @@
 // is moved to the dead-letter stream, where an operator can inspect it
 // (XRANGE pl:events:dead - +): events show there as JSON.
 //
-// An entry holds the events of one group commit (FormatBatch, field "b"):
-// one XADD, one entry and one acknowledgement for the hits that arrived
-// together, which takes most of the per-hit work off Redis and off the
-// flusher's reads. Entries of one event in the binary encoding or in JSON
-// (field "e"), as older versions queue them, are still read.
-//
-// When sessions are shared through Redis, an event may come with its
-// session lookup (identity.Deferred, in event.Pending): the group commit
-// then writes its entry with identity.WriteEntry's script, which looks the
-// sessions up in the same call and records them in the entry (field "s");
-// Read sets them on the events, which carry a guess until then.
+// An entry holds the events of one group commit in field "b": each event's
+// binary encoding (event.Event.AppendBinary, which starts with its format
+// byte) preceded by its length as a uvarint. One XADD, one entry and one
+// acknowledgement for the hits that arrived together take most of the
+// per-hit work off Redis and off the flusher's reads. An entry in any other
+// shape is malformed: it is dead-lettered, not stored.
 package redisq
 
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -47,41 +40,18 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pocketlytics/pocketlytics/internal/enrich/identity"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 )
 
-// fieldEvent is the entry field holding one event in its binary encoding
-// (see event.Event.AppendBinary), or as JSON in entries written by versions
-// before it and in dead letters.
-const fieldEvent = "e"
-
-// fieldBatch is the entry field holding the events of one group commit:
-// each event's binary encoding preceded by its length as a uvarint.
+// fieldBatch is the entry field holding the events of one group commit.
 const fieldBatch = "b"
 
-// Format is how Enqueue writes entries.
-type Format string
-
-const (
-	// FormatBatch writes the events of a group commit into one entry
-	// (the default).
-	FormatBatch Format = "batch"
-	// FormatEvent writes one entry per event in the binary encoding, as
-	// versions before FormatBatch do.
-	FormatEvent Format = "event"
-	// FormatJSON writes one entry per event as JSON, as versions before
-	// the binary encoding do.
-	FormatJSON Format = "json"
-)
+// fieldEvent is the field of a dead letter that shows its event as JSON.
+const fieldEvent = "e"
 
 // ErrClosed is returned by Enqueue after Close.
 var ErrClosed = errors.New("redisq: queue closed")
-
-// ErrTimeout is returned by Enqueue when Redis did not acknowledge the
-// events within Options.EnqueueTimeout.
-var ErrTimeout = errors.New("redisq: enqueue timed out")
 
 var errOldRedis = errors.New("redisq: Redis 7.0 or newer is required")
 
@@ -119,19 +89,6 @@ type Options struct {
 	// MaxBatch caps the events written in one group-commit round trip,
 	// and so in one entry (default 1000).
 	MaxBatch int
-
-	// EnqueueTimeout bounds how long Enqueue waits for Redis; past it,
-	// Enqueue fails with ErrTimeout, and the events may still be written.
-	// Zero: only the caller's context bounds it. Cheaper than a context
-	// deadline per call, which costs the ingest path an allocation-heavy
-	// timer and cancellation per hit.
-	EnqueueTimeout time.Duration
-
-	// Format is how entries are written (default FormatBatch). The older
-	// formats are for a rolling upgrade from a version that wrote them:
-	// its instances still consuming the stream cannot read the newer
-	// formats and would dead-letter such entries. Reads take all formats.
-	Format Format
 }
 
 func (o *Options) setDefaults() {
@@ -159,9 +116,6 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1000
-	}
-	if o.Format == "" {
-		o.Format = FormatBatch
 	}
 }
 
@@ -194,24 +148,20 @@ type Queue struct {
 	readMu      sync.Mutex
 	claimCursor string
 	nextClaim   time.Time
-	held        []queue.Message            // whole entries read but not yet returned
-	perEntry    float64                    // events per entry in the last read, to size the next
-	sessions    []identity.RecordedSession // decode's buffer for an entry's recorded sessions
-
-	requests sync.Pool // of *request
+	held        []queue.Message // whole entries read but not yet returned
+	perEntry    float64         // events per entry in the last read, to size the next
 }
 
+// request is one Enqueue call on its way to the committer.
 type request struct {
-	// payloads holds one entry value per event (FormatEvent, FormatJSON)
-	// or, in FormatBatch, the request's events in values of MaxBatch
-	// events (the last one holds the rest).
-	payloads []string
-	n        int // events in the request
-	// pending holds the request's events whose session lookup rides along
-	// (FormatBatch), by index among the request's events.
-	pending []identity.DeferredAt
-	done    chan error // buffered: the committer never blocks on a caller
-	timer   *time.Timer
+	chunks []chunk    // the events, MaxBatch to a chunk
+	done   chan error // buffered: the committer never blocks on a caller
+}
+
+// chunk is n events encoded as in a batch entry.
+type chunk struct {
+	data []byte
+	n    int
 }
 
 // New opens the queue on the stream, creating the stream and the consumer
@@ -305,156 +255,55 @@ func (q *Queue) Ping(ctx context.Context) error {
 }
 
 // Enqueue appends the events to the stream and returns once Redis
-// acknowledged them. Concurrent calls share one round trip and, in
-// FormatBatch, one entry. When ctx ends first, or Options.EnqueueTimeout
-// passes, the events may still be written.
+// acknowledged them. Concurrent calls share one round trip and one entry.
+// When ctx ends first, the events may still be written.
 func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	r := q.request(len(events))
-	if q.opts.Format == FormatBatch {
-		for i := range events {
-			if d, ok := events[i].Pending.(*identity.Deferred); ok {
-				r.pending = append(r.pending, identity.DeferredAt{Index: i, Hit: d})
+	r := &request{done: make(chan error, 1)}
+	for start := 0; start < len(events); start += q.opts.MaxBatch {
+		c := chunk{n: min(len(events)-start, q.opts.MaxBatch)}
+		for i := start; i < start+c.n; i++ {
+			var err error
+			if c.data, err = appendFramed(c.data, &events[i]); err != nil {
+				return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
 			}
 		}
-	}
-	if err := q.encode(r, events); err != nil {
-		q.requests.Put(r)
-		return err
-	}
-	var timeout <-chan time.Time
-	if q.opts.EnqueueTimeout > 0 {
-		r.timer.Reset(q.opts.EnqueueTimeout)
-		timeout = r.timer.C
+		r.chunks = append(r.chunks, c)
 	}
 
-	var err error
 	select {
 	case q.reqs <- r:
 	case <-q.closed:
-		err = ErrClosed
+		return ErrClosed
 	case <-ctx.Done():
-		err = ctx.Err()
-	case <-timeout:
-		err = ErrTimeout
+		return ctx.Err()
 	}
-	if err != nil { // the committer never saw r
-		r.timer.Stop()
-		q.requests.Put(r)
-		return err
-	}
-
 	select {
 	case err := <-r.done:
-		r.timer.Stop()
-		q.requests.Put(r)
 		return err
 	case <-ctx.Done():
-		return ctx.Err() // the committer still holds r: not reused
-	case <-timeout:
-		return ErrTimeout
+		return ctx.Err()
 	}
-}
-
-// request returns a request for n events from the pool.
-func (q *Queue) request(n int) *request {
-	r, _ := q.requests.Get().(*request)
-	if r == nil {
-		r = &request{done: make(chan error, 1), timer: time.NewTimer(time.Hour)}
-		r.timer.Stop()
-	}
-	r.n = n
-	clear(r.pending)
-	r.pending = r.pending[:0]
-	if q.opts.Format == FormatBatch {
-		n = (n + q.opts.MaxBatch - 1) / q.opts.MaxBatch
-	}
-	if cap(r.payloads) < n {
-		r.payloads = make([]string, n)
-	}
-	r.payloads = r.payloads[:n]
-	return r
-}
-
-// encodeBufs holds encoding buffers between Enqueue calls and commits.
-var encodeBufs = sync.Pool{New: func() any { return new([]byte) }}
-
-// maxPooledBuf is the largest buffer kept in encodeBufs.
-const maxPooledBuf = 64 << 10
-
-// encode sets r's payloads to the events in the queue's format. The
-// payloads share one string: one allocation per call, whatever the number
-// of events.
-func (q *Queue) encode(r *request, events []event.Event) error {
-	if q.opts.Format == FormatJSON {
-		for i := range events {
-			b, err := json.Marshal(&events[i])
-			if err != nil {
-				return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
-			}
-			r.payloads[i] = string(b)
-		}
-		return nil
-	}
-	bp := encodeBufs.Get().(*[]byte)
-	defer encodeBufs.Put(bp)
-	buf := (*bp)[:0]
-	var ends [16]int
-	end := ends[:0]
-	for i := range events {
-		var err error
-		if q.opts.Format == FormatBatch {
-			buf, err = appendFramed(buf, &events[i])
-		} else {
-			buf, err = events[i].AppendBinary(buf)
-		}
-		if err != nil {
-			return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
-		}
-		if q.opts.Format != FormatBatch || (i+1)%q.opts.MaxBatch == 0 || i+1 == len(events) {
-			end = append(end, len(buf))
-		}
-	}
-	if cap(buf) <= maxPooledBuf {
-		*bp = buf
-	}
-	all, start := string(buf), 0
-	for i, e := range end {
-		r.payloads[i], start = all[start:e], e
-	}
-	return nil
 }
 
 // appendFramed appends ev's binary encoding to b, preceded by its length as
 // a uvarint: one event of a batch entry.
 func appendFramed(b []byte, ev *event.Event) ([]byte, error) {
-	// The length goes in front of an encoding not yet made: reserve the
-	// most bytes a length takes below 2 MiB, then close the gap.
-	const reserve = 3
-	at := len(b)
-	b = append(b, make([]byte, reserve)...)
-	b, err := ev.AppendBinary(b)
+	enc, err := ev.MarshalBinary()
 	if err != nil {
-		return b[:at], err
+		return b, err
 	}
-	n := len(b) - at - reserve
-	var lenBuf [binary.MaxVarintLen64]byte
-	k := binary.PutUvarint(lenBuf[:], uint64(n))
-	if k > reserve {
-		b = append(b, make([]byte, k-reserve)...)
-	}
-	copy(b[at+k:], b[at+reserve:at+reserve+n])
-	copy(b[at:], lenBuf[:k])
-	return b[:at+k+n], nil
+	b = binary.AppendUvarint(b, uint64(len(enc)))
+	return append(b, enc...), nil
 }
 
 // splitBatch calls fn with each event encoding of a batch entry's value, in
 // order, and reports whether the framing was intact.
 func splitBatch(v string, fn func(i int, raw string)) bool {
 	for i := 0; len(v) > 0; i++ {
-		n, k := binary.Uvarint([]byte(v[:min(len(v), binary.MaxVarintLen64)])) // no copy: read only
+		n, k := binary.Uvarint([]byte(v[:min(len(v), binary.MaxVarintLen64)]))
 		if k <= 0 || n > uint64(len(v)-k) {
 			return false
 		}
@@ -464,177 +313,70 @@ func splitBatch(v string, fn func(i int, raw string)) bool {
 	return true
 }
 
-// maxLookups caps the session lookups that ride along with one group
-// commit: the script call runs them all while Redis waits (a few
-// microseconds each), as identity's own calls are capped.
-const maxLookups = 256
-
 // commitLoop is the one goroutine that writes: it takes the first waiting
-// request, then every other one already waiting or that comes while it
-// yields once (up to MaxBatch events and maxLookups session lookups), and
-// sends them all in one round trip.
+// request and every other one already waiting (up to MaxBatch events), and
+// writes them in one round trip.
 func (q *Queue) commitLoop() {
 	defer q.wg.Done()
-
-	batch := make([]*request, 0, 64)
 	for {
+		var batch []*request
 		select {
 		case r := <-q.reqs:
-			batch = append(batch[:0], r)
+			batch = append(batch, r)
 		case <-q.closed:
 			return
 		}
-
-		n, lookups := batch[0].n, len(batch[0].pending)
-		for yielded := false; ; yielded = true {
-		collect:
-			for n < q.opts.MaxBatch && lookups < maxLookups {
-				select {
-				case r := <-q.reqs:
-					batch = append(batch, r)
-					n += r.n
-					lookups += len(r.pending)
-				default:
-					break collect
-				}
+		n := batch[0].events()
+	collect:
+		for n < q.opts.MaxBatch {
+			select {
+			case r := <-q.reqs:
+				batch = append(batch, r)
+				n += r.events()
+			default:
+				break collect
 			}
-			if yielded || n >= q.opts.MaxBatch || lookups >= maxLookups {
-				break
-			}
-			// Let the goroutines that are ready run first: under load some
-			// are hits about to be queued, which then share this round
-			// trip. Idle, it returns at once. Flat out, commits carry about
-			// twice as many hits, and Redis spends 2–3 µs less per hit.
-			runtime.Gosched()
 		}
-
-		q.commit(batch)
-		clear(batch)
+		err := q.write(batch)
+		for _, r := range batch {
+			r.done <- err
+		}
 	}
 }
 
-func (q *Queue) commit(batch []*request) {
-	if q.opts.Format == FormatBatch {
-		q.commitBatch(batch)
-		return
+func (r *request) events() int {
+	n := 0
+	for _, c := range r.chunks {
+		n += c.n
 	}
+	return n
+}
+
+// write appends the requests' events as entries of at most MaxBatch events,
+// usually one, in one pipelined round trip, and returns the first error.
+// Some entries may be written when another fails: the spool's replay of a
+// failed request meets the written copies in the store's check by event id.
+func (q *Queue) write(batch []*request) error {
+	var entries [][]byte
+	var cur []byte
+	n := 0
+	for _, r := range batch {
+		for _, c := range r.chunks {
+			if n > 0 && n+c.n > q.opts.MaxBatch {
+				entries, cur, n = append(entries, cur), nil, 0
+			}
+			cur, n = append(cur, c.data...), n+c.n
+		}
+	}
+	entries = append(entries, cur)
 
 	// Not the callers' contexts: one caller giving up must not fail the
-	// others' writes. The client's timeouts and retries bound the round trip.
-	ctx := q.commitCtx
-
-	pipe := q.writer.Pipeline()
-	cmds := make([]*redis.StringCmd, 0, len(batch))
-	for _, r := range batch {
-		for _, p := range r.payloads {
-			cmds = append(cmds, pipe.XAdd(ctx, &redis.XAddArgs{
-				Stream: q.opts.Stream,
-				Values: []string{fieldEvent, p},
-			}))
-		}
-	}
-	_, _ = pipe.Exec(ctx) // errors are read per command below
-
-	i := 0
-	for _, r := range batch {
-		var err error
-		for range r.payloads {
-			if e := cmds[i].Err(); e != nil && err == nil {
-				err = fmt.Errorf("redisq: xadd: %w", e)
-			}
-			i++
-		}
-		r.done <- err
-	}
-}
-
-// entry is one batch entry of a group commit: its value and the events in
-// it whose session lookup rides along, by index in the entry.
-type entry struct {
-	value   any // string or []byte
-	lookups []identity.DeferredAt
-}
-
-// commitBatch writes the requests' events as entries of at most MaxBatch
-// events, usually one, in one round trip. An entry with session lookups is
-// written by identity.WriteEntry's script, which looks them up in the same
-// call.
-func (q *Queue) commitBatch(batch []*request) {
-	bp := encodeBufs.Get().(*[]byte)
-	buf := (*bp)[:0]
-	entries := make([]entry, 0, 1)
-
-	// lookupsOf appends r's lookups among the events of its payload i,
-	// indexed from offset, the payload's place in its entry.
-	lookups := 0
-	lookupsOf := func(dst []identity.DeferredAt, r *request, i, offset int) []identity.DeferredAt {
-		for _, p := range r.pending {
-			if p.Index/q.opts.MaxBatch == i {
-				p.Index = offset + p.Index%q.opts.MaxBatch
-				dst = append(dst, p)
-				lookups++
-			}
-		}
-		return dst
-	}
-
-	// Values of MaxBatch events go alone; smaller ones (the last of each
-	// request) share entries of up to MaxBatch events.
-	n, split, shared := 0, false, -1 // shared: the entry being filled
-	for _, r := range batch {
-		for i, p := range r.payloads {
-			events := min(r.n-i*q.opts.MaxBatch, q.opts.MaxBatch)
-			switch {
-			case len(batch) == 1 || events == q.opts.MaxBatch:
-				entries = append(entries, entry{value: p, lookups: lookupsOf(nil, r, i, 0)}) // no copy
-			default:
-				if n+events > q.opts.MaxBatch {
-					entries[shared].value = buf
-					buf, n, split, shared = buf[len(buf):], 0, true, -1 // the entry still holds buf's bytes
-				}
-				if shared < 0 {
-					shared = len(entries)
-					entries = append(entries, entry{})
-				}
-				entries[shared].lookups = lookupsOf(entries[shared].lookups, r, i, n)
-				buf = append(buf, p...)
-				n += events
-			}
-		}
-	}
-	if shared >= 0 {
-		entries[shared].value = buf
-	}
-
-	var err error
-	if lookups == 0 {
-		err = q.writeEntries(entries)
-	} else {
-		err = q.writeEntriesWithLookups(entries)
-	}
-	// The requests' events may be in several entries, some written: each
-	// caller gets the first error, and the spool's replay of the failed
-	// ones meets the written copies in the store's check by event id.
-	for _, r := range batch {
-		r.done <- err
-	}
-	if !split && cap(buf) <= maxPooledBuf {
-		*bp = buf[:0]
-		encodeBufs.Put(bp)
-	}
-}
-
-// writeEntries appends the entries in one pipeline and returns the first
-// error.
-func (q *Queue) writeEntries(entries []entry) error {
+	// others' writes. The client's timeouts bound the round trip.
 	ctx := q.commitCtx
 	pipe := q.writer.Pipeline()
 	cmds := make([]*redis.StringCmd, len(entries))
 	for i, e := range entries {
-		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{
-			Stream: q.opts.Stream,
-			Values: []any{fieldBatch, e.value},
-		})
+		cmds[i] = pipe.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: []any{fieldBatch, e}})
 	}
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	for _, c := range cmds {
@@ -643,27 +385,6 @@ func (q *Queue) writeEntries(entries []entry) error {
 		}
 	}
 	return nil
-}
-
-// writeEntriesWithLookups appends the entries one after the other, those
-// with session lookups through identity.WriteEntry, and returns the first
-// error. A group commit is one entry but for the rare one over MaxBatch
-// events, so this is one round trip.
-func (q *Queue) writeEntriesWithLookups(entries []entry) error {
-	ctx := q.commitCtx
-	var first error
-	for _, e := range entries {
-		var err error
-		if len(e.lookups) > 0 {
-			_, err = identity.WriteEntry(ctx, q.writer, q.opts.Stream, fieldBatch, e.value, e.lookups)
-		} else {
-			err = q.writer.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: []any{fieldBatch, e.value}}).Err()
-		}
-		if err != nil && first == nil {
-			first = fmt.Errorf("redisq: xadd: %w", err)
-		}
-	}
-	return first
 }
 
 // closeGrace is how long Close lets a round trip in flight finish.

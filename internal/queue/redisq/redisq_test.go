@@ -50,7 +50,7 @@ func testEvent(i int) event.Event {
 		ID:        randHex(16),
 		Time:      time.UnixMilli(1_700_000_000_000 + int64(i)).UTC(),
 		SiteID:    "site1",
-		Type:      event.TypePageview,
+		Type:      event.Pageview,
 		Pathname:  fmt.Sprintf("/page/%d", i),
 		Props:     map[string]string{"k": "v"},
 		Country:   "DE",
@@ -156,18 +156,16 @@ func TestRoundTrip(t *testing.T) {
 // XREADGROUPs and returns the entries in stream order, up to max.
 func TestReadInChunks(t *testing.T) {
 	c := testClient(t)
-	opts := testOptions(t, c)
-	opts.Format = FormatEvent // an entry per event
-	q := newQueue(t, c, opts)
+	q := newQueue(t, c, testOptions(t, c))
 	ctx := context.Background()
 
 	const n = 2*readChunk + 500
 	evs := make([]event.Event, n)
 	for i := range evs {
 		evs[i] = testEvent(i)
-	}
-	if err := q.Enqueue(ctx, evs...); err != nil {
-		t.Fatal(err)
+		if err := q.Enqueue(ctx, evs[i]); err != nil { // an entry per event
+			t.Fatal(err)
+		}
 	}
 	cases := []struct {
 		max, want int
@@ -233,12 +231,12 @@ func TestEnqueueAfterClose(t *testing.T) {
 }
 
 // TestEnqueueTimeout points the queue at a server that accepts connections
-// and never answers: Enqueue gives up after EnqueueTimeout, not after the
-// client's read timeout, and a later call works the same.
+// and never answers: Enqueue gives up when the caller's context ends, not
+// after the client's read timeout, and a later call works the same.
 func TestEnqueueTimeout(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: testutil.SilentServer(t), MaxRetries: -1, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second})
 	t.Cleanup(func() { c.Close() })
-	q, err := New(c, Options{Stream: testutil.RedisPrefix(t, "pl:test:"), EnqueueTimeout: 100 * time.Millisecond})
+	q, err := New(c, Options{Stream: testutil.RedisPrefix(t, "pl:test:")})
 	if err == nil {
 		t.Cleanup(func() { q.Close() })
 	} else {
@@ -247,19 +245,15 @@ func TestEnqueueTimeout(t *testing.T) {
 
 	for i := range 3 {
 		start := time.Now()
-		err := q.Enqueue(context.Background(), testEvent(i))
-		if !errors.Is(err, ErrTimeout) {
-			t.Fatalf("call %d: Enqueue = %v, want ErrTimeout", i, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := q.Enqueue(ctx, testEvent(i))
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("call %d: Enqueue = %v, want DeadlineExceeded", i, err)
 		}
 		if d := time.Since(start); d >= time.Second { // the read timeout is 2s
 			t.Fatalf("call %d: Enqueue gave up after %v", i, d)
 		}
-	}
-	// A caller's context still ends the wait first.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
-	if err := q.Enqueue(ctx, testEvent(9)); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Enqueue with a shorter context = %v, want DeadlineExceeded", err)
 	}
 }
 
@@ -270,15 +264,15 @@ func TestCloseEndsAHungWrite(t *testing.T) {
 	proxy := testutil.StartProxy(t, testClient(t).Options().Addr)
 	c := redis.NewClient(&redis.Options{Addr: proxy.Addr, MaxRetries: -1, ReadTimeout: time.Minute, WriteTimeout: time.Minute})
 	t.Cleanup(func() { c.Close() })
-	opts := testOptions(t, testClient(t))
-	opts.EnqueueTimeout = 50 * time.Millisecond
-	q, err := New(c, opts)
+	q, err := New(c, testOptions(t, testClient(t)))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
 	proxy.Stall()
-	if err := q.Enqueue(context.Background(), testEvent(0)); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("Enqueue = %v, want ErrTimeout", err)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := q.Enqueue(ctx, testEvent(0)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Enqueue = %v, want DeadlineExceeded", err)
 	}
 	start := time.Now()
 	q.Close()
@@ -507,7 +501,7 @@ func TestPoisonEntries(t *testing.T) {
 		q := newQueue(t, c, testOptions(t, c))
 
 		corrupt := "\x01\x00\x7fshort" // binary format, a length beyond the end
-		for _, values := range [][]string{{fieldEvent, "{not json"}, {fieldEvent, corrupt}, {"other", "x"}} {
+		for _, values := range [][]string{{fieldEvent, "{not json"}, {fieldBatch, frames(corrupt)}, {"other", "x"}} {
 			if err := c.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: values}).Err(); err != nil {
 				t.Fatal(err)
 			}
@@ -526,7 +520,7 @@ func TestPoisonEntries(t *testing.T) {
 			t.Fatalf("dead-letter stream holds %d entries, want 3", len(dead))
 		}
 		if dead[0].Values[fieldEvent] != "{not json" || dead[0].Values["source_id"] == "" ||
-			dead[0].Values["error"] == "" {
+			dead[0].Values["error"] != "decode: malformed entry" {
 			t.Fatalf("dead letter = %v, want the original field, source_id and error", dead[0].Values)
 		}
 		if dead[1].Values[fieldEvent] != corrupt ||
@@ -630,7 +624,7 @@ func TestPoisonEntries(t *testing.T) {
 }
 
 // wantShownAsJSON checks that a dead letter shows the event as JSON, for
-// operators, and that it still decodes as a queue entry (to be replayed).
+// operators.
 func wantShownAsJSON(t *testing.T, dead redis.XMessage, want event.Event) {
 	t.Helper()
 	raw, _ := dead.Values[fieldEvent].(string)
@@ -638,74 +632,55 @@ func wantShownAsJSON(t *testing.T, dead redis.XMessage, want event.Event) {
 	if err := json.Unmarshal([]byte(raw), &shown); err != nil || !reflect.DeepEqual(shown, want) {
 		t.Fatalf("dead letter shows %q (%v), want the event as JSON", raw, err)
 	}
-	var replayed event.Event
-	if err := event.DecodeString(raw, &replayed); err != nil || !reflect.DeepEqual(replayed, want) {
-		t.Fatalf("dead letter decodes to %+v, %v", replayed, err)
-	}
 }
 
-// TestLegacyJSONEntries: entries queued as JSON by an older version are read
-// alongside binary ones after an upgrade, and are dead-lettered unchanged.
-func TestLegacyJSONEntries(t *testing.T) {
+// TestOneFormat: the queue writes batch entries only, and an entry in any
+// other shape (one event per entry, JSON, an extra field) is malformed:
+// dead-lettered as it is, counted, never stored.
+func TestOneFormat(t *testing.T) {
 	ctx := context.Background()
 	c := testClient(t)
 	q := newQueue(t, c, testOptions(t, c))
 
-	old, upgraded := testEvent(1), testEvent(2)
-	oldJSON, err := json.Marshal(&old)
+	ev := testEvent(1)
+	asJSON, err := json.Marshal(&ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: []string{fieldEvent, string(oldJSON)}}).Err(); err != nil {
-		t.Fatal(err)
+	malformed := [][]string{
+		{fieldEvent, encoded(t, ev)},
+		{fieldEvent, string(asJSON)},
+		{fieldBatch, frames(encoded(t, ev)), "s", "0:1:2:1"},
 	}
-	if err := q.Enqueue(ctx, upgraded); err != nil {
+	for _, values := range malformed {
+		if err := c.XAdd(ctx, &redis.XAddArgs{Stream: q.opts.Stream, Values: values}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := testEvent(2)
+	if err := q.Enqueue(ctx, good); err != nil {
 		t.Fatal(err)
 	}
 	entries := c.XRange(ctx, q.opts.Stream, "-", "+").Val()
-	if len(entries) != 2 {
-		t.Fatalf("stream holds %d entries", len(entries))
-	}
-	if _, ok := entries[1].Values[fieldBatch].(string); !ok {
-		t.Fatalf("Enqueue wrote %v, want a batch entry", entries[1].Values)
+	if got := entries[len(entries)-1].Values; len(got) != 1 || got[fieldBatch] != frames(encoded(t, good)) {
+		t.Fatalf("Enqueue wrote %q, want one batch entry", got)
 	}
 
-	msgs := readAll(t, q, 2)
-	if !reflect.DeepEqual(msgs[0].Event, old) || !reflect.DeepEqual(msgs[1].Event, upgraded) {
-		t.Fatalf("read %+v, want the JSON entry then the binary one", msgs)
-	}
-	if err := q.DeadLetter(ctx, msgs, errors.New("rejected")); err != nil {
-		t.Fatal(err)
+	msgs := readAll(t, q, 1)
+	if len(msgs) != 1 || !reflect.DeepEqual(msgs[0].Event, good) {
+		t.Fatalf("read %+v, want only the batch entry's event", msgs)
 	}
 	dead := deadEntries(t, c, q)
-	if len(dead) != 2 || dead[0].Values[fieldEvent] != string(oldJSON) {
-		t.Fatalf("dead letters = %v, want the JSON entry copied byte for byte", dead)
+	if len(dead) != len(malformed) {
+		t.Fatalf("dead letters = %v, want the %d malformed entries", dead, len(malformed))
 	}
-	wantShownAsJSON(t, dead[1], upgraded)
-}
-
-// TestWriteJSON: with FormatJSON entries are written as older versions
-// wrote them (for a rolling upgrade), and read back as usual.
-func TestWriteJSON(t *testing.T) {
-	ctx := context.Background()
-	c := testClient(t)
-	opts := testOptions(t, c)
-	opts.Format = FormatJSON
-	q := newQueue(t, c, opts)
-
-	want := []event.Event{testEvent(1), testEvent(2)}
-	if err := q.Enqueue(ctx, want...); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range c.XRange(ctx, q.opts.Stream, "-", "+").Val() {
-		var ev event.Event
-		if err := json.Unmarshal([]byte(e.Values[fieldEvent].(string)), &ev); err != nil {
-			t.Fatalf("entry %q is not JSON: %v", e.Values[fieldEvent], err)
+	for i, d := range dead {
+		if d.Values["error"] != "decode: malformed entry" || d.Values[malformed[i][0]] != malformed[i][1] {
+			t.Fatalf("dead letter %d = %q, want entry %q copied with its error", i, d.Values, malformed[i])
 		}
 	}
-	msgs := readAll(t, q, 2)
-	if !reflect.DeepEqual([]event.Event{msgs[0].Event, msgs[1].Event}, want) {
-		t.Fatalf("read %+v, want %+v", msgs, want)
+	if st := mustStats(t, q); st.DeadLetters != int64(len(malformed)) {
+		t.Fatalf("stats = %+v, want %d dead letters", st, len(malformed))
 	}
 }
 

@@ -46,9 +46,7 @@ type Pinger interface {
 type Options struct {
 	// Timeout bounds one Enqueue attempt on the primary; past it the events
 	// go to the local queue (default 500ms). It is also what a hit waits at
-	// most before Redis is marked down. Negative: the primary bounds its
-	// own attempts (redisq.Options.EnqueueTimeout, which spares a context
-	// per hit), and the spool's probes and replays take 500ms.
+	// most before Redis is marked down.
 	Timeout time.Duration
 
 	// RetryInterval is how often the replayer tries a primary that failed
@@ -64,7 +62,7 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
-	if o.Timeout == 0 {
+	if o.Timeout <= 0 {
 		o.Timeout = 500 * time.Millisecond
 	}
 	if o.RetryInterval <= 0 {
@@ -124,21 +122,8 @@ func New(primary queue.Producer, local queue.Queue, opts Options) *Spool {
 	return s
 }
 
-// timeout bounds the spool's own calls of the primary: a probe, and a
-// replayed event (a batch gets four times it).
-func (s *Spool) timeout() time.Duration {
-	if s.opts.Timeout < 0 {
-		return 500 * time.Millisecond
-	}
-	return s.opts.Timeout
-}
-
-// tryPrimary is one Enqueue attempt on the primary, bounded by Timeout
-// unless the primary bounds its own.
+// tryPrimary is one Enqueue attempt on the primary, bounded by Timeout.
 func (s *Spool) tryPrimary(ctx context.Context, events []event.Event) error {
-	if s.opts.Timeout < 0 {
-		return s.primary.Enqueue(ctx, events...)
-	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	return s.primary.Enqueue(ctx, events...)
@@ -239,7 +224,7 @@ func (s *Spool) replay(ctx context.Context) {
 				events[i] = m.Event
 			}
 			// A batch is bigger than a hit: allow it more time.
-			pctx, cancel := context.WithTimeout(ctx, 4*s.timeout())
+			pctx, cancel := context.WithTimeout(ctx, 4*s.opts.Timeout)
 			err := s.primary.Enqueue(pctx, events...)
 			cancel()
 			if err != nil {
@@ -271,7 +256,7 @@ func (s *Spool) probe(ctx context.Context) {
 		s.setHealthy(true, nil)
 		return
 	}
-	pctx, cancel := context.WithTimeout(ctx, s.timeout())
+	pctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	err := p.Ping(pctx)
 	cancel()
 	if err == nil {

@@ -82,20 +82,12 @@ func (s *redisServer) kill() {
 // bounds each attempt on Redis.
 func setup(t *testing.T, addr, dir string) (*spool.Spool, *redisq.Queue, *localq.Queue, *redis.Client) {
 	t.Helper()
-	return setupWith(t, addr, dir, redisq.Options{}, spool.Options{Timeout: 200 * time.Millisecond})
-}
-
-// setupWith is setup with the queue's and the spool's options (the spool's
-// RetryInterval is always 50ms).
-func setupWith(t *testing.T, addr, dir string, ropts redisq.Options, sopts spool.Options) (*spool.Spool, *redisq.Queue, *localq.Queue, *redis.Client) {
-	t.Helper()
 	client := redis.NewClient(&redis.Options{
 		Addr: addr, DialTimeout: 200 * time.Millisecond,
 		ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond,
 	})
 	t.Cleanup(func() { client.Close() })
-	ropts.Stream = "pl:events"
-	rq, err := redisq.New(client, ropts)
+	rq, err := redisq.New(client, redisq.Options{Stream: "pl:events"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,8 +97,7 @@ func setupWith(t *testing.T, addr, dir string, ropts redisq.Options, sopts spool
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lq.Close() })
-	sopts.RetryInterval = 50 * time.Millisecond
-	sp := spool.New(rq, lq, sopts)
+	sp := spool.New(rq, lq, spool.Options{Timeout: 200 * time.Millisecond, RetryInterval: 50 * time.Millisecond})
 	t.Cleanup(func() { sp.Close() })
 	return sp, rq, lq, client
 }
@@ -114,7 +105,7 @@ func setupWith(t *testing.T, addr, dir string, ropts redisq.Options, sopts spool
 func newEvent(i int) event.Event {
 	return event.Event{
 		ID: fmt.Sprintf("%032x", i), Time: time.Now().UTC().Truncate(time.Millisecond),
-		SiteID: "s", Type: event.TypePageview, Pathname: "/" + strconv.Itoa(i),
+		SiteID: "s", Type: event.Pageview, Pathname: "/" + strconv.Itoa(i),
 	}
 }
 
@@ -154,24 +145,11 @@ func waitDrained(t *testing.T, sp *spool.Spool) spool.Stats {
 	}
 }
 
+// TestRedisOutageLosesNothing kills Redis while producers enqueue through
+// the spool and restarts it: every acknowledged event must reach the stream.
 func TestRedisOutageLosesNothing(t *testing.T) {
-	t.Run("the spool bounds each attempt", func(t *testing.T) {
-		srv := startRedis(t)
-		sp, _, _, client := setup(t, srv.addr(), t.TempDir())
-		outageLosesNothing(t, srv, sp, client)
-	})
-	// As the app wires it: no context deadline per hit.
-	t.Run("the queue bounds each attempt", func(t *testing.T) {
-		srv := startRedis(t)
-		sp, _, _, client := setupWith(t, srv.addr(), t.TempDir(),
-			redisq.Options{EnqueueTimeout: 200 * time.Millisecond}, spool.Options{Timeout: -1})
-		outageLosesNothing(t, srv, sp, client)
-	})
-}
-
-// outageLosesNothing kills Redis while producers enqueue through sp and
-// restarts it: every acknowledged event must reach the stream.
-func outageLosesNothing(t *testing.T, srv *redisServer, sp *spool.Spool, client *redis.Client) {
+	srv := startRedis(t)
+	sp, _, _, client := setup(t, srv.addr(), t.TempDir())
 
 	const producers, total = 4, 1200
 	var next, acked atomic.Int64
