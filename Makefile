@@ -20,4 +20,4 @@ geo:
 	bash scripts/geo.sh
 
 bench:
-	bash scripts/bench.sh
+	bash bench/bench.sh

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Reproduces the figures of docs/BENCHMARKS.md (make bench):
 #
-#   scripts/bench.sh [load] [ingest] [backlog] [go] [queries]   (default: all)
+#   bench/bench.sh [load] [ingest] [backlog] [go] [queries]   (default: all)
 #
 #   load     5,000 hits/s for $LOAD_DURATION against a fresh app with Redis +
 #            ClickHouse, then a fresh embedded app: latency percentiles,
 #            queue→store lag, peak RSS (VmHWM)
 #   ingest   flat-out throughput, the app (Redis + ClickHouse) against
-#            cmd/baseline (bare net/http + one XADD per hit), alternating,
+#            bench/baseline (bare net/http + one XADD per hit), alternating,
 #            $ROUNDS rounds each: medians and the ratio, with a
-#            bootstrap interval (scripts/ratios.sh)
+#            bootstrap interval (bench/ratios.sh)
 #   backlog  $BACKLOG hits queued in Redis while ClickHouse is unreachable,
 #            then the time the flusher takes to store them all
 #   go       the Go benchmarks of the hot path, the stores and the live layer
@@ -49,8 +49,8 @@ bin=$BENCH_OUT/bin
 mkdir -p "$bin"
 log "building into $bin"
 go build -o "$bin/pocketlytics" .
-go build -o "$bin/loadgen" ./cmd/loadgen
-go build -o "$bin/baseline" ./cmd/baseline
+go build -o "$bin/loadgen" ./bench/loadgen
+go build -o "$bin/baseline" ./bench/baseline
 
 run_id=$(date +%s)-$$
 prefix="pl:bench:"
@@ -167,7 +167,7 @@ load_run() {
 	stop_app
 }
 
-# start_baseline: cmd/baseline on a free port; sets base_pid, base_url.
+# start_baseline: bench/baseline on a free port; sets base_pid, base_url.
 start_baseline() {
 	local port; port=$(free_port)
 	"${nice[@]}" "$bin/baseline" -addr "127.0.0.1:$port" -redis-url "$REDIS_URL" -stream "${prefix}baseline" &
@@ -233,8 +233,8 @@ if want ingest; then
 	printf 'median: baseline %.0f hits/s, app %.0f hits/s, ratio of medians %.2f, median of per-round ratios %.2f\n' \
 		"$mb" "$ma" "$(echo "$ma / $mb" | bc -l)" "$mr"
 	# How sure: the rounds' spread on this machine is several percent.
-	# Pool several runs with scripts/ratios.sh FILE....
-	bash scripts/ratios.sh "$BENCH_OUT/ingest-ratio.txt"
+	# Pool several runs with bench/ratios.sh FILE....
+	bash bench/ratios.sh "$BENCH_OUT/ingest-ratio.txt"
 	# The machine's CPU is the limit for both: the throughput ratio a quiet
 	# machine would show is about the inverse ratio of the CPU per hit of
 	# everything involved (server + Redis + loadgen).

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Summarizes per-round throughput ratios (app / baseline), one per line, as
-# scripts/bench.sh ingest writes them to $BENCH_OUT/ingest-ratio.txt:
+# bench/bench.sh ingest writes them to $BENCH_OUT/ingest-ratio.txt:
 #
-#   scripts/ratios.sh FILE...     (several files: their rounds pooled)
+#   bench/ratios.sh FILE...     (several files: their rounds pooled)
 #
 # Prints the number of rounds, how many reached 1, the median and the mean,
 # and a 95% bootstrap interval of each (2,000 resamples of the rounds, a

@@ -3,7 +3,7 @@
 // latency percentiles, errors by status and, optionally, how long the
 // pipeline took to drain into the analytics store.
 //
-//	go run ./cmd/loadgen -url http://127.0.0.1:8090 -sites SITE_ID=example.com -rate 500 -duration 30s -drain
+//	go run ./bench/loadgen -url http://127.0.0.1:8090 -sites SITE_ID=example.com -rate 500 -duration 30s -drain
 //
 // Visits look like a browser's: a landing pageview with a search, social,
 // referral, newsletter or no referrer, more pageviews for most visitors,

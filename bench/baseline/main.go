@@ -4,10 +4,10 @@
 // request and answers 202. No validation, enrichment, rate limit, router or
 // group commit. The app, with Redis, must accept at least as many hits per
 // second as this on the same machine (docs/BENCHMARKS.md,
-// scripts/bench.sh):
+// bench/bench.sh):
 //
-//	go run ./cmd/baseline -addr 127.0.0.1:8091 -redis-url redis://127.0.0.1:6379/0
-//	go run ./cmd/loadgen -url http://127.0.0.1:8091 -sites any -rate 0 -duration 10s
+//	go run ./bench/baseline -addr 127.0.0.1:8091 -redis-url redis://127.0.0.1:6379/0
+//	go run ./bench/loadgen -url http://127.0.0.1:8091 -sites any -rate 0 -duration 10s
 //
 // It listens on loopback only and deletes its stream when it stops.
 package main
