@@ -2,6 +2,7 @@ package hooks
 
 import (
 	"fmt"
+	"net/http"
 	"path"
 	"strings"
 
@@ -23,6 +24,12 @@ const (
 		"img-src 'self' data:; connect-src 'self'; frame-ancestors 'self'; base-uri 'self'; form-action 'self'"
 )
 
+// SignupPath answers whether the sign-in page offers to create an account:
+// {"open": true} when the users collection's create rule lets others than
+// superusers create users. The page asks here rather than probing the
+// collection with a create that fails.
+const SignupPath = "/api/dashboard/signup"
+
 // RegisterDashboard serves the embedded dashboard at / as a single-page app:
 // known files as they are, hashed assets/ with a year-long cache, and any
 // other path without a file extension falls back to index.html so that deep
@@ -43,6 +50,7 @@ func RegisterDashboard(app core.App) error {
 	}
 
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
+		se.Router.GET(SignupPath, signupOpen)
 		se.Router.GET("/{path...}", func(e *core.RequestEvent) error {
 			name := e.Request.PathValue("path")
 			if name == "api" || name == "_" || strings.HasPrefix(name, "api/") || strings.HasPrefix(name, "_/") {
@@ -70,4 +78,14 @@ func RegisterDashboard(app core.App) error {
 		return se.Next()
 	})
 	return nil
+}
+
+// signupOpen answers SignupPath. A rule that is set, even one that admits
+// only some requests, counts as open: the sign-up form reports a refusal.
+func signupOpen(e *core.RequestEvent) error {
+	users, err := e.App.FindCachedCollectionByNameOrId("users")
+	if err != nil {
+		return e.InternalServerError("", err)
+	}
+	return e.JSON(http.StatusOK, map[string]bool{"open": users.CreateRule != nil})
 }

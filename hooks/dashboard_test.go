@@ -8,6 +8,7 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
+	"github.com/pocketbase/pocketbase/tools/types"
 
 	"github.com/pocketlytics/pocketlytics/hooks"
 	pbpublic "github.com/pocketlytics/pocketlytics/pb_public"
@@ -172,6 +173,24 @@ func TestDashboardRoute(t *testing.T) {
 			NotExpectedContent: []string{`<div id="app">`},
 		},
 		{
+			Name:   "sign-up open: anyone may create a user",
+			Method: http.MethodGet,
+			URL:    hooks.SignupPath,
+			BeforeTestFunc: func(t testing.TB, app *tests.TestApp, _ *core.ServeEvent) {
+				setUsersCreateRule(t, app, types.Pointer(""))
+			},
+			ExpectedStatus:  200,
+			ExpectedContent: []string{`{"open":true}`},
+		},
+		{
+			Name:            "sign-up closed: only superusers create users",
+			Method:          http.MethodGet,
+			URL:             hooks.SignupPath,
+			BeforeTestFunc:  func(t testing.TB, app *tests.TestApp, _ *core.ServeEvent) { setUsersCreateRule(t, app, nil) },
+			ExpectedStatus:  200,
+			ExpectedContent: []string{`{"open":false}`},
+		},
+		{
 			Name:               "admin UI paths are not shadowed",
 			Method:             http.MethodGet,
 			URL:                "/_/",
@@ -182,5 +201,17 @@ func TestDashboardRoute(t *testing.T) {
 	for _, s := range scenarios {
 		s.TestAppFactory = factory
 		s.Test(t)
+	}
+}
+
+func setUsersCreateRule(t testing.TB, app *tests.TestApp, rule *string) {
+	t.Helper()
+	users, err := app.FindCollectionByNameOrId("users")
+	if err != nil {
+		t.Fatal(err)
+	}
+	users.CreateRule = rule
+	if err := app.Save(users); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -103,6 +103,19 @@ run(async () => {
   try {
     const page = await context.newPage();
 
+    step('the sign-in page offers sign-up and makes no failing request');
+    const failed = [];
+    const onResponse = (r) => r.status() >= 400 && failed.push(`${r.status()} ${r.request().method()} ${r.url()}`);
+    const onFailed = (r) => failed.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`);
+    page.on('response', onResponse);
+    page.on('requestfailed', onFailed);
+    await page.goto(`${APP}/login`);
+    await page.getByRole('link', { name: 'Create one' }).waitFor();
+    await page.waitForLoadState('networkidle');
+    page.off('response', onResponse);
+    page.off('requestfailed', onFailed);
+    assert(failed.length === 0, `the sign-in page made failing requests: ${failed.join('; ')}`);
+
     step('sign in');
     await signIn(page, env('USER_EMAIL'), env('USER_PASSWORD'));
 

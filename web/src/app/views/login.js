@@ -25,15 +25,14 @@ function afterSignIn() {
   navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', { replace: true });
 }
 
-// signupAllowed asks the users collection whether anyone may create an
-// account: an empty create answers 400 (validation) when it is open and 403
-// when only superusers may create users. Nothing is created either way.
+// signupAllowed asks the app whether others than superusers may create an
+// account (the users collection's create rule), without a failing request.
 async function signupAllowed() {
   try {
-    await pb.send('/api/collections/users/records', { method: 'POST', body: {} });
-    return true;
-  } catch (err) {
-    return err?.status === 400;
+    const res = await pb.send('/api/dashboard/signup', { method: 'GET' });
+    return res?.open === true;
+  } catch {
+    return false;
   }
 }
 
