@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pocketlytics/pocketlytics/internal/batch"
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
 )
 
@@ -42,7 +43,8 @@ const retryInterval = 250 * time.Millisecond
 //	<prefix>sess:<site>:<visitor>  id, start, last (unix ms), entered (0|1)
 //
 // expiring Timeout after the session's last hit, and resolves each hit in
-// one script call, atomic against the same visit's hits on other instances.
+// a script call, atomic against the same visit's hits on other instances.
+// Hits that come while a call is under way share the next (package batch).
 //
 // Every answer is copied into a Memory, which resolves the hits that Redis
 // does not answer within RedisOptions.Timeout (counted in
@@ -62,6 +64,8 @@ type Redis struct {
 	failingSince atomic.Int64 // unix ns when Redis was deemed down; 0 while up
 	nextProbe    atomic.Int64 // unix ns after which one hit may try again
 	fallbacks    atomic.Uint64
+
+	lookups *batch.Batcher[lookup, answer]
 }
 
 var _ Store = (*Redis)(nil)
@@ -91,39 +95,51 @@ func NewRedis(rdb *redis.Client, prefix string, opts RedisOptions) *Redis {
 	o.MaxRetries = -1
 	o.PoolTimeout = opts.Timeout
 	o.PushNotificationProcessor = nil // rdb's own, bound to rdb; the new client makes its own
-	return &Redis{
+	r := &Redis{
 		client:  redis.NewClient(&o),
 		prefix:  prefix + "sess:",
 		timeout: opts.Timeout,
 		memory:  opts.Memory,
 		logger:  opts.Logger,
 	}
+	r.lookups = batch.New(r.resolve, maxBatch)
+	return r
 }
 
-// Close releases the store's connection pool.
-func (r *Redis) Close() error { return r.client.Close() }
+// Close waits for the round trip under way and releases the store's
+// connection pool; later hits are resolved in memory.
+func (r *Redis) Close() error {
+	r.lookups.Close()
+	return r.client.Close()
+}
 
 // Fallbacks reports how many hits were resolved in memory because Redis
 // did not answer in time.
 func (r *Redis) Fallbacks() uint64 { return r.fallbacks.Load() }
 
-// touchScript resolves one hit. KEYS: today's key, then yesterday's when
-// the hit has one. ARGV: now (unix ms), timeout (ms), pageview (0|1),
-// create (0|1), then the session to write when no key holds a live one:
-// id, start, entered (0|1), which key (1|2), known (1: live in this
-// instance's memory, so written even when create is 0).
-// Returns {id, start, entry (0|1), key (1|2), entered (0|1)}, or {} when no
-// session is live and none may be written.
+// maxBatch caps the hits resolved by one script call, which holds up Redis
+// while it runs (a few microseconds a hit).
+const maxBatch = 256
+
+// touchScript resolves a batch of hits one after the other, in the order
+// given, so that hits of one visit in a batch see each other as if they had
+// come one by one.
+//
+// Each hit has one key, today's, or two, today's then yesterday's, and
+// touchArgs ARGV: its number of keys (1|2), now (unix ms), timeout (ms),
+// pageview (0|1), create (0|1), then the session to write when no key holds
+// a live one: id, start, entered (0|1), which key (1|2), known (1: live in
+// this instance's memory, so written even when create is 0). It returns one
+// reply per hit: {id, start, entry (0|1), key (1|2), entered (0|1)}; {}
+// when no session is live and none may be written; {error} when the hit
+// failed (a key of another type), which fails only that hit.
 //
 // Ids stay strings: Lua numbers are doubles and would round 63-bit ids.
 // "last" only moves forward, so a hit that arrives late from a slower
-// instance cannot shorten the session.
+// instance cannot shorten the session. The script touches the keys of every
+// hit of its batch: it needs a single Redis node, not a cluster.
 var touchScript = redis.NewScript(`
-local nowArg = ARGV[1]
-local now, timeout = tonumber(nowArg), tonumber(ARGV[2])
-local pageview = ARGV[3] == '1'
-
-local function extend(key)
+local function extend(key, nowArg, now, timeout, pageview)
   local v = redis.call('HMGET', key, 'id', 'start', 'last', 'entered')
   if not (v[1] and v[3]) then return nil end
   local last = tonumber(v[3])
@@ -142,77 +158,145 @@ local function extend(key)
   return {v[1], v[2], entry, 0, entered}
 end
 
-if KEYS[2] then
-  local s = extend(KEYS[2])
-  if s then s[4] = 2 return s end
-end
-local s = extend(KEYS[1])
-if s then s[4] = 1 return s end
+local function touch(keys, a)
+  local nowArg = ARGV[a + 1]
+  local now, timeout = tonumber(nowArg), tonumber(ARGV[a + 2])
+  local pageview = ARGV[a + 3] == '1'
+  if keys[2] then
+    local s = extend(keys[2], nowArg, now, timeout, pageview)
+    if s then s[4] = 2 return s end
+  end
+  local s = extend(keys[1], nowArg, now, timeout, pageview)
+  if s then s[4] = 1 return s end
 
-if ARGV[4] ~= '1' and ARGV[9] ~= '1' then return {} end
-local which = tonumber(ARGV[8])
-local entered, entry = ARGV[7], 0
-if pageview and entered ~= '1' then entered, entry = '1', 1 end
-redis.call('HSET', KEYS[which], 'id', ARGV[5], 'start', ARGV[6], 'last', nowArg, 'entered', entered)
-redis.call('PEXPIRE', KEYS[which], timeout)
-return {ARGV[5], ARGV[6], entry, which, tonumber(entered)}
+  if ARGV[a + 4] ~= '1' and ARGV[a + 9] ~= '1' then return {} end
+  local which = tonumber(ARGV[a + 8])
+  local entered, entry = ARGV[a + 7], 0
+  if pageview and entered ~= '1' then entered, entry = '1', 1 end
+  redis.call('HSET', keys[which], 'id', ARGV[a + 5], 'start', ARGV[a + 6], 'last', nowArg, 'entered', entered)
+  redis.call('PEXPIRE', keys[which], timeout)
+  return {ARGV[a + 5], ARGV[a + 6], entry, which, tonumber(entered)}
+end
+
+local out, k = {}, 1
+for a = 1, #ARGV, ` + strconv.Itoa(touchArgs) + ` do
+  local n = tonumber(ARGV[a])
+  local keys = {KEYS[k]}
+  if n == 2 then keys[2] = KEYS[k + 1] end
+  local ok, res = pcall(touch, keys, a)
+  if not ok then
+    if type(res) == 'table' then res = res.err end
+    res = {tostring(res)}
+  end
+  out[#out + 1] = res
+  k = k + n
+end
+return out
 `)
 
-// Touch implements Store: one script call, bounded by the store's Timeout
-// and ctx, else memory.
+// touchArgs is the number of ARGV of one hit in touchScript.
+const touchArgs = 10
+
+// lookup is one hit on its way to Redis, with the session to write there
+// if Redis holds none live.
+type lookup struct {
+	l            Lookup
+	known        Session
+	knownEntered bool
+	isKnown      bool
+}
+
+// answer is Redis's answer for one hit.
+type answer struct {
+	s       Session
+	entered bool
+	ok      bool
+	err     error
+}
+
+// Touch implements Store: the hit goes to Redis with the hits that came
+// meanwhile, and waits at most the store's Timeout (or until ctx ends),
+// else memory answers.
 func (r *Redis) Touch(ctx context.Context, l Lookup) (Session, bool) {
 	if !r.shouldTry() {
 		return r.fallback(l)
 	}
-
+	lk := lookup{l: l}
 	// The session to write if Redis has none live: the one this instance
 	// knows, else a new one under today's id.
-	known, knownEntered, isKnown := Session{}, false, false
 	if l.Previous != 0 {
-		known, knownEntered, isKnown = r.memory.peek(l.Previous, l.Time)
+		lk.known, lk.knownEntered, lk.isKnown = r.memory.peek(l.Previous, l.Time)
 	}
-	if !isKnown {
-		known, knownEntered, isKnown = r.memory.peek(l.Visitor, l.Time)
+	if !lk.isKnown {
+		lk.known, lk.knownEntered, lk.isKnown = r.memory.peek(l.Visitor, l.Time)
 	}
-	if !isKnown {
+	if !lk.isKnown {
 		start := time.UnixMilli(l.Time.UnixMilli()) // as memory and Redis keep it
-		known = Session{ID: ID(l.Visitor, start), Visitor: l.Visitor, Start: start}
-	}
-	which := 1
-	keys := []string{r.key(l.Site, l.Visitor)}
-	if l.Previous != 0 {
-		keys = append(keys, r.key(l.Site, l.Previous))
-		if known.Visitor == l.Previous {
-			which = 2
-		}
+		lk.known = Session{ID: ID(l.Visitor, start), Visitor: l.Visitor, Start: start}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	res, err := touchScript.Run(ctx, r.client, keys,
-		l.Time.UnixMilli(), Timeout.Milliseconds(), flag(l.Pageview), flag(l.Create),
-		known.ID, known.Start.UnixMilli(), flag(knownEntered), which, flag(isKnown),
-	).Slice()
+	a, err := r.lookups.Do(ctx, lk)
 	cancel()
-	var s Session
-	var entered, ok bool
-	if err == nil {
-		s, entered, ok, err = parseReply(res, l)
+	if err != nil || a.err != nil {
+		return r.fallback(l)
+	}
+	return a.s, a.ok
+}
+
+// resolve is one round trip: touchScript for a batch of hits. Every
+// session Redis answers is copied into memory, also for a hit that stopped
+// waiting. A failed round trip counts as one failure, and so does each hit
+// the script could not resolve.
+func (r *Redis) resolve(lks []lookup) ([]answer, error) {
+	keys := make([]string, 0, 2*len(lks))
+	args := make([]any, 0, touchArgs*len(lks))
+	for _, lk := range lks {
+		l, which, nkeys := lk.l, 1, 1
+		keys = append(keys, r.key(l.Site, l.Visitor))
+		if l.Previous != 0 {
+			keys, nkeys = append(keys, r.key(l.Site, l.Previous)), 2
+			if lk.known.Visitor == l.Previous {
+				which = 2
+			}
+		}
+		args = append(args, nkeys, l.Time.UnixMilli(), Timeout.Milliseconds(), flag(l.Pageview), flag(l.Create),
+			lk.known.ID, lk.known.Start.UnixMilli(), flag(lk.knownEntered), which, flag(lk.isKnown))
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	res, err := touchScript.Run(ctx, r.client, keys, args...).Slice()
+	cancel()
+	if err == nil && len(res) != len(lks) {
+		err = fmt.Errorf("session: script returned %d replies for %d hits", len(res), len(lks))
 	}
 	if err != nil {
 		r.failed(err)
-		return r.fallback(l)
+		return nil, err
 	}
-	r.answered()
-	if ok {
-		r.memory.put(s, entered, l.Time)
+	out := make([]answer, len(lks))
+	for i, lk := range lks {
+		reply, _ := res[i].([]any)
+		a := &out[i]
+		if a.s, a.entered, a.ok, a.err = parseReply(reply, lk.l); a.err != nil {
+			r.failed(a.err)
+			continue
+		}
+		r.answered()
+		if a.ok {
+			r.memory.put(a.s, a.entered, lk.l.Time)
+		}
 	}
-	return s, ok
+	return out, nil
 }
 
 // parseReply reads touchScript's reply for l.
 func parseReply(res []any, l Lookup) (s Session, entered, ok bool, err error) {
 	if len(res) == 0 {
 		return Session{}, false, false, nil
+	}
+	if len(res) == 1 {
+		return Session{}, false, false, fmt.Errorf("session: script: %v", res[0])
 	}
 	if len(res) != 5 {
 		return Session{}, false, false, fmt.Errorf("session: script returned %d values", len(res))

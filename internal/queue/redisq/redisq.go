@@ -40,6 +40,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pocketlytics/pocketlytics/internal/batch"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 )
@@ -124,21 +125,18 @@ type Queue struct {
 	rdb  *redis.Client
 	opts Options
 
-	// Enqueue hands requests to the committer over an unbuffered channel:
-	// senders wait in the channel while a round trip is in flight and the
-	// committer takes all of them for the next one.
-	reqs      chan *request
-	closed    chan struct{}
+	// writes group the concurrent Enqueue calls: the events that come
+	// while a round trip is under way share the next, and one entry.
+	writes    *batch.Batcher[[]chunk, struct{}]
 	closeOnce sync.Once
-	wg        sync.WaitGroup
 
-	// writer is the committer's own client on rdb's server: Close closes
+	// writer is the writes' own client on rdb's server: Close closes
 	// it to end a round trip that hangs (go-redis waits out its read
 	// timeout, 3 s by default, whatever the context), and rdb is the
 	// caller's.
 	writer *redis.Client
 
-	// commitCtx bounds the committer's round trips; Close cancels it when
+	// commitCtx bounds the writes' round trips; Close cancels it when
 	// one hangs (Redis unreachable) for longer than closeGrace.
 	commitCtx    context.Context
 	cancelCommit context.CancelFunc
@@ -150,12 +148,6 @@ type Queue struct {
 	nextClaim   time.Time
 	held        []queue.Message // whole entries read but not yet returned
 	perEntry    float64         // events per entry in the last read, to size the next
-}
-
-// request is one Enqueue call on its way to the committer.
-type request struct {
-	chunks []chunk    // the events, MaxBatch to a chunk
-	done   chan error // buffered: the committer never blocks on a caller
 }
 
 // chunk is n events encoded as in a batch entry.
@@ -178,8 +170,6 @@ func New(client *redis.Client, opts Options) (*Queue, error) {
 	q := &Queue{
 		rdb:         client,
 		opts:        opts,
-		reqs:        make(chan *request),
-		closed:      make(chan struct{}),
 		claimCursor: "0-0",
 	}
 	q.commitCtx, q.cancelCommit = context.WithCancel(context.Background())
@@ -200,8 +190,7 @@ func New(client *redis.Client, opts Options) (*Queue, error) {
 	// (see package spool) during an outage that spans a restart. XADD
 	// creates the stream, and Read creates the group on its first NOGROUP.
 
-	q.wg.Add(1)
-	go q.commitLoop()
+	q.writes = batch.New(q.write, q.opts.MaxBatch)
 	return q, nil
 }
 
@@ -261,7 +250,7 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	r := &request{done: make(chan error, 1)}
+	var chunks []chunk // MaxBatch events to a chunk
 	for start := 0; start < len(events); start += q.opts.MaxBatch {
 		c := chunk{n: min(len(events)-start, q.opts.MaxBatch)}
 		for i := start; i < start+c.n; i++ {
@@ -270,22 +259,13 @@ func (q *Queue) Enqueue(ctx context.Context, events ...event.Event) error {
 				return fmt.Errorf("redisq: encode event %q: %w", events[i].ID, err)
 			}
 		}
-		r.chunks = append(r.chunks, c)
+		chunks = append(chunks, c)
 	}
-
-	select {
-	case q.reqs <- r:
-	case <-q.closed:
+	_, err := q.writes.Do(ctx, chunks)
+	if errors.Is(err, batch.ErrClosed) {
 		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
 	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return err
 }
 
 // appendFramed appends ev's binary encoding to b, preceded by its length as
@@ -313,55 +293,17 @@ func splitBatch(v string, fn func(i int, raw string)) bool {
 	return true
 }
 
-// commitLoop is the one goroutine that writes: it takes the first waiting
-// request and every other one already waiting (up to MaxBatch events), and
-// writes them in one round trip.
-func (q *Queue) commitLoop() {
-	defer q.wg.Done()
-	for {
-		var batch []*request
-		select {
-		case r := <-q.reqs:
-			batch = append(batch, r)
-		case <-q.closed:
-			return
-		}
-		n := batch[0].events()
-	collect:
-		for n < q.opts.MaxBatch {
-			select {
-			case r := <-q.reqs:
-				batch = append(batch, r)
-				n += r.events()
-			default:
-				break collect
-			}
-		}
-		err := q.write(batch)
-		for _, r := range batch {
-			r.done <- err
-		}
-	}
-}
-
-func (r *request) events() int {
-	n := 0
-	for _, c := range r.chunks {
-		n += c.n
-	}
-	return n
-}
-
-// write appends the requests' events as entries of at most MaxBatch events,
-// usually one, in one pipelined round trip, and returns the first error.
-// Some entries may be written when another fails: the spool's replay of a
-// failed request meets the written copies in the store's check by event id.
-func (q *Queue) write(batch []*request) error {
+// write appends the events of concurrent Enqueue calls as entries of at
+// most MaxBatch events, usually one, in one pipelined round trip, and returns
+// the first error for them all. Some entries may be written when another
+// fails: the spool's replay of a failed call meets the written copies in the
+// store's check by event id.
+func (q *Queue) write(calls [][]chunk) ([]struct{}, error) {
 	var entries [][]byte
 	var cur []byte
 	n := 0
-	for _, r := range batch {
-		for _, c := range r.chunks {
+	for _, chunks := range calls {
+		for _, c := range chunks {
 			if n > 0 && n+c.n > q.opts.MaxBatch {
 				entries, cur, n = append(entries, cur), nil, 0
 			}
@@ -381,26 +323,25 @@ func (q *Queue) write(batch []*request) error {
 	_, _ = pipe.Exec(ctx) // errors are read per command below
 	for _, c := range cmds {
 		if err := c.Err(); err != nil {
-			return fmt.Errorf("redisq: xadd: %w", err)
+			return nil, fmt.Errorf("redisq: xadd: %w", err)
 		}
 	}
-	return nil
+	return make([]struct{}, len(calls)), nil
 }
 
 // closeGrace is how long Close lets a round trip in flight finish.
 const closeGrace = time.Second
 
-// Close stops the committer after the round trip in flight (interrupting it
+// Close stops the writes after the round trip in flight (interrupting it
 // after a second when Redis does not answer); Enqueue calls after it fail
 // with ErrClosed. It also removes this consumer from the group when it holds
 // no pending entries, so restarts do not pile up consumer names. The Redis
 // client passed to New is left open.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
-		close(q.closed)
 		stopped := make(chan struct{})
 		go func() {
-			q.wg.Wait()
+			q.writes.Close()
 			close(stopped)
 		}()
 		select {
