@@ -167,8 +167,10 @@ func TestRedisSessionsDown(t *testing.T) {
 	if started.SessionID == visit.SessionID || !started.Entry {
 		t.Fatalf("a new visit during the outage: %+v", started)
 	}
-	if n := a.sessions.Fallbacks(); n != 4 {
-		t.Fatalf("%d fallbacks, want the 4 hits of the outage", n)
+	// Only the new visit needed Redis: the known one's session was
+	// confirmed by Redis seconds before.
+	if n := a.sessions.Fallbacks(); n != 1 {
+		t.Fatalf("%d fallbacks, want 1", n)
 	}
 
 	// Once Redis answers again (a probes it every 250 ms), the new visit's

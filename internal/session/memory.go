@@ -41,6 +41,9 @@ type entry struct {
 	start   int64 // unix ms
 	expires int64 // unix ms: last hit + Timeout
 	entered bool  // a pageview was seen
+	// confirmed is the time of the last hit a shared store answered for
+	// the session (unix ms; 0: none).
+	confirmed int64
 }
 
 // NewMemory returns an empty store of at most maxSessions sessions
@@ -109,6 +112,32 @@ func (m *Memory) peek(visitor uint64, t time.Time) (s Session, entered, ok bool)
 	return Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start)}, e.entered, true
 }
 
+// recent answers l from memory when a shared store confirmed its session
+// less than within ago and l cannot change what the store holds: the store
+// then has the session too, with its entry if l is a pageview. It extends
+// the session here only; ok is false, changing nothing, for any other hit.
+// Like touch, it prefers the session under l.Previous.
+func (m *Memory) recent(l Lookup, within time.Duration) (Session, bool) {
+	now := l.Time.UnixMilli()
+	for _, visitor := range [2]uint64{l.Previous, l.Visitor} {
+		if visitor == 0 {
+			continue
+		}
+		sh := m.shard(visitor)
+		sh.mu.Lock()
+		e, ok := sh.m[visitor]
+		if !ok || now >= e.expires || now-e.confirmed >= within.Milliseconds() || (l.Pageview && !e.entered) {
+			sh.mu.Unlock()
+			continue
+		}
+		e.expires = max(e.expires, now+Timeout.Milliseconds())
+		sh.m[visitor] = e
+		sh.mu.Unlock()
+		return Session{ID: e.id, Visitor: visitor, Start: time.UnixMilli(e.start)}, true
+	}
+	return Session{}, false
+}
+
 // put records s, last seen at t, as a shared store answered it.
 func (m *Memory) put(s Session, entered bool, t time.Time) {
 	sh := m.shard(s.Visitor)
@@ -120,10 +149,11 @@ func (m *Memory) put(s Session, entered bool, t time.Time) {
 	if e, ok := sh.m[s.Visitor]; ok && e.id == s.ID {
 		e.expires = max(e.expires, expires)
 		e.entered = e.entered || entered
+		e.confirmed = max(e.confirmed, now)
 		sh.m[s.Visitor] = e
 		return
 	}
-	m.store(sh, s.Visitor, entry{id: s.ID, start: s.Start.UnixMilli(), expires: expires, entered: entered})
+	m.store(sh, s.Visitor, entry{id: s.ID, start: s.Start.UnixMilli(), expires: expires, entered: entered, confirmed: now})
 }
 
 func (m *Memory) shard(visitor uint64) *shard {

@@ -32,6 +32,13 @@ type RedisOptions struct {
 // a lone slow answer only sends its own hit to memory.
 const failThreshold = 3
 
+// confirmedSlack is how long after Redis last answered for a session the
+// visit's hits that cannot change it (not a possible entry) are answered
+// from memory, without a round trip: 1/60 of Timeout. Redis's copy then
+// expires at most that much before this instance's, so only a visit that
+// comes back to another instance after a gap just short of Timeout is split.
+const confirmedSlack = Timeout / 60
+
 // retryInterval is how often, while Redis counts as down, one hit tries
 // it; the others go straight to memory rather than each waiting Timeout.
 const retryInterval = 250 * time.Millisecond
@@ -45,6 +52,10 @@ const retryInterval = 250 * time.Millisecond
 // expiring Timeout after the session's last hit, and resolves each hit in
 // a script call, atomic against the same visit's hits on other instances.
 // Hits that come while a call is under way share the next (package batch).
+//
+// A hit that cannot change a session Redis answered for less than
+// confirmedSlack ago (a ping, a leave, a pageview after the entry) is
+// answered from memory at once.
 //
 // Every answer is copied into a Memory, which resolves the hits that Redis
 // does not answer within RedisOptions.Timeout (counted in
@@ -218,6 +229,9 @@ type answer struct {
 // meanwhile, and waits at most the store's Timeout (or until ctx ends),
 // else memory answers.
 func (r *Redis) Touch(ctx context.Context, l Lookup) (Session, bool) {
+	if s, ok := r.memory.recent(l, confirmedSlack); ok {
+		return s, true
+	}
 	if !r.shouldTry() {
 		return r.fallback(l)
 	}
