@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/hit"
+	"github.com/pocketlytics/pocketlytics/internal/lograte"
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 	"github.com/pocketlytics/pocketlytics/internal/ratelimit"
@@ -90,9 +92,10 @@ func RegisterCollect(app core.App, cfg CollectConfig) error {
 	}
 
 	c := &collector{
-		cfg:     cfg,
-		limiter: ratelimit.New(ratelimit.Options{Rate: cfg.RateLimit}),
-		refused: map[string]prometheus.Counter{},
+		cfg:        cfg,
+		limiter:    ratelimit.New(ratelimit.Options{Rate: cfg.RateLimit}),
+		refused:    map[string]prometheus.Counter{},
+		queueFault: lograte.Every(10 * time.Second),
 	}
 	for _, r := range []string{
 		reasonRateLimited, reasonTooLarge, reasonMediaType, reasonBadRequest,
@@ -136,6 +139,9 @@ type collector struct {
 	cfg     CollectConfig
 	limiter *ratelimit.Limiter
 	refused map[string]prometheus.Counter // filled once, read-only after
+	// queueFault bounds the log entries of a queue that refuses every hit
+	// (a full disk): one per 10 seconds, not one per hit.
+	queueFault *lograte.Limiter
 }
 
 // eventPool recycles the slices that hand an event to the queue, which keeps
@@ -275,7 +281,9 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 	}
 	if err != nil {
 		c.refused[reasonNotQueued].Inc()
-		e.App.Logger().Warn("Failed to queue a hit", "error", err)
+		if n, ok := c.queueFault.Allow(); ok {
+			e.App.Logger().Warn("Failed to queue a hit", slog.String("error", err.Error()), slog.Int64("suppressed", n))
+		}
 		return e.Error(http.StatusServiceUnavailable, "The hit was not queued, try again later.", nil)
 	}
 
