@@ -145,7 +145,7 @@ type Live struct {
 
 	// The worker's buffers for a batch's presence hits and their events,
 	// reused batch after batch.
-	hits []presence.Hit
+	hits []presence.Sighting
 	evs  []*event.Event
 }
 
@@ -389,7 +389,7 @@ func (l *Live) apply(batch []event.Event) []presence.Departure {
 			continue
 		}
 		visitor := VisitorKey(ev.SiteID, ev.VisitorID)
-		hits = append(hits, presence.Hit{
+		hits = append(hits, presence.Sighting{
 			Site: ev.SiteID, Visitor: visitor, At: ev.Time, Kind: kind,
 			Page: ev.Pathname, Referrer: ev.ReferrerHost,
 			Arrival: arrivalOf(ev, visitor),
