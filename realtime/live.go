@@ -88,6 +88,17 @@ type Config struct {
 	// streams): live topics are dropped from subscriptions and dashboards
 	// poll GET /api/analytics/sites/{id}/live, which then reports push=false.
 	DisablePush bool
+
+	// MaxSites is how many sites one realtime client may watch at once
+	// (default 16). A client holds one live key per site: a later key of
+	// the same site replaces the earlier one, so what a watcher costs does
+	// not depend on how many keys it sends.
+	MaxSites int
+
+	// MaxConnsPerAddr bounds the realtime (SSE) connections from one client
+	// address (default 32; negative: no bound). Offices behind one NAT
+	// share an address: keep it above the dashboards they keep open.
+	MaxConnsPerAddr int
 }
 
 // Defaults of Config.
@@ -96,6 +107,8 @@ const (
 	DefaultCountThrottle = 250 * time.Millisecond
 	DefaultClientBuffer  = 1024
 	DefaultQueueSize     = 8192
+	DefaultMaxSites      = 16
+	DefaultMaxConns      = 32
 )
 
 func (c Config) withDefaults() Config {
@@ -119,6 +132,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize
+	}
+	if c.MaxSites <= 0 {
+		c.MaxSites = DefaultMaxSites
+	}
+	if c.MaxConnsPerAddr == 0 {
+		c.MaxConnsPerAddr = DefaultMaxConns
 	}
 	return c
 }
