@@ -35,6 +35,7 @@ func register(app core.App, cfg config.Config) error {
 		redis.SetLogger(redisLogger{app})
 	}
 
+	hooks.RegisterServer(app, hooks.ServerConfig{})
 	if err := hooks.RegisterSites(app); err != nil {
 		return err
 	}
