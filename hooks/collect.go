@@ -96,6 +96,7 @@ func RegisterCollect(app core.App, cfg CollectConfig) error {
 		limiter:    ratelimit.New(ratelimit.Options{Rate: cfg.RateLimit}),
 		refused:    map[string]prometheus.Counter{},
 		queueFault: lograte.Every(10 * time.Second),
+		state:      ingestStateOf(app),
 	}
 	for _, r := range []string{
 		reasonRateLimited, reasonTooLarge, reasonMediaType, reasonBadRequest,
@@ -142,6 +143,7 @@ type collector struct {
 	// queueFault bounds the log entries of a queue that refuses every hit
 	// (a full disk): one per 10 seconds, not one per hit.
 	queueFault *lograte.Limiter
+	state      *ingestState // what health reports of ingest
 }
 
 // eventPool recycles the slices that hand an event to the queue, which keeps
@@ -281,12 +283,14 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 	}
 	if err != nil {
 		c.refused[reasonNotQueued].Inc()
+		c.state.failed(err)
 		if n, ok := c.queueFault.Allow(); ok {
 			e.App.Logger().Warn("Failed to queue a hit", slog.String("error", err.Error()), slog.Int64("suppressed", n))
 		}
 		return e.Error(http.StatusServiceUnavailable, "The hit was not queued, try again later.", nil)
 	}
 
+	c.state.queued()
 	metrics.HitsAccepted.Inc()
 	if c.cfg.Live != nil {
 		c.cfg.Live.Publish(ev)

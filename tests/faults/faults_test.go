@@ -263,6 +263,21 @@ func TestDiskFullIsLogged(t *testing.T) {
 	if statuses[http.StatusServiceUnavailable] == 0 || statuses[http.StatusInternalServerError] > 0 {
 		t.Fatalf("answers with the disk full: %v, want 503s and no 500", statuses)
 	}
+	// Health says what ingest can do: nothing.
+	res, err := http.Get(app.URL + "/api/analytics/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var health struct {
+		Status      string `json:"status"`
+		IngestError string `json:"ingestError"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&health)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable || health.Status != "failing" || !strings.Contains(health.IngestError, "no space left") {
+		t.Errorf("health with the disk full: %d %+v, want 503 failing", res.StatusCode, health)
+	}
+
 	refused := waitLog(t, app, "Failed to queue a hit")
 	checkEntry(t, refused[0], levelWarn, "error", "suppressed")
 	if !strings.Contains(refused[0].Data["error"].(string), "no space left on device") {
