@@ -1,15 +1,19 @@
 package hooks_test
 
 import (
+	"context"
+	dbsql "database/sql"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
 
@@ -372,5 +376,38 @@ func TestRegisterAnalyticsNeedsStoreAndSites(t *testing.T) {
 	}
 	if err := hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{Store: s}); err == nil || !strings.Contains(err.Error(), "site cache") {
 		t.Fatalf("without the site cache: %v", err)
+	}
+}
+
+// A forbidden site's 404 does the same work as an unknown id's, so that
+// timing does not tell whether a site exists: the same database queries.
+func TestNotFoundCostsTheSame(t *testing.T) {
+	fx := newAnalyticsFixture(t, "sqlite")
+	stranger := map[string]string{"Authorization": token(t, strangerID)}
+	queries := map[string][]string{}
+	for _, site := range []string{berlinSiteID, noSiteID} {
+		var mu sync.Mutex
+		var seen []string
+		(&tests.ApiScenario{
+			Name: site, Method: http.MethodGet, URL: apiURL(site, "overview", ""), Headers: stranger,
+			ExpectedStatus: 404, ExpectedContent: []string{`"status":404`},
+			TestAppFactory: func(t testing.TB) *tests.TestApp {
+				app := fx.app(t, 0)
+				for _, b := range []dbx.Builder{app.ConcurrentDB(), app.NonconcurrentDB()} {
+					db := b.(*dbx.DB)
+					db.QueryLogFunc = func(_ context.Context, _ time.Duration, sql string, _ *dbsql.Rows, _ error) {
+						mu.Lock()
+						seen = append(seen, sql)
+						mu.Unlock()
+					}
+				}
+				return app
+			},
+		}).Test(t)
+		queries[site] = seen
+	}
+	if len(queries[berlinSiteID]) != len(queries[noSiteID]) {
+		t.Fatalf("forbidden site: %d queries %q; unknown site: %d queries %q",
+			len(queries[berlinSiteID]), queries[berlinSiteID], len(queries[noSiteID]), queries[noSiteID])
 	}
 }
