@@ -59,7 +59,7 @@ func TestSitesRules(t *testing.T) {
 			body: `{"name":"Mine","domains":["mine.example"],"owner":"` + ownerID + `"}`, content: []string{`"status":400`},
 			after: siteCount(2)},
 		{name: "create listing another user as member is refused", method: "POST", url: records, as: strangerID, status: 400,
-			body: `{"name":"Mine","domains":["mine.example"],"members":["` + ownerID + `"]}`,
+			body:    `{"name":"Mine","domains":["mine.example"],"members":["` + ownerID + `"]}`,
 			content: []string{`"members":{"code":"validation_members_need_consent"`}, after: siteCount(2)},
 		{name: "superuser creates for anyone", method: "POST", url: records, as: superuserID, status: 200,
 			body:    `{"name":"Theirs","domains":["theirs.example"],"owner":"` + memberID + `","timezone":"Europe/Berlin"}`,
