@@ -31,8 +31,9 @@ type AnalyticsConfig struct {
 	Now func() time.Time
 
 	// RateLimit is the sustained requests per second one client may make
-	// (default 20, bursts of twice that: a dashboard loads about ten at once). A client is its auth record when
-	// signed in, else its address; superusers are not limited.
+	// (default 20, bursts of twice that: a dashboard loads about ten at
+	// once). A client is its auth record when signed in, else its address;
+	// superusers are not limited.
 	RateLimit float64
 
 	// MaxQueryString bounds a request's query string in bytes (default
