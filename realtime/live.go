@@ -43,6 +43,7 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/lograte"
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
 	"github.com/pocketlytics/pocketlytics/realtime/bus"
 	"github.com/pocketlytics/pocketlytics/realtime/presence"
@@ -159,8 +160,8 @@ type Live struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	lastWarn atomic.Int64  // unix ms of the last logged error, to log at most every 10s
-	ready    chan struct{} // closed once the bus delivers
+	warns *lograte.Limiter // one error entry per 10s
+	ready chan struct{}    // closed once the bus delivers
 
 	// The worker's buffers for a batch's presence hits and their events,
 	// reused batch after batch.
@@ -202,6 +203,7 @@ func Register(app core.App, cfg Config) (*Live, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		ready:  make(chan struct{}),
+		warns:  lograte.Every(10 * time.Second),
 
 		interest: newInterest(),
 	}
@@ -552,10 +554,7 @@ func (l *Live) warn(msg string, err error) {
 	if l.ctx.Err() != nil {
 		return
 	}
-	now := time.Now().UnixMilli()
-	last := l.lastWarn.Load()
-	if now-last < 10_000 || !l.lastWarn.CompareAndSwap(last, now) {
-		return
+	if n, ok := l.warns.Allow(); ok {
+		l.app.Logger().Warn(msg, slog.String("error", err.Error()), slog.Int64("suppressed", n))
 	}
-	l.app.Logger().Warn(msg, slog.String("error", err.Error()))
 }
