@@ -25,6 +25,8 @@ USER pocketlytics
 WORKDIR /app
 VOLUME /app/pb_data
 EXPOSE 8090
+# Run with a file-descriptor limit above the connections you expect
+# (docker run --ulimit nofile=65536:65536; docker-compose.yml sets it).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s \
 	CMD wget -qO- http://127.0.0.1:8090/api/health >/dev/null || exit 1
 ENTRYPOINT ["/app/pocketlytics"]

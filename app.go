@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
@@ -11,6 +12,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/config"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
+	"github.com/pocketlytics/pocketlytics/internal/enrich/geo"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
 	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
@@ -32,6 +34,7 @@ func register(app core.App, cfg config.Config) error {
 		redis.SetLogger(redisLogger{app})
 	}
 
+	hooks.RegisterServer(app, hooks.ServerConfig{})
 	if err := hooks.RegisterSites(app); err != nil {
 		return err
 	}
@@ -65,6 +68,21 @@ func register(app core.App, cfg config.Config) error {
 			Logger:  app.Logger,
 		})
 		enrichCfg.Sessions = sessions
+	}
+	// A configured geo database that cannot be opened is a fault for the
+	// operator's log, not a reason to refuse hits: the embedded country
+	// database stands in meanwhile.
+	if cfg.GeoIPDB != "" {
+		if db, err := geo.Open(cfg.GeoIPDB); err != nil {
+			enrichCfg.GeoIPDB = ""
+			app.OnServe().BindFunc(func(e *core.ServeEvent) error {
+				e.App.Logger().Error("geo: the configured database cannot be opened; using the embedded country database",
+					slog.String("path", cfg.GeoIPDB), slog.String("error", err.Error()))
+				return e.Next()
+			})
+		} else {
+			_ = db.Close()
+		}
 	}
 	enricher, err := enrich.New(enrichCfg)
 	if err != nil {

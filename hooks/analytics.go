@@ -11,6 +11,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 
 	"github.com/pocketlytics/pocketlytics/internal/analytics"
+	"github.com/pocketlytics/pocketlytics/internal/ratelimit"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/internal/store"
 )
@@ -28,7 +29,29 @@ type AnalyticsConfig struct {
 	QueryTimeout time.Duration
 	// Now returns the current time (default time.Now); tests pin it.
 	Now func() time.Time
+
+	// RateLimit is the sustained requests per second one client may make
+	// (default 20, bursts of twice that: a dashboard loads about ten at
+	// once). A client is its auth record when signed in, else its address;
+	// superusers are not limited.
+	RateLimit float64
+
+	// MaxQueryString bounds a request's query string in bytes (default
+	// 16 KiB): filters beyond it cost the store far more than a dashboard
+	// ever sends.
+	MaxQueryString int
+
+	// MaxConcurrent bounds the requests querying the store at once
+	// (default 8); the others wait for a turn until their QueryTimeout.
+	MaxConcurrent int
 }
+
+// Defaults of AnalyticsConfig.
+const (
+	DefaultAnalyticsRate  = 20
+	DefaultMaxQueryString = 16 << 10
+	DefaultMaxConcurrent  = 8
+)
 
 // RegisterAnalytics binds the analytics API (see docs/API.md):
 //
@@ -53,7 +76,20 @@ func RegisterAnalytics(app core.App, cfg AnalyticsConfig) error {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	h := &analyticsAPI{cfg: cfg}
+	if cfg.RateLimit <= 0 {
+		cfg.RateLimit = DefaultAnalyticsRate
+	}
+	if cfg.MaxQueryString <= 0 {
+		cfg.MaxQueryString = DefaultMaxQueryString
+	}
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	h := &analyticsAPI{
+		cfg:     cfg,
+		limiter: ratelimit.New(ratelimit.Options{Rate: cfg.RateLimit}),
+		turns:   make(chan struct{}, cfg.MaxConcurrent),
+	}
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
 		g := se.Router.Group("/api/analytics/sites/{siteId}")
 		g.GET("/overview", h.overview)
@@ -65,7 +101,40 @@ func RegisterAnalytics(app core.App, cfg AnalyticsConfig) error {
 }
 
 type analyticsAPI struct {
-	cfg AnalyticsConfig
+	cfg     AnalyticsConfig
+	limiter *ratelimit.Limiter
+	turns   chan struct{} // a slot per request querying the store
+}
+
+// clientKey names who is rate-limited: the auth record, else the address.
+// Share tokens and API keys get their own keys here when they arrive.
+func clientKey(e *core.RequestEvent) string {
+	if e.Auth != nil {
+		return "auth:" + e.Auth.Collection().Id + ":" + e.Auth.Id
+	}
+	return "ip:" + e.RealIP()
+}
+
+// admit refuses requests over the client's rate or with an oversized query
+// string, before any other work.
+func (h *analyticsAPI) admit(e *core.RequestEvent) error {
+	if len(e.Request.URL.RawQuery) > h.cfg.MaxQueryString {
+		return e.Error(http.StatusRequestURITooLong, "The query string is too long; send fewer or shorter filters.", nil)
+	}
+	if !e.HasSuperuserAuth() && !h.limiter.Allow(clientKey(e)) {
+		return e.TooManyRequestsError("Too many analytics requests, slow down.", nil)
+	}
+	return nil
+}
+
+// turn waits for a slot to query the store; release it when done.
+func (h *analyticsAPI) turn(ctx context.Context) (release func(), err error) {
+	select {
+	case h.turns <- struct{}{}:
+		return func() { <-h.turns }, nil
+	case <-ctx.Done():
+		return nil, apis.NewApiError(http.StatusServiceUnavailable, "The analytics store is busy; try again shortly.", ctx.Err())
+	}
 }
 
 // rangeJSON describes the range a response covers, in the site's timezone.
@@ -87,24 +156,39 @@ func newRange(p analytics.Params, loc *time.Location, interval store.Interval) r
 	return rangeJSON{Period: p.Period, From: p.From.In(loc), To: p.To.In(loc), Timezone: loc.String(), Interval: string(interval)}
 }
 
+// canViewID runs the sites view rule for the site id, whether or not it
+// exists: one query either way.
+func canViewID(e *core.RequestEvent, id string) (bool, error) {
+	collection, err := e.App.FindCachedCollectionByNameOrId(sitecache.Collection)
+	if err != nil {
+		return false, e.InternalServerError("", err)
+	}
+	info, err := e.RequestInfo()
+	if err != nil {
+		return false, e.BadRequestError("", err)
+	}
+	record := core.NewRecord(collection)
+	record.Id = id
+	ok, _ := e.App.CanAccessRecord(record, info, collection.ViewRule)
+	return ok, nil
+}
+
 // request resolves the site (404 when the caller may not see it) and parses
 // the query parameters (400 when they are wrong).
 func (h *analyticsAPI) request(e *core.RequestEvent) (analytics.Params, *time.Location, error) {
-	id := e.Request.PathValue("siteId")
-	site, ok := h.cfg.Sites.Get(id)
-	if !ok {
-		return analytics.Params{}, nil, e.NotFoundError("", nil)
+	if err := h.admit(e); err != nil {
+		return analytics.Params{}, nil, err
 	}
-	if !site.Public {
-		record, err := e.App.FindRecordById(sitecache.Collection, id)
+	id := e.Request.PathValue("siteId")
+	site, known := h.cfg.Sites.Get(id)
+	if !known || !site.Public {
+		// An unknown site costs what a forbidden one does: the view rule's
+		// query on the id, then 404 (the routes do not tell which).
+		allowed, err := canViewID(e, id)
 		if err != nil {
-			return analytics.Params{}, nil, e.NotFoundError("", nil)
+			return analytics.Params{}, nil, err
 		}
-		info, err := e.RequestInfo()
-		if err != nil {
-			return analytics.Params{}, nil, e.BadRequestError("", err)
-		}
-		if ok, _ := e.App.CanAccessRecord(record, info, record.Collection().ViewRule); !ok {
+		if !known || !allowed {
 			return analytics.Params{}, nil, e.NotFoundError("", nil)
 		}
 	}
@@ -160,6 +244,11 @@ func (h *analyticsAPI) overview(e *core.RequestEvent) error {
 	}
 	ctx, cancel := h.context(e)
 	defer cancel()
+	release, err := h.turn(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 
 	// The comparison runs beside the current period's query.
 	type result struct {
@@ -194,6 +283,11 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 	}
 	ctx, cancel := h.context(e)
 	defer cancel()
+	release, err := h.turn(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	points, err := h.cfg.Store.Timeseries(ctx, p.Query, p.Interval)
 	if err != nil {
 		return storeError(e, err)
@@ -215,6 +309,11 @@ func (h *analyticsAPI) breakdown(e *core.RequestEvent) error {
 	}
 	ctx, cancel := h.context(e)
 	defer cancel()
+	release, err := h.turn(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	b, err := h.cfg.Store.Breakdown(ctx, p.Query, dim, p.Limit, p.Offset())
 	if err != nil {
 		return storeError(e, err)

@@ -1,15 +1,19 @@
 package hooks_test
 
 import (
+	"context"
+	dbsql "database/sql"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
 
@@ -21,6 +25,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/store/sqlitestore"
 	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
+	"github.com/pocketlytics/pocketlytics/realtime/livetest"
 )
 
 // berlinSiteID is a site in Europe/Berlin, owned by the fixture owner with
@@ -69,6 +74,12 @@ func newAnalyticsFixture(t *testing.T, kind string) *analyticsFixture {
 // app is a test app with the analytics routes on the fixture's store.
 func (fx *analyticsFixture) app(t testing.TB, retentionDays int) *tests.TestApp {
 	t.Helper()
+	return fx.appWith(t, func(c *hooks.AnalyticsConfig) { c.RetentionDays = retentionDays })
+}
+
+// appWith is app with the configuration changed by set.
+func (fx *analyticsFixture) appWith(t testing.TB, set func(*hooks.AnalyticsConfig)) *tests.TestApp {
+	t.Helper()
 	app, err := tests.NewTestApp(template(t))
 	if err != nil {
 		t.Fatal(err)
@@ -84,12 +95,13 @@ func (fx *analyticsFixture) app(t testing.TB, retentionDays int) *tests.TestApp 
 	if err := app.Save(r); err != nil {
 		t.Fatal(err)
 	}
-	err = hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{
-		Store:         fx.store,
-		Sites:         sitecache.Register(app),
-		RetentionDays: retentionDays,
-		Now:           func() time.Time { return analyticsNow },
-	})
+	cfg := hooks.AnalyticsConfig{
+		Store: fx.store,
+		Sites: sitecache.Register(app),
+		Now:   func() time.Time { return analyticsNow },
+	}
+	set(&cfg)
+	err = hooks.RegisterAnalytics(app, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,5 +384,101 @@ func TestRegisterAnalyticsNeedsStoreAndSites(t *testing.T) {
 	}
 	if err := hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{Store: s}); err == nil || !strings.Contains(err.Error(), "site cache") {
 		t.Fatalf("without the site cache: %v", err)
+	}
+}
+
+// A forbidden site's 404 does the same work as an unknown id's, so that
+// timing does not tell whether a site exists: the same database queries.
+func TestNotFoundCostsTheSame(t *testing.T) {
+	fx := newAnalyticsFixture(t, "sqlite")
+	stranger := map[string]string{"Authorization": token(t, strangerID)}
+	queries := map[string][]string{}
+	for _, site := range []string{berlinSiteID, noSiteID} {
+		var mu sync.Mutex
+		var seen []string
+		(&tests.ApiScenario{
+			Name: site, Method: http.MethodGet, URL: apiURL(site, "overview", ""), Headers: stranger,
+			ExpectedStatus: 404, ExpectedContent: []string{`"status":404`},
+			TestAppFactory: func(t testing.TB) *tests.TestApp {
+				app := fx.app(t, 0)
+				for _, b := range []dbx.Builder{app.ConcurrentDB(), app.NonconcurrentDB()} {
+					db := b.(*dbx.DB)
+					db.QueryLogFunc = func(_ context.Context, _ time.Duration, sql string, _ *dbsql.Rows, _ error) {
+						mu.Lock()
+						seen = append(seen, sql)
+						mu.Unlock()
+					}
+				}
+				return app
+			},
+		}).Test(t)
+		queries[site] = seen
+	}
+	if len(queries[berlinSiteID]) != len(queries[noSiteID]) {
+		t.Fatalf("forbidden site: %d queries %q; unknown site: %d queries %q",
+			len(queries[berlinSiteID]), queries[berlinSiteID], len(queries[noSiteID]), queries[noSiteID])
+	}
+}
+
+// gate holds Overview queries until released, announcing each.
+type gate struct {
+	store.Querier
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *gate) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+	g.entered <- struct{}{}
+	<-g.release
+	return g.Querier.Overview(context.WithoutCancel(ctx), q) // it outlived its deadline here
+}
+
+// The analytics routes bound what one client can ask: a query string's
+// size, a rate per client, and the requests querying the store at once.
+func TestAnalyticsLimits(t *testing.T) {
+	fx := newAnalyticsFixture(t, "sqlite")
+	g := &gate{Querier: fx.store, entered: make(chan struct{}, 8), release: make(chan struct{})}
+	app := fx.appWith(t, func(c *hooks.AnalyticsConfig) {
+		c.Store, c.RateLimit, c.MaxConcurrent, c.QueryTimeout = g, 1, 1, time.Second
+	})
+	srv := livetest.Serve(t, app)
+	get := func(path, query, who string) int {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+apiURL(berlinSiteID, path, query), nil)
+		if who != "" {
+			req.Header.Set("Authorization", token(t, who))
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+
+	if status := get("timeseries", "filters="+strings.Repeat("a", hooks.DefaultMaxQueryString), ownerID); status != http.StatusRequestURITooLong {
+		t.Fatalf("oversized query string: %d, want 414", status)
+	}
+
+	// One request holds the only turn: another client's waits, then 503.
+	first := make(chan int, 1)
+	go func() { first <- get("overview", "", ownerID) }()
+	<-g.entered
+	if status := get("timeseries", "", memberID); status != http.StatusServiceUnavailable {
+		t.Fatalf("request without a turn: %d, want 503", status)
+	}
+	close(g.release)
+	if status := <-first; status != http.StatusOK {
+		t.Fatalf("request with the turn: %d, want 200", status)
+	}
+
+	// A burst of 2 per client (before the site is even looked up), then 429.
+	for i, want := range []int{http.StatusNotFound, http.StatusNotFound, http.StatusTooManyRequests} {
+		if status := get("timeseries", "", strangerID); status != want {
+			t.Fatalf("stranger's request %d: %d, want %d", i+1, status, want)
+		}
+	}
+	if status := get("timeseries", "", superuserID); status != http.StatusOK {
+		t.Fatalf("superuser: %d", status)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/hit"
+	"github.com/pocketlytics/pocketlytics/internal/lograte"
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 	"github.com/pocketlytics/pocketlytics/internal/ratelimit"
@@ -87,9 +89,11 @@ func RegisterCollect(app core.App, cfg CollectConfig) error {
 	}
 
 	c := &collector{
-		cfg:     cfg,
-		limiter: ratelimit.New(ratelimit.Options{Rate: cfg.RateLimit}),
-		refused: map[string]prometheus.Counter{},
+		cfg:        cfg,
+		limiter:    ratelimit.New(ratelimit.Options{Rate: cfg.RateLimit}),
+		refused:    map[string]prometheus.Counter{},
+		queueFault: lograte.Every(10 * time.Second),
+		state:      ingestStateOf(app),
 	}
 	for _, r := range []string{
 		reasonRateLimited, reasonTooLarge, reasonMediaType, reasonBadRequest,
@@ -133,6 +137,10 @@ type collector struct {
 	cfg     CollectConfig
 	limiter *ratelimit.Limiter
 	refused map[string]prometheus.Counter // filled once, read-only after
+	// queueFault bounds the log entries of a queue that refuses every hit
+	// (a full disk): one per 10 seconds, not one per hit.
+	queueFault *lograte.Limiter
+	state      *ingestState // what health reports of ingest
 }
 
 // securityHeaders are those of PocketBase's securityHeaders middleware,
@@ -232,10 +240,14 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 
 	if err := c.cfg.Queue.Enqueue(ctx, ev); err != nil {
 		c.refused[reasonNotQueued].Inc()
-		e.App.Logger().Warn("Failed to queue a hit", "error", err)
+		c.state.failed(err)
+		if n, ok := c.queueFault.Allow(); ok {
+			e.App.Logger().Warn("Failed to queue a hit", slog.String("error", err.Error()), slog.Int64("suppressed", n))
+		}
 		return e.Error(http.StatusServiceUnavailable, "The hit was not queued, try again later.", nil)
 	}
 
+	c.state.queued()
 	metrics.HitsAccepted.Inc()
 	if c.cfg.Live != nil {
 		c.cfg.Live.Publish(ev)

@@ -49,8 +49,11 @@ func RegisterLive(app core.App, cfg LiveConfig) error {
 }
 
 func liveStatus(e *core.RequestEvent, cfg LiveConfig) error {
-	site, err := e.App.FindRecordById(realtime.SitesCollection, e.Request.PathValue("siteId"))
+	id := e.Request.PathValue("siteId")
+	site, err := e.App.FindRecordById(realtime.SitesCollection, id)
 	if err != nil {
+		// As much work as a forbidden site: the 404s do not tell which.
+		_, _ = canViewID(e, id)
 		return e.NotFoundError("", nil)
 	}
 	info, err := e.RequestInfo()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pocketbase/pocketbase/apis"
@@ -66,14 +67,62 @@ type OpsConfig struct {
 	Timeout time.Duration
 }
 
+// ingestStateKey holds the ingest route's *ingestState in app.Store(),
+// shared by the collect and ops hooks of one app.
+const ingestStateKey = "pocketlytics.ingestState"
+
+// ingestFailureShown is how long a refused hit keeps health "failing"
+// without a hit stored since: a quiet instance is shown as it last was,
+// then as ok again, so a balancer that took it out tries it again.
+const ingestFailureShown = time.Minute
+
+// ingestState is whether the ingest route could queue its last hit.
+type ingestState struct {
+	failedAt atomic.Int64 // unix nanoseconds of the last refused hit; 0: the last was queued
+	err      atomic.Pointer[string]
+}
+
+func ingestStateOf(app core.App) *ingestState {
+	return app.Store().GetOrSet(ingestStateKey, func() any { return &ingestState{} }).(*ingestState)
+}
+
+func (s *ingestState) failed(err error) {
+	msg := err.Error()
+	s.err.Store(&msg)
+	s.failedAt.Store(time.Now().UnixNano())
+}
+
+// queued notes a queued hit; a load first, as this runs on every hit.
+func (s *ingestState) queued() {
+	if s.failedAt.Load() != 0 {
+		s.failedAt.Store(0)
+	}
+}
+
+// failing returns why the last hit was refused, if it was, recently.
+func (s *ingestState) failing() (string, bool) {
+	at := s.failedAt.Load()
+	if at == 0 || time.Since(time.Unix(0, at)) > ingestFailureShown {
+		return "", false
+	}
+	if msg := s.err.Load(); msg != nil {
+		return *msg, true
+	}
+	return "", true
+}
+
 // Health is the body of GET /api/analytics/health.
 type Health struct {
-	// Status is "ok", or "degraded" when a part listed in Problems fails.
-	// Ingest keeps accepting hits while degraded (they wait in the queue or
-	// the spool), so the endpoint answers 200 either way: alert on Status,
-	// do not take the instance out of a load balancer for it.
+	// Status is "ok", "degraded" when a part listed in Problems fails
+	// while ingest keeps accepting hits (they wait in the queue or the
+	// spool; the endpoint answers 200: alert on it, keep the instance in
+	// the load balancer), or "failing" when ingest refuses hits (a full
+	// disk; the endpoint answers 503).
 	Status   string   `json:"status"`
 	Problems []string `json:"problems"`
+
+	// IngestError is why the last hit was refused, while Status is "failing".
+	IngestError string `json:"ingestError,omitempty"`
 
 	Mode           string `json:"mode"`
 	Store          string `json:"store"`
@@ -106,7 +155,7 @@ func RegisterOps(app core.App, cfg OpsConfig) error {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Second
 	}
-	ops := &opsHandlers{cfg: cfg, metrics: promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})}
+	ops := &opsHandlers{cfg: cfg, ingest: ingestStateOf(app), metrics: promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})}
 	if cfg.MetricsToken != "" {
 		sum := sha256.Sum256([]byte(cfg.MetricsToken))
 		ops.tokenHash = sum[:]
@@ -124,12 +173,20 @@ func RegisterOps(app core.App, cfg OpsConfig) error {
 
 type opsHandlers struct {
 	cfg       OpsConfig
+	ingest    *ingestState
 	metrics   http.Handler
 	tokenHash []byte // sha256 of the metrics token; nil: no token
 }
 
 func (o *opsHandlers) health(e *core.RequestEvent) error {
-	return e.JSON(http.StatusOK, o.check(e.Request.Context()))
+	h := o.check(e.Request.Context())
+	if msg, failing := o.ingest.failing(); failing {
+		h.Status, h.IngestError = "failing", msg
+		h.Problems = append(h.Problems, "ingest")
+		slices.Sort(h.Problems)
+		return e.JSON(http.StatusServiceUnavailable, h)
+	}
+	return e.JSON(http.StatusOK, h)
 }
 
 // check runs every probe concurrently, each bounded by the timeout.

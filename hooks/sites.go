@@ -18,7 +18,9 @@ import (
 //     be bare host names, at least one; timezone must be an IANA name and
 //     defaults to UTC;
 //   - on create through the API, owner is the signed-in user, whatever the
-//     body says, unless a superuser creates the site.
+//     body says, unless a superuser creates the site;
+//   - through the API, only superusers add members: a user cannot impose a
+//     site on another (members join by invitation); removing one is allowed.
 func RegisterSites(app core.App) error {
 	app.OnRecordValidate(sitecache.Collection).BindFunc(func(e *core.RecordEvent) error {
 		if err := normalizeSite(e.Record); err != nil {
@@ -30,10 +32,35 @@ func RegisterSites(app core.App) error {
 	app.OnRecordCreateRequest(sitecache.Collection).BindFunc(func(e *core.RecordRequestEvent) error {
 		if e.Auth != nil && !e.HasSuperuserAuth() {
 			e.Record.Set("owner", e.Auth.Id)
+			if err := noNewMembers(e.Record, nil); err != nil {
+				return e.BadRequestError("", err)
+			}
 		}
 		return e.Next()
 	})
 
+	app.OnRecordUpdateRequest(sitecache.Collection).BindFunc(func(e *core.RecordRequestEvent) error {
+		if !e.HasSuperuserAuth() {
+			if err := noNewMembers(e.Record, e.Record.Original().GetStringSlice("members")); err != nil {
+				return e.BadRequestError("", err)
+			}
+		}
+		return e.Next()
+	})
+
+	return nil
+}
+
+// noNewMembers refuses members of r that were not members before: a user
+// becomes a member by consent (an invitation they accept), never because
+// another user listed them. Removing members stays allowed.
+func noNewMembers(r *core.Record, before []string) error {
+	for _, id := range r.GetStringSlice("members") {
+		if !slices.Contains(before, id) {
+			return validation.Errors{"members": validation.NewError("validation_members_need_consent",
+				"Users cannot be added as members by others; they join by invitation.")}
+		}
+	}
 	return nil
 }
 

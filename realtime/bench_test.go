@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"sync"
 	"syscall"
@@ -23,10 +25,11 @@ import (
 // benchConfigs are the two deployments: one process, and Redis-backed.
 func benchConfigs(b *testing.B) map[string]func(*testing.B) realtime.Config {
 	return map[string]func(*testing.B) realtime.Config{
-		"memory": func(*testing.B) realtime.Config { return realtime.Config{} },
+		// The subscribers all come from 127.0.0.1.
+		"memory": func(*testing.B) realtime.Config { return realtime.Config{MaxConnsPerAddr: -1} },
 		"redis": func(b *testing.B) realtime.Config {
 			rdb := testutil.Redis(b)
-			cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.RedisPrefix(b, "pltest")}
+			cfg := realtime.Config{Redis: rdb, Channel: testutil.Unique("pltest-live-"), KeyPrefix: testutil.RedisPrefix(b, "pltest"), MaxConnsPerAddr: -1}
 			return cfg
 		},
 	}
@@ -72,7 +75,8 @@ func BenchmarkLatency(b *testing.B) {
 //	go test -run '^$' -bench Publish ./realtime/
 func BenchmarkPublish(b *testing.B) {
 	cases := map[string]func(*testing.B) realtime.Config{
-		"memory": func(*testing.B) realtime.Config { return realtime.Config{} },
+		// The subscribers all come from 127.0.0.1.
+		"memory": func(*testing.B) realtime.Config { return realtime.Config{MaxConnsPerAddr: -1} },
 		"redis-down": func(b *testing.B) realtime.Config {
 			return realtime.Config{Redis: livetest.NewRedisServer(b).Client()} // never started
 		},
@@ -144,11 +148,84 @@ func BenchmarkFanout(b *testing.B) {
 	}
 }
 
+// BenchmarkHostileWatchers measures what watchers that subscribe to a
+// public site under 1,000 keys each cost the server: 100 such clients in a
+// child process while hits arrive at 50/s (one per b.N). It reports the
+// server's CPU, its heap, the arrivals the clients received per hit, and
+// the latency of another request (GET /api/health) meanwhile.
+//
+//	go test -run '^$' -bench HostileWatchers -benchtime 200x -timeout 20m ./realtime/
+func BenchmarkHostileWatchers(b *testing.B) {
+	const clients, keysPerClient, rate = 100, 1000, 50
+	// All clients come from 127.0.0.1: the bound per address is off here,
+	// to measure what their keys cost.
+	app, live, base := start(b, realtime.Config{MaxConnsPerAddr: -1})
+	site := livetest.CreateSite(b, app, "hostilesite0001", livetest.Owner, nil, true).Id
+	child := startClients(b, fanoutJob{
+		URL:      base,
+		Topic:    realtime.Topic(site),
+		Clients:  clients,
+		Keys:     keysPerClient,
+		Messages: clients * keysPerClient * b.N, // one per key: the most a client could get
+		// The arrivals of the run, and two seconds for the last ones.
+		Wait: time.Duration(b.N)*time.Second/rate + 2*time.Second,
+	})
+
+	var health []time.Duration
+	stop := make(chan struct{})
+	probed := make(chan struct{})
+	go func() {
+		defer close(probed)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			t0 := time.Now()
+			if res, err := http.Get(base + "/api/health"); err == nil {
+				res.Body.Close()
+				health = append(health, time.Since(t0))
+			}
+		}
+	}()
+
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	cpu0, wall0 := cpuTime(), time.Now()
+	b.ResetTimer()
+	for range b.N {
+		<-tick.C
+		h := livetest.Hit(site, visitor(), event.Pageview, "/")
+		h.Time = time.Now().UTC()
+		live.Publish(h)
+	}
+	res := child.wait(b)
+	b.StopTimer()
+	wall := time.Since(wall0).Seconds()
+	close(stop)
+	<-probed
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	slices.Sort(health)
+	b.ReportMetric((cpuTime()-cpu0).Seconds()/wall, "server-cpu-cores")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MB")
+	b.ReportMetric(float64(res.Received)/float64(b.N), "arrivals/hit")
+	b.ReportMetric(res.P50, "delivery-p50-ms")
+	if len(health) > 0 {
+		b.ReportMetric(float64(health[len(health)/2])/float64(time.Millisecond), "health-p50-ms")
+		b.ReportMetric(float64(health[len(health)*99/100])/float64(time.Millisecond), "health-p99-ms")
+	}
+	b.ReportMetric(0, "ns/op")
+}
+
 // fanoutJob tells the client process what to do.
 type fanoutJob struct {
 	URL, Token, Topic string
 	Clients           int
-	Messages          int // arrivals to wait for, over all clients
+	Keys              int           // subscription keys per client (0: one)
+	Messages          int           // arrivals to wait for, over all clients
+	Wait              time.Duration // at most (0: a minute)
 }
 
 // fanoutResult is what the client process reports, in milliseconds.
@@ -235,7 +312,7 @@ func runClients(raw string) int {
 			mu.Unlock()
 		})
 		if err == nil {
-			err = subscribeClient(job.URL, id, job.Token, job.Topic)
+			err = subscribeClient(job.URL, id, job.Token, keys(job.Topic, job.Keys)...)
 		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "client:", err)
@@ -244,9 +321,12 @@ func runClients(raw string) int {
 	}
 	fmt.Println("ready")
 
+	if job.Wait <= 0 {
+		job.Wait = time.Minute
+	}
 	select {
 	case <-done:
-	case <-time.After(time.Minute):
+	case <-time.After(job.Wait):
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -292,8 +372,21 @@ func connectClient(base string, fn func(livetest.Event)) (string, error) {
 	}
 }
 
-func subscribeClient(base, id, token, topic string) error {
-	body, _ := json.Marshal(map[string]any{"clientId": id, "subscriptions": []string{topic}})
+// keys returns n subscription keys of topic that differ only in their
+// options, as a hostile client would send them (one key for n <= 1).
+func keys(topic string, n int) []string {
+	if n <= 1 {
+		return []string{topic}
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = topic + "?options=" + url.QueryEscape(fmt.Sprintf(`{"query":{"k":"%d"}}`, i))
+	}
+	return out
+}
+
+func subscribeClient(base, id, token string, topics ...string) error {
+	body, _ := json.Marshal(map[string]any{"clientId": id, "subscriptions": topics})
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/realtime", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", token)

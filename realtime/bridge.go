@@ -51,6 +51,9 @@ type bridge struct {
 	app  core.App
 	live *Live
 
+	connsMu sync.Mutex
+	conns   map[string]int // open realtime connections by client address
+
 	mu       sync.RWMutex
 	clients  map[string]*subscriber // by client id
 	sites    map[string]*siteEntry
@@ -66,11 +69,16 @@ type siteEntry struct {
 }
 
 func newBridge(app core.App, live *Live) *bridge {
-	return &bridge{app: app, live: live, clients: map[string]*subscriber{}, sites: map[string]*siteEntry{}}
+	return &bridge{app: app, live: live, conns: map[string]int{}, clients: map[string]*subscriber{}, sites: map[string]*siteEntry{}}
 }
 
 func (b *bridge) bind() {
 	b.app.OnRealtimeConnectRequest().BindFunc(func(e *core.RealtimeConnectRequestEvent) error {
+		addr := e.RealIP()
+		if !b.connect(addr) {
+			return e.TooManyRequestsError("Too many realtime connections from this address.", nil)
+		}
+		defer b.disconnect(addr)
 		if c, ok := e.Client.(*subscriptions.DefaultClient); ok {
 			e.Client = newSafeClient(c)
 		}
@@ -114,8 +122,63 @@ func (b *bridge) bind() {
 	})
 }
 
-// onSubscribe drops the live topics the client may not see before
-// PocketBase applies the subscriptions, then indexes the rest.
+// connect counts a realtime connection from addr, or reports false when
+// addr holds Config.MaxConnsPerAddr already.
+func (b *bridge) connect(addr string) bool {
+	max := b.live.cfg.MaxConnsPerAddr
+	if max < 0 {
+		return true
+	}
+	b.connsMu.Lock()
+	defer b.connsMu.Unlock()
+	if b.conns[addr] >= max {
+		return false
+	}
+	b.conns[addr]++
+	return true
+}
+
+func (b *bridge) disconnect(addr string) {
+	if b.live.cfg.MaxConnsPerAddr < 0 {
+		return
+	}
+	b.connsMu.Lock()
+	defer b.connsMu.Unlock()
+	if b.conns[addr]--; b.conns[addr] <= 0 {
+		delete(b.conns, addr)
+	}
+}
+
+// liveKeys picks the live keys a client may hold from those it asked for:
+// one per site, the last one given (the SDK lists its newest subscription
+// last), for at most max sites. Keys of a topic without a site id are
+// dropped too.
+func liveKeys(subs []string, max int) []string {
+	last := map[string]string{}
+	var order []string
+	for _, sub := range subs {
+		site, _ := parseTopic(sub)
+		if site == "" {
+			continue
+		}
+		if _, seen := last[site]; !seen {
+			if len(order) == max {
+				continue
+			}
+			order = append(order, site)
+		}
+		last[site] = sub
+	}
+	keys := make([]string, len(order))
+	for i, site := range order {
+		keys[i] = last[site]
+	}
+	return keys
+}
+
+// onSubscribe drops the live topics the client may not see, and all but
+// one key per site, before PocketBase applies the subscriptions, then
+// indexes the rest.
 func (b *bridge) onSubscribe(e *core.RealtimeSubscribeRequestEvent) error {
 	kept := make([]string, 0, len(e.Subscriptions))
 	var live []string
@@ -126,6 +189,7 @@ func (b *bridge) onSubscribe(e *core.RealtimeSubscribeRequestEvent) error {
 			kept = append(kept, sub)
 		}
 	}
+	live = liveKeys(live, b.live.cfg.MaxSites)
 	if len(live) > 0 && !b.live.cfg.DisablePush {
 		opts := parseOptions(live)
 		for _, sub := range live {

@@ -43,6 +43,7 @@ import (
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/lograte"
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
 	"github.com/pocketlytics/pocketlytics/realtime/bus"
 	"github.com/pocketlytics/pocketlytics/realtime/presence"
@@ -88,6 +89,17 @@ type Config struct {
 	// streams): live topics are dropped from subscriptions and dashboards
 	// poll GET /api/analytics/sites/{id}/live, which then reports push=false.
 	DisablePush bool
+
+	// MaxSites is how many sites one realtime client may watch at once
+	// (default 16). A client holds one live key per site: a later key of
+	// the same site replaces the earlier one, so what a watcher costs does
+	// not depend on how many keys it sends.
+	MaxSites int
+
+	// MaxConnsPerAddr bounds the realtime (SSE) connections from one client
+	// address (default 32; negative: no bound). Offices behind one NAT
+	// share an address: keep it above the dashboards they keep open.
+	MaxConnsPerAddr int
 }
 
 // Defaults of Config.
@@ -96,6 +108,8 @@ const (
 	DefaultCountThrottle = 250 * time.Millisecond
 	DefaultClientBuffer  = 1024
 	DefaultQueueSize     = 8192
+	DefaultMaxSites      = 16
+	DefaultMaxConns      = 32
 )
 
 func (c Config) withDefaults() Config {
@@ -120,6 +134,12 @@ func (c Config) withDefaults() Config {
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize
 	}
+	if c.MaxSites <= 0 {
+		c.MaxSites = DefaultMaxSites
+	}
+	if c.MaxConnsPerAddr == 0 {
+		c.MaxConnsPerAddr = DefaultMaxConns
+	}
 	return c
 }
 
@@ -140,12 +160,12 @@ type Live struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 
-	lastWarn atomic.Int64  // unix ms of the last logged error, to log at most every 10s
-	ready    chan struct{} // closed once the bus delivers
+	warns *lograte.Limiter // one error entry per 10s
+	ready chan struct{}    // closed once the bus delivers
 
 	// The worker's buffers for a batch's presence hits and their events,
 	// reused batch after batch.
-	hits []presence.Hit
+	hits []presence.Sighting
 	evs  []*event.Event
 }
 
@@ -183,6 +203,7 @@ func Register(app core.App, cfg Config) (*Live, error) {
 		ctx:    ctx,
 		cancel: cancel,
 		ready:  make(chan struct{}),
+		warns:  lograte.Every(10 * time.Second),
 
 		interest: newInterest(),
 	}
@@ -389,7 +410,7 @@ func (l *Live) apply(batch []event.Event) []presence.Departure {
 			continue
 		}
 		visitor := VisitorKey(ev.SiteID, ev.VisitorID)
-		hits = append(hits, presence.Hit{
+		hits = append(hits, presence.Sighting{
 			Site: ev.SiteID, Visitor: visitor, At: ev.Time, Kind: kind,
 			Page: ev.Pathname, Referrer: ev.ReferrerHost,
 			Arrival: arrivalOf(ev, visitor),
@@ -533,10 +554,7 @@ func (l *Live) warn(msg string, err error) {
 	if l.ctx.Err() != nil {
 		return
 	}
-	now := time.Now().UnixMilli()
-	last := l.lastWarn.Load()
-	if now-last < 10_000 || !l.lastWarn.CompareAndSwap(last, now) {
-		return
+	if n, ok := l.warns.Allow(); ok {
+		l.app.Logger().Warn(msg, slog.String("error", err.Error()), slog.Int64("suppressed", n))
 	}
-	l.app.Logger().Warn(msg, slog.String("error", err.Error()))
 }

@@ -2,7 +2,11 @@ package realtime_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -543,5 +547,76 @@ func TestUnwatchedSitesPublishNothing(t *testing.T) {
 		case <-timeout:
 			t.Fatal("the watched site's arrival never reached the channel")
 		}
+	}
+}
+
+// A watcher's cost does not depend on how many keys it sends: a client
+// holds one key per site (the last it sent), for at most MaxSites sites,
+// and gets each message once; an address holds at most MaxConnsPerAddr
+// connections.
+func TestHostileWatcher(t *testing.T) {
+	app, live, base := start(t, realtime.Config{MaxSites: 2, MaxConnsPerAddr: 3})
+	superuser := livetest.Token(t, app, core.CollectionNameSuperusers, "test@example.com")
+
+	c := livetest.Connect(t, base)
+	var subs []string
+	for i := range 200 {
+		subs = append(subs, realtime.Topic(livetest.Public)+"?options="+url.QueryEscape(fmt.Sprintf(`{"query":{"k":"%d"}}`, i)))
+	}
+	last := subs[len(subs)-1]
+	subs = append(subs, realtime.Topic(livetest.Site), realtime.Topic(livetest.Other))
+	if status := c.Subscribe(t, superuser, subs...); status != 204 {
+		t.Fatalf("subscribe: status %d", status)
+	}
+	keys := subscriptionsOf(t, app, c.ID)
+	want := map[string]struct{}{last: {}, realtime.Topic(livetest.Site): {}}
+	if !maps.Equal(keys, want) {
+		t.Fatalf("client holds %v, want %v", slices.Collect(maps.Keys(keys)), slices.Collect(maps.Keys(want)))
+	}
+
+	vid := visitor()
+	live.Publish(livetest.Hit(livetest.Public, vid, event.Pageview, "/"))
+	stop := visitor()
+	live.Publish(livetest.Hit(livetest.Site, stop, event.Pageview, "/"))
+	arrivals := 0
+	for _, e := range collectUntil(t, c, realtime.VisitorKey(livetest.Site, stop)) {
+		if m := e.Decode(t); m["type"] == realtime.TypeArrival && m["visitor"] == realtime.VisitorKey(livetest.Public, vid) {
+			arrivals++
+			if e.Name != last {
+				t.Fatalf("arrival under %q, want %q", e.Name, last)
+			}
+		}
+	}
+	if arrivals != 1 {
+		t.Fatalf("%d arrivals for one hit, want 1", arrivals)
+	}
+
+	// c is the first connection from this address; two more fit.
+	livetest.Connect(t, base)
+	third := livetest.Connect(t, base)
+	res, err := http.Get(base + "/api/realtime")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("fourth connection: status %d, want 429", res.StatusCode)
+	}
+	third.Close()
+	deadline := time.Now().Add(livetest.Wait)
+	for {
+		res, err := http.Get(base + "/api/realtime")
+		if err != nil {
+			t.Fatal(err)
+		}
+		status := res.StatusCode
+		res.Body.Close()
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed connection still counts: status %d", status)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

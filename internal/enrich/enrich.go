@@ -191,7 +191,7 @@ func (p *Pipeline) Run(ctx context.Context, in *Input) (ev event.Event, drop str
 		Time:   now.UTC().Truncate(time.Millisecond),
 		SiteID: in.Site.ID,
 		Type:   in.Hit.Type,
-		Title:  truncate(in.Hit.Title, maxTitle),
+		Title:  in.Hit.Title, // cut at hit.MaxTitle characters by hit.Parse
 	}
 	if s.ev.SiteID == "" {
 		s.ev.SiteID = in.Hit.Site

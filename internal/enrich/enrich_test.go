@@ -209,6 +209,7 @@ func TestPage(t *testing.T) {
 		{name: "invalid UTF-8 escape kept raw", url: "https://example.com/%ff", host: "example.com", path: "/%ff"},
 		{name: "IPv6 host", url: "http://[2001:db8::1]:8080/x", host: "2001:db8::1", path: "/x"},
 		{name: "long path capped", url: "https://example.com/" + strings.Repeat("é", 2000), host: "example.com", path: "/" + strings.Repeat("é", 1023)},
+		{name: "decoded NUL dropped", url: "https://example.com/a%00b", host: "example.com", path: "/ab"},
 		{name: "relative URL", url: "/pricing", drop: DropInvalidURL},
 		{name: "no host", url: "file:///home/me/index.html", drop: DropInvalidURL},
 		{name: "bad host", url: "https://exa mple.com/", drop: DropInvalidURL},
@@ -242,6 +243,7 @@ func TestUTM(t *testing.T) {
 		{"undecodable value dropped", "utm_source=%zz&utm_medium=cpc", utm{medium: "cpc"}},
 		{"trimmed", "utm_campaign=%20%20launch%20", utm{campaign: "launch"}},
 		{"capped", "utm_campaign=" + strings.Repeat("x", 400), utm{campaign: strings.Repeat("x", 256)}},
+		{"control characters dropped", "utm_medium=a%00b&utm_source=x%1by", utm{source: "xy", medium: "ab"}},
 		{"none", "page=2", utm{}},
 	}
 	for _, c := range cases {

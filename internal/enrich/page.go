@@ -4,14 +4,15 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/pocketlytics/pocketlytics/internal/hit"
 )
 
 // Length caps, in bytes, cut on a rune boundary.
 const (
-	maxHost  = 253 // longest DNS name
-	maxPath  = 2048
-	maxTitle = 512
-	maxUTM   = 256
+	maxHost = 253 // longest DNS name
+	maxPath = 2048
+	maxUTM  = 256
 )
 
 // clickIDs are query parameters that ad networks add to ad clicks only, so
@@ -182,8 +183,10 @@ func queryValue(v string) string {
 	return truncate(strings.TrimSpace(v), maxUTM)
 }
 
-// truncate caps s at n bytes on a rune boundary and repairs invalid UTF-8.
+// truncate caps s at n bytes on a rune boundary, repairs invalid UTF-8 and
+// drops control characters (hit.Clean).
 func truncate(s string, n int) string {
+	s = hit.Clean(s)
 	if len(s) > n {
 		for n > 0 && !utf8.RuneStart(s[n]) {
 			n--

@@ -208,7 +208,7 @@ func (f *Flusher) read(ctx context.Context, batches chan<- []queue.Message) []qu
 			if ctx.Err() != nil {
 				break
 			}
-			f.log.Warn("flush: reading the queue failed", "error", err)
+			f.log.Warn("flush: reading the queue failed", slog.Int("attempt", readFailures+1), slog.String("error", err.Error()))
 			if f.sleep(ctx, f.backoff(readFailures)) != nil {
 				break
 			}
@@ -358,6 +358,9 @@ func (f *Flusher) store(ctx context.Context, msgs []queue.Message, failures int)
 		start := time.Now()
 		err := f.w.Insert(ctx, token, events)
 		if err == nil {
+			if transient > 0 {
+				f.log.Info("flush: insert succeeded after retries", slog.Int("events", len(events)), slog.Int("attempts", transient+1))
+			}
 			metrics.FlushLatency.Observe(time.Since(start).Seconds())
 			metrics.BatchSize.Observe(float64(len(events)))
 			metrics.FlushedRows.Add(float64(len(events)))
@@ -369,8 +372,11 @@ func (f *Flusher) store(ctx context.Context, msgs []queue.Message, failures int)
 		metrics.InsertErrors.Inc()
 
 		if !store.IsPermanent(err) || f.dl == nil {
+			// The backoff doubles up to MaxBackoff: an outage writes a few
+			// entries, then one per MaxBackoff.
 			d := f.backoff(transient)
-			f.log.Warn("flush: insert failed, retrying", "events", len(events), "retryIn", d, "error", err)
+			f.log.Warn("flush: insert failed, retrying", slog.Int("events", len(events)), slog.Int("attempt", transient+1),
+				slog.String("retryIn", d.Round(time.Millisecond).String()), slog.String("error", err.Error()))
 			if err := f.sleep(ctx, d); err != nil {
 				return err
 			}
@@ -402,11 +408,12 @@ func (f *Flusher) deadLetter(ctx context.Context, msgs []queue.Message, cause er
 		err := f.dl.DeadLetter(ctx, msgs, cause)
 		if err == nil {
 			for _, m := range msgs {
-				f.log.Warn("flush: event dead-lettered", "id", m.ID, "event", m.Event.ID, "deliveries", m.Deliveries, "error", cause)
+				f.log.Warn("flush: event dead-lettered", slog.String("id", m.ID), slog.String("event", m.Event.ID),
+					slog.Int("deliveries", m.Deliveries), slog.String("error", cause.Error()))
 			}
 			return nil
 		}
-		f.log.Error("flush: dead-lettering failed", "error", err)
+		f.log.Error("flush: dead-lettering failed", slog.String("error", err.Error()))
 		if err := f.sleep(ctx, f.backoff(attempt)); err != nil {
 			return err
 		}
@@ -422,7 +429,7 @@ func (f *Flusher) ack(ctx context.Context, msgs []queue.Message) {
 		if err == nil {
 			return
 		}
-		f.log.Warn("flush: ack failed", "events", len(msgs), "attempt", attempt+1, "error", err)
+		f.log.Warn("flush: ack failed", slog.Int("events", len(msgs)), slog.Int("attempt", attempt+1), slog.String("error", err.Error()))
 		if attempt+1 == attempts || f.sleep(ctx, f.backoff(attempt)) != nil {
 			return
 		}

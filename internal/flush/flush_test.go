@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/queue/localq"
 	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/internal/store/sqlitestore"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
 // env is a real local queue and a real SQLite store in a temp dir.
@@ -322,7 +324,8 @@ func TestStoreOutage(t *testing.T) {
 			}}
 			errs := counter(metrics.InsertErrors)
 			e.enqueue(t, testEvents("o", 50)...)
-			e.run(t, e.q, w, fast(flush.Options{BatchSize: 50, Interval: time.Hour}))
+			log, logs := testutil.NewLogs(t)
+			e.run(t, e.q, w, fast(flush.Options{BatchSize: 50, Interval: time.Hour, Logger: log}))
 
 			eventually(t, "the batch is stored", func() bool { return e.stats(t).Length == 0 })
 			if n := e.count(t); n != 50 {
@@ -330,6 +333,23 @@ func TestStoreOutage(t *testing.T) {
 			}
 			if got := counter(metrics.InsertErrors) - errs; got != 4 {
 				t.Fatalf("InsertErrors grew by %v, want 4", got)
+			}
+			// The operator sees each failure, storable by PocketBase's
+			// log store (NewLogs fails the test otherwise), and the end.
+			failed := logs.Find("flush: insert failed, retrying")
+			if len(failed) != 4 {
+				t.Fatalf("%d retry entries, want 4", len(failed))
+			}
+			for i, l := range failed {
+				if l.Level != slog.LevelWarn || l.Data["attempt"] != int64(i+1) || l.Data["error"] != "connection refused" {
+					t.Fatalf("retry entry %d: %v %v", i, l.Level, l.Data)
+				}
+				if _, ok := l.Data["retryIn"].(string); !ok {
+					t.Fatalf("retryIn is %T, want text", l.Data["retryIn"])
+				}
+			}
+			if n := len(logs.Find("flush: insert succeeded after retries")); n != 1 {
+				t.Fatalf("%d recovery entries, want 1", n)
 			}
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -351,7 +371,8 @@ func TestPoisonEntries(t *testing.T) {
 		bad[evs[i].ID] = true
 	}
 	e.enqueue(t, evs...)
-	e.run(t, e.q, e.s, fast(flush.Options{BatchSize: 100, Interval: 10 * time.Millisecond, MaxDeliveries: 3}))
+	log, logs := testutil.NewLogs(t)
+	e.run(t, e.q, e.s, fast(flush.Options{BatchSize: 100, Interval: 10 * time.Millisecond, MaxDeliveries: 3, Logger: log}))
 
 	eventually(t, "the queue is drained", func() bool { return e.stats(t).Length == 0 })
 	if n := e.count(t); n != len(evs)-len(bad) {
@@ -379,6 +400,9 @@ func TestPoisonEntries(t *testing.T) {
 	}
 	if len(bad) > 0 {
 		t.Fatalf("not dead-lettered: %v", bad)
+	}
+	if n := len(logs.Find("flush: event dead-lettered")); n != 4 {
+		t.Fatalf("%d dead-letter log entries, want 4", n)
 	}
 }
 

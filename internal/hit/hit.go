@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
@@ -124,7 +125,7 @@ func Parse(body []byte) (Body, error) {
 		Type:     w.Type,
 		URL:      w.URL,
 		Referrer: w.Referrer,
-		Title:    truncate(strings.TrimSpace(w.Title), MaxTitle),
+		Title:    truncate(strings.TrimSpace(Clean(w.Title)), MaxTitle),
 	}
 
 	if p.Site == "" {
@@ -151,7 +152,7 @@ func Parse(body []byte) (Body, error) {
 	}
 
 	if p.Type == event.Custom {
-		p.Name = strings.TrimSpace(w.Name)
+		p.Name = strings.TrimSpace(Clean(w.Name))
 		if p.Name == "" {
 			return Body{}, &Error{"name", CodeRequired, "A custom event needs a name."}
 		}
@@ -254,7 +255,7 @@ func parseProps(raw map[string]jsontext.Value) (map[string]string, error) {
 		if props == nil {
 			props = make(map[string]string, len(raw))
 		}
-		props[k] = s
+		props[Clean(k)] = Clean(s)
 	}
 	return props, nil
 }
@@ -320,4 +321,28 @@ func jsonReason(err error) string {
 		msg = strings.TrimPrefix(msg, p)
 	}
 	return truncate(msg, 200)
+}
+
+// Clean drops control characters from s (NUL, escapes, C1 controls) and
+// turns tabs and line breaks into spaces. Applied to every text a hit
+// carries, it makes the stores agree: SQLite cuts a text at a NUL where
+// ClickHouse keeps it.
+func Clean(s string) string {
+	i := strings.IndexFunc(s, unicode.IsControl)
+	if i < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+			b.WriteByte(' ')
+		case unicode.IsControl(r):
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

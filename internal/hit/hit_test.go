@@ -32,6 +32,17 @@ func TestParseValid(t *testing.T) {
 				Props: map[string]string{"plan": "pro", "seats": "3", "price": "9.5", "big": "1e+21", "neg": "0", "trial": "true", "paid": "false"}},
 		},
 		{
+			name: "control characters dropped, line breaks made spaces",
+			body: `{"site":"abcdefghij12345","type":"event","url":"https://example.com/","title":"a\u0000b\u001bc\nd","name":"Sign\u0000up","props":{"k\u0000":"v\u0000w\u0085x"}}`,
+			want: Body{Site: site, Type: "event", URL: "https://example.com/", Host: "example.com", Title: "abc d", Name: "Signup",
+				Props: map[string]string{"k": "vwx"}},
+		},
+		{
+			name: "title cut at 500 characters, not bytes",
+			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","title":"` + strings.Repeat("😀", 1500) + `"}`,
+			want: Body{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Title: strings.Repeat("😀", 500)},
+		},
+		{
 			name: "unknown fields ignored, name dropped for pageviews",
 			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","name":"x","extra":{"a":[1,2]},"v":2}`,
 			want: Body{Site: site, Type: "pageview", URL: "https://example.com/"},

@@ -93,9 +93,15 @@ func StartApp(t testing.TB, opts AppOptions) *App {
 		opts.DataDir = t.TempDir()
 	}
 	a := &App{t: t, bin: BuildApp(t), opts: opts, DataDir: opts.DataDir}
+	a.log = &bytes.Buffer{}
 	a.start()
 	t.Cleanup(func() {
 		a.Kill()
+		// PocketBase prints this when its log store refuses an entry,
+		// which the operator then never sees in the admin UI's Logs.
+		if strings.Contains(a.Log(), logRefused) {
+			t.Errorf("the app wrote log entries that PocketBase could not store")
+		}
 		if t.Failed() {
 			t.Logf("app log (%s):\n%s", a.DataDir, a.Log())
 		}
@@ -132,7 +138,6 @@ func (a *App) start() {
 	a.Addr = freeAddr(a.t)
 	a.URL = "http://" + a.Addr
 	a.mu.Lock()
-	a.log = &bytes.Buffer{}
 	// --dev=false: PocketBase takes a binary in the temp dir for `go run`
 	// and would log every SQL statement.
 	a.cmd = exec.Command(a.bin, "serve", "--dev=false", "--http", a.Addr, "--dir", a.DataDir)
@@ -158,7 +163,11 @@ func (a *App) start() {
 	a.t.Fatalf("app did not become healthy at %s:\n%s", a.URL, a.Log())
 }
 
-// Log returns what the process printed so far.
+// logRefused starts the line PocketBase prints for a log entry its store
+// refused (core.BaseApp's log writer).
+const logRefused = "Failed to write log"
+
+// Log returns what the process printed so far, across restarts.
 func (a *App) Log() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()

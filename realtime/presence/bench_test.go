@@ -31,12 +31,12 @@ func BenchmarkRedisTouch(b *testing.B) {
 
 	for _, bc := range []struct {
 		name  string
-		touch func(*presence.Redis, []presence.Hit) ([]presence.Result, error)
+		touch func(*presence.Redis, []presence.Sighting) ([]presence.Result, error)
 	}{
-		{"per-hit", func(r *presence.Redis, h []presence.Hit) ([]presence.Result, error) {
+		{"per-hit", func(r *presence.Redis, h []presence.Sighting) ([]presence.Result, error) {
 			return presence.TouchPerHit(ctx, r, h)
 		}},
-		{"per-site", func(r *presence.Redis, h []presence.Hit) ([]presence.Result, error) {
+		{"per-site", func(r *presence.Redis, h []presence.Sighting) ([]presence.Result, error) {
 			return r.Touch(ctx, h)
 		}},
 	} {
@@ -45,7 +45,7 @@ func BenchmarkRedisTouch(b *testing.B) {
 			st := presence.NewRedis(rdb, presence.Options{Prefix: testutil.Unique("bench"), Now: c.Now})
 			rng := rand.New(rand.NewPCG(1, 2))
 			const size = 100
-			batch := make([]presence.Hit, size)
+			batch := make([]presence.Sighting, size)
 			now := t0
 
 			before := redisStats(b, rdb)
@@ -94,7 +94,7 @@ func BenchmarkRedisSettle(b *testing.B) {
 			const size = 100
 			deps := make([][]presence.Departure, b.N)
 			for n := range b.N {
-				var hits, later []presence.Hit
+				var hits, later []presence.Sighting
 				for i := range size {
 					v := strconv.Itoa(n*size + i)
 					site := "bench" + strconv.Itoa(i%3)
@@ -136,11 +136,11 @@ func report(b *testing.B, before, after stats, n int, item string) {
 	b.ReportMetric((after.calls-before.calls)/f, "calls/"+item)
 }
 
-func fillBatch(rng *rand.Rand, batch []presence.Hit, now time.Time) {
+func fillBatch(rng *rand.Rand, batch []presence.Sighting, now time.Time) {
 	for i := range batch {
 		v := strconv.Itoa(rng.IntN(3000))
 		at := now.Add(-time.Duration(rng.IntN(500)) * time.Millisecond)
-		var h presence.Hit
+		var h presence.Sighting
 		switch n := rng.IntN(10); {
 		case n < 4:
 			h = pv(v, "/page/"+strconv.Itoa(rng.IntN(50)), at)

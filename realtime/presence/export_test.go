@@ -64,7 +64,7 @@ return {arrived and 1 or 0, prev, 0}
 `)
 
 // TouchPerHit is Redis.Touch with one perHitScript call per hit.
-func TouchPerHit(ctx context.Context, r *Redis, hits []Hit) ([]Result, error) {
+func TouchPerHit(ctx context.Context, r *Redis, hits []Sighting) ([]Result, error) {
 	now := ms(r.opts.Now())
 	window, grace, ttl := r.opts.Window.Milliseconds(), r.opts.Grace.Milliseconds(), r.ttl()
 	fill := func(p redis.Pipeliner) error {

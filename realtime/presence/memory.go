@@ -55,7 +55,7 @@ func (m *Memory) site(id string) *memSite {
 }
 
 // Touch implements Store.
-func (m *Memory) Touch(_ context.Context, hits []Hit) ([]Result, error) {
+func (m *Memory) Touch(_ context.Context, hits []Sighting) ([]Result, error) {
 	now := ms(m.opts.Now())
 	window := m.opts.Window.Milliseconds()
 	grace := m.opts.Grace.Milliseconds()

@@ -23,7 +23,7 @@
 // Example:
 //
 //	st := presence.NewMemory(presence.Options{Window: 5 * time.Minute})
-//	res, _ := st.Touch(ctx, []presence.Hit{{Site: "s1", Visitor: "ab12", At: time.Now(), Kind: presence.Pageview, Page: "/"}})
+//	res, _ := st.Touch(ctx, []presence.Sighting{{Site: "s1", Visitor: "ab12", At: time.Now(), Kind: presence.Pageview, Page: "/"}})
 //	if res[0].Arrived { ... }
 //	pr, _ := st.Prune(ctx, "s1") // pr[0].Count is the live count
 package presence
@@ -92,8 +92,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Hit is one hit as presence sees it.
-type Hit struct {
+// Sighting is a visitor seen on a site: what presence keeps of a hit.
+type Sighting struct {
 	Site    string
 	Visitor string // opaque per-day visitor key
 	At      time.Time
@@ -183,7 +183,7 @@ type Tally struct {
 // Store is live visitor state. Implementations are safe for concurrent use.
 type Store interface {
 	// Touch applies hits in order and reports, per hit, what it changed.
-	Touch(ctx context.Context, hits []Hit) ([]Result, error)
+	Touch(ctx context.Context, hits []Sighting) ([]Result, error)
 	// Settle removes visitors whose leave was not cancelled by a later hit and
 	// reports, per departure, whether this call removed it.
 	Settle(ctx context.Context, deps []Departure) ([]bool, error)

@@ -48,26 +48,26 @@ func stores() map[string]func(*testing.T, *clock) presence.Store {
 	}
 }
 
-func pv(visitor, page string, at time.Time) presence.Hit {
-	return presence.Hit{Site: "s1", Visitor: visitor, At: at, Kind: presence.Pageview, Page: page,
+func pv(visitor, page string, at time.Time) presence.Sighting {
+	return presence.Sighting{Site: "s1", Visitor: visitor, At: at, Kind: presence.Pageview, Page: page,
 		Arrival: presence.Arrival{Visitor: visitor, Time: at, Entry: page, Country: "DE"}}
 }
 
-func ping(visitor string, at time.Time) presence.Hit {
-	return presence.Hit{Site: "s1", Visitor: visitor, At: at, Kind: presence.Activity}
+func ping(visitor string, at time.Time) presence.Sighting {
+	return presence.Sighting{Site: "s1", Visitor: visitor, At: at, Kind: presence.Activity}
 }
 
-func leave(visitor string, at time.Time) presence.Hit {
-	return presence.Hit{Site: "s1", Visitor: visitor, At: at, Kind: presence.Leave}
+func leave(visitor string, at time.Time) presence.Sighting {
+	return presence.Sighting{Site: "s1", Visitor: visitor, At: at, Kind: presence.Leave}
 }
 
 // on moves a hit to another site.
-func on(site string, h presence.Hit) presence.Hit {
+func on(site string, h presence.Sighting) presence.Sighting {
 	h.Site = site
 	return h
 }
 
-func touch(t *testing.T, st presence.Store, hits ...presence.Hit) []presence.Result {
+func touch(t *testing.T, st presence.Store, hits ...presence.Sighting) []presence.Result {
 	t.Helper()
 	res, err := st.Touch(context.Background(), hits)
 	if err != nil {
@@ -414,7 +414,7 @@ func TestRedisOutage(t *testing.T) {
 
 	down := func(when string) {
 		t.Helper()
-		if _, err := st.Touch(ctx, []presence.Hit{pv("a", "/", t0)}); err == nil {
+		if _, err := st.Touch(ctx, []presence.Sighting{pv("a", "/", t0)}); err == nil {
 			t.Fatalf("touch %s: no error", when)
 		}
 		if _, err := st.Snapshot(ctx, "s1", 10); err == nil {
@@ -469,7 +469,7 @@ func TestRedisBatchesAgree(t *testing.T) {
 	for round := range 300 {
 		now = now.Add(time.Duration(rng.IntN(3000)) * time.Millisecond)
 		c.Set(now)
-		hits := make([]presence.Hit, 1+rng.IntN(40))
+		hits := make([]presence.Sighting, 1+rng.IntN(40))
 		for i := range hits {
 			v := string(rune('a' + rng.IntN(5)))
 			at := now.Add(-time.Duration(rng.IntN(4000)) * time.Millisecond)

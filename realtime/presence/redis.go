@@ -223,7 +223,7 @@ func (r *Redis) pipelined(ctx context.Context, fill func(redis.Pipeliner)) ([]re
 // Touch implements Store. It makes one script call per site (per
 // maxCallHits of it): a site's keys share a hash tag, so each call stays on
 // one cluster slot, and hits of different sites never touch the same key.
-func (r *Redis) Touch(ctx context.Context, hits []Hit) ([]Result, error) {
+func (r *Redis) Touch(ctx context.Context, hits []Sighting) ([]Result, error) {
 	if len(hits) == 0 {
 		return nil, nil
 	}
@@ -285,7 +285,7 @@ func bySite(n int, site func(i int) string) [][]int {
 }
 
 // touchArgs are touchScript's arguments for the hits of one call.
-func (r *Redis) touchArgs(hits []Hit, call []int, now int64) []any {
+func (r *Redis) touchArgs(hits []Sighting, call []int, now int64) []any {
 	args := make([]any, 0, 5+6*len(call))
 	args = append(args, r.opts.Window.Milliseconds(), r.opts.Grace.Milliseconds(), now, r.ttl(), r.opts.Arrivals)
 	arrivals := make([]byte, 0, 256*len(call)) // one buffer for the call's arrivals
@@ -310,7 +310,7 @@ func (r *Redis) touchArgs(hits []Hit, call []int, now int64) []any {
 
 // sitesToRegister returns the sites of hits whose {prefix}:sites entry this
 // process has not refreshed for a while, and marks them refreshed.
-func (r *Redis) sitesToRegister(hits []Hit, now int64) []string {
+func (r *Redis) sitesToRegister(hits []Sighting, now int64) []string {
 	const every = 10 * 1000 // ms
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -143,6 +143,9 @@ run(async () => {
     await page.goto(`${APP}/sites/${site}/live`);
     await page.locator('.live-pill[data-mode="push"]').waitFor({ timeout: 10000 });
     await waitFor('the first visitor in the counter', async () => (await count(page)) >= 1);
+    // The visitor arrived before the page opened: the snapshot lists them.
+    await waitFor('the earlier arrival listed on opening', async () => (await page.locator('.arrivals li[data-visitor]').count()) >= 1);
+    assert(!(await page.locator('.arrivals', { hasText: 'Nobody has arrived yet' }).count()), 'no "Nobody has arrived yet" beside an arrival');
     // One retry, on a new visitor, absorbs a stall of a loaded machine; the
     // target is the same for both attempts and every figure is logged.
     const visitorIPs = [IPS[1], IPS[3]];

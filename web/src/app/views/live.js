@@ -118,6 +118,7 @@ export function liveView(site, feed) {
     feed.on('mode', showMode),
     feed.on('snapshot', () => {
       errorBox.hidden = true;
+      renderFeed();
       renderAggregates();
       for (const v of feed.visitors.values()) g.add(v, { focus: false });
     }),

@@ -173,26 +173,30 @@ function membersCard(site) {
     h('h2', {}, 'Members'),
     h('p', { class: 'muted' }, 'Members can see the dashboard; only the owner changes settings.'),
     list,
-    h(
-      'form',
-      {
-        class: 'row',
-        onsubmit: async (e) => {
-          e.preventDefault();
-          err.hidden = true;
-          try {
-            const user = await findUser(input.value);
-            await save({ 'members+': user.id });
-            input.value = '';
-          } catch (e2) {
-            err.textContent = e2.message;
-            err.hidden = false;
-          }
-        },
-      },
-      input,
-      h('button', { class: 'btn', type: 'submit' }, 'Add member'),
-    ),
+    // Nobody is made a member without consent: until invitations exist,
+    // only an administrator adds members.
+    !isSuperuser()
+      ? h('p', { class: 'muted' }, 'Members are added by an administrator; you can remove them here.')
+      : h(
+          'form',
+          {
+            class: 'row',
+            onsubmit: async (e) => {
+              e.preventDefault();
+              err.hidden = true;
+              try {
+                const user = await findUser(input.value);
+                await save({ 'members+': user.id });
+                input.value = '';
+              } catch (e2) {
+                err.textContent = e2.message;
+                err.hidden = false;
+              }
+            },
+          },
+          input,
+          h('button', { class: 'btn', type: 'submit' }, 'Add member'),
+        ),
     err,
   );
 }
