@@ -310,6 +310,21 @@ func (d Dimension) PropKey() string {
 // Level returns where filters on d apply (0 for an invalid dimension).
 func (d Dimension) Level() Level { return dimensions[d.Base()].level }
 
+// VisitColumn returns the visits column of a session dimension ("" for
+// the others). The visits table names its columns after the events columns,
+// except for the entry and exit pages.
+func (d Dimension) VisitColumn() string {
+	switch {
+	case d == DimEntryPage:
+		return "entry_page"
+	case d == DimExitPage:
+		return "exit_page"
+	case d.Level() == LevelSession:
+		return d.Column()
+	}
+	return ""
+}
+
 // Column returns the events column behind d ("props" for event_prop; the
 // stores read the property through their own representation).
 func (d Dimension) Column() string { return dimensions[d.Base()].column }

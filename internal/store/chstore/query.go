@@ -106,6 +106,16 @@ func (dialect) JoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
 	return sqlquery.Cat("(", left, ") AS r ALL INNER JOIN (", right, ") AS s USING session_id")
 }
 
+func (dialect) LeftJoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
+	return sqlquery.Cat("(", left, ") AS l ANY LEFT JOIN (", right, ") AS r USING session_id")
+}
+
+// Coalesce: a LEFT JOIN fills missing columns with 0.
+func (dialect) Coalesce(expr string) string { return expr }
+
+// Sign: the visits table is a VersionedCollapsingMergeTree.
+func (dialect) Sign() string { return "sign" }
+
 // ValueKey groups by a 64-bit hash of the value: integer keys group about
 // twice as fast as strings (the page breakdown at 10M events). Two values of
 // one range would have to collide in cityHash64 to be merged.

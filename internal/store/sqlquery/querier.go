@@ -68,28 +68,13 @@ func (qr *Querier) Timeseries(ctx context.Context, q store.Query, interval store
 	if err != nil {
 		return nil, err
 	}
-	rowsSQL, visitsSQL := timeseriesSQL(qr.Dialect, q, b)
 	totals := map[int64]store.Totals{}
-	err = qr.each(ctx, rowsSQL, func(r Rows) error {
+	err = qr.each(ctx, timeseriesSQL(qr.Dialect, q, b), func(r Rows) error {
 		var k int64
 		var t store.Totals
-		if err := r.Scan(&k, &t.Visitors, &t.Pageviews, &t.Events); err != nil {
+		if err := r.Scan(&k, &t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration); err != nil {
 			return err
 		}
-		totals[k] = t
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("timeseries: %w", err)
-	}
-	err = qr.each(ctx, visitsSQL, func(r Rows) error {
-		var k int64
-		var v store.Totals
-		if err := r.Scan(&k, &v.Visits, &v.Bounces, &v.Duration); err != nil {
-			return err
-		}
-		t := totals[k]
-		t.Visits, t.Bounces, t.Duration = v.Visits, v.Bounces, v.Duration
 		totals[k] = t
 		return nil
 	})
