@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -55,6 +56,12 @@ type Store struct {
 	// stop ends the retention loop, which closes done when it returns.
 	stop context.CancelFunc
 	done chan struct{}
+
+	// visitsMu serializes visit updates (see updateVisits); stopBackfill
+	// ends the visits backfill, which closes backfilled when it returns.
+	visitsMu     sync.Mutex
+	stopBackfill context.CancelFunc
+	backfilled   chan struct{}
 }
 
 // Open connects to the ClickHouse server of dsn over the native protocol,
@@ -96,6 +103,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		conn.Close()
 		return nil, err
 	}
+
+	var bctx context.Context
+	bctx, s.stopBackfill = context.WithCancel(context.Background())
+	s.backfilled = make(chan struct{})
+	go func() {
+		defer close(s.backfilled)
+		s.backfillVisits(bctx, opts.Logger)
+	}()
 
 	if opts.RetentionDays > 0 {
 		var loopCtx context.Context
@@ -165,8 +180,13 @@ func (s *Store) Kind() string {
 	return "clickhouse"
 }
 
-// Close stops the retention loop and closes the connections.
+// Close stops the backfill and the retention loop and closes the connections.
 func (s *Store) Close() error {
+	if s.stopBackfill != nil {
+		s.stopBackfill()
+		<-s.backfilled
+		s.stopBackfill = nil
+	}
 	if s.stop != nil {
 		s.stop()
 		<-s.done
