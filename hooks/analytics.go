@@ -137,11 +137,14 @@ func badRequest(e *core.RequestEvent, err error) error {
 	return e.BadRequestError(msg, nil)
 }
 
-// storeError maps a failed query: bad input to 400, an unreachable store
-// to 503, the rest to 500.
+// storeError maps a failed query: bad input to 400, a query past its
+// deadline or an unreachable store to 503, the rest to 500.
 func storeError(e *core.RequestEvent, err error) error {
 	if errors.Is(err, store.ErrInvalidQuery) {
 		return badRequest(e, err)
+	}
+	if errors.Is(err, store.ErrTimeout) {
+		return apis.NewApiError(http.StatusServiceUnavailable, "The analytics query took too long; try a shorter period or fewer filters.", err)
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return apis.NewApiError(http.StatusServiceUnavailable, "The analytics store is not reachable yet; try again shortly.", err)

@@ -73,6 +73,9 @@ const (
 	MaxValues      = 50
 	MaxValueLength = 2000
 	MaxPropKey     = 300
+	// MaxFilterBytes bounds the bytes of all filter values together, so
+	// every accepted query fits both stores' statement limits.
+	MaxFilterBytes = 64 << 10
 	// MaxLimit is the largest breakdown page.
 	MaxLimit = 1000
 )
@@ -107,10 +110,17 @@ func (q *Query) Validate() error {
 	if len(q.Filters) > MaxFilters {
 		return invalid("at most %d filters", MaxFilters)
 	}
+	size := 0
 	for i := range q.Filters {
 		if err := q.Filters[i].Validate(); err != nil {
 			return err
 		}
+		for _, v := range q.Filters[i].Values {
+			size += len(v)
+		}
+	}
+	if size > MaxFilterBytes {
+		return invalid("the filter values add up to more than %d bytes", MaxFilterBytes)
 	}
 	return nil
 }

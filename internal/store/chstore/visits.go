@@ -113,7 +113,7 @@ func (s *Store) updateVisits(ctx context.Context, keys map[sessionKey]struct{}, 
 		return classify("rebuild visits", err)
 	}
 	rebuilt := sqlquery.VisitsSQL(dialect{}, sqlquery.Frag{
-		SQL: "site_id IN ? AND ts >= toDateTime(?) AND ts <= toDateTime(?) AND session_id IN (SELECT session_id FROM batch_sessions)",
+		SQL:  "site_id IN ? AND ts >= toDateTime(?) AND ts <= toDateTime(?) AND session_id IN (SELECT session_id FROM batch_sessions)",
 		Args: []any{sites, from, to},
 	})
 	fresh := map[sessionKey]visit{}
@@ -260,6 +260,10 @@ func appendVisit(b appender, v *visit, sign int8, version uint32) error {
 
 // backfillChunk is how many sessions one backfill step rebuilds.
 const backfillChunk = 20000
+
+// Backfilled is closed once the visits of events stored before the visits
+// table existed are built (or the backfill stopped).
+func (s *Store) Backfilled() <-chan struct{} { return s.backfilled }
 
 // backfillVisits builds the visits of the days that had events before the
 // visits table existed (visits_backfill), a day at a time, oldest first,

@@ -12,6 +12,10 @@ import (
 // its own short transaction, so the flusher's inserts wait at most one step.
 const backfillChunk = 20000
 
+// Backfilled is closed once the visits of events stored before the visits
+// table existed are built (or the backfill stopped).
+func (s *Store) Backfilled() <-chan struct{} { return s.done }
+
 // backfillVisits builds the visits of the events that were stored before
 // the visits table existed (the backfill table's range of rowids), a chunk
 // at a time, and records its progress with each chunk, so a restart resumes

@@ -2,6 +2,7 @@ package sqlquery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pocketlytics/pocketlytics/internal/store"
@@ -22,26 +23,35 @@ type QueryFunc func(ctx context.Context, query string, args ...any) (Rows, error
 type Querier struct {
 	Dialect Dialect
 	Query   QueryFunc
+	// TimedOut, when set, reports whether an error is the database's own
+	// time limit (the context's deadline is recognised without it).
+	TimedOut func(error) bool
 }
 
 var _ store.Querier = (*Querier)(nil)
 
 // each runs f and calls scan for every row.
 func (qr *Querier) each(ctx context.Context, f Frag, scan func(Rows) error) error {
-	rows, err := qr.Query(ctx, f.SQL, f.Args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
+	err := func() error {
+		rows, err := qr.Query(ctx, f.SQL, f.Args...)
+		if err != nil {
 			return err
 		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return rows.Close()
+	}()
+	if err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || qr.TimedOut != nil && qr.TimedOut(err)) {
+		return fmt.Errorf("%w: %w", store.ErrTimeout, err)
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return rows.Close()
+	return err
 }
 
 // Overview implements store.Querier.
