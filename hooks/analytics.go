@@ -10,7 +10,7 @@ import (
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 
-	"github.com/pocketlytics/pocketlytics/internal/analytics"
+	"github.com/pocketlytics/pocketlytics/internal/queryparams"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/internal/store"
 )
@@ -83,29 +83,29 @@ type spanJSON struct {
 	To   time.Time `json:"to"`
 }
 
-func newRange(p analytics.Params, loc *time.Location, interval store.Interval) rangeJSON {
+func newRange(p queryparams.Params, loc *time.Location, interval store.Interval) rangeJSON {
 	return rangeJSON{Period: p.Period, From: p.From.In(loc), To: p.To.In(loc), Timezone: loc.String(), Interval: string(interval)}
 }
 
 // request resolves the site (404 when the caller may not see it) and parses
 // the query parameters (400 when they are wrong).
-func (h *analyticsAPI) request(e *core.RequestEvent) (analytics.Params, *time.Location, error) {
+func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.Location, error) {
 	id := e.Request.PathValue("siteId")
 	site, ok := h.cfg.Sites.Get(id)
 	if !ok {
-		return analytics.Params{}, nil, e.NotFoundError("", nil)
+		return queryparams.Params{}, nil, e.NotFoundError("", nil)
 	}
 	if !site.Public {
 		record, err := e.App.FindRecordById(sitecache.Collection, id)
 		if err != nil {
-			return analytics.Params{}, nil, e.NotFoundError("", nil)
+			return queryparams.Params{}, nil, e.NotFoundError("", nil)
 		}
 		info, err := e.RequestInfo()
 		if err != nil {
-			return analytics.Params{}, nil, e.BadRequestError("", err)
+			return queryparams.Params{}, nil, e.BadRequestError("", err)
 		}
 		if ok, _ := e.App.CanAccessRecord(record, info, record.Collection().ViewRule); !ok {
-			return analytics.Params{}, nil, e.NotFoundError("", nil)
+			return queryparams.Params{}, nil, e.NotFoundError("", nil)
 		}
 	}
 
@@ -117,9 +117,9 @@ func (h *analyticsAPI) request(e *core.RequestEvent) (analytics.Params, *time.Lo
 			e.App.Logger().Warn("analytics: unknown site timezone, using UTC", "site", id, "timezone", site.Timezone)
 		}
 	}
-	p, err := analytics.Parse(e.Request.URL.Query(), id, loc, h.cfg.Now(), h.cfg.RetentionDays)
+	p, err := queryparams.Parse(e.Request.URL.Query(), id, loc, h.cfg.Now(), h.cfg.RetentionDays)
 	if err != nil {
-		return analytics.Params{}, nil, badRequest(e, err)
+		return queryparams.Params{}, nil, badRequest(e, err)
 	}
 	return p, loc, nil
 }
@@ -128,7 +128,7 @@ func (h *analyticsAPI) request(e *core.RequestEvent) (analytics.Params, *time.Lo
 // reason as the message.
 func badRequest(e *core.RequestEvent, err error) error {
 	msg := err.Error()
-	for _, prefix := range []string{analytics.ErrInvalid.Error() + ": ", store.ErrInvalidQuery.Error() + ": "} {
+	for _, prefix := range []string{queryparams.ErrInvalid.Error() + ": ", store.ErrInvalidQuery.Error() + ": "} {
 		msg = strings.TrimPrefix(msg, prefix)
 	}
 	if msg != "" {

@@ -1,6 +1,6 @@
 // Package chstore is the ClickHouse analytics store: it writes the flusher's
 // batches into the events table over the native protocol and owns that
-// table's schema (see migrations/clickhouse).
+// table's schema (see package schema).
 //
 // It works with ClickHouse 18.16 and current releases. Server features are
 // detected at start and used only where present: LowCardinality columns, TTL
@@ -27,7 +27,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	chmigrations "github.com/pocketlytics/pocketlytics/migrations/clickhouse"
+	"github.com/pocketlytics/pocketlytics/internal/store/chstore/schema"
 )
 
 // Options tune the store. The zero value is usable.
@@ -50,7 +50,7 @@ type Options struct {
 type Store struct {
 	conn     driver.Conn
 	database string
-	features chmigrations.Features
+	features schema.Features
 	opts     Options
 
 	// stop ends the retention loop, which closes done when it returns.
@@ -125,12 +125,12 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.conn.Ping(ctx); err != nil {
 		return fmt.Errorf("chstore: %w", classify("ping", err))
 	}
-	f, err := chmigrations.Detect(ctx, s.conn)
+	f, err := schema.Detect(ctx, s.conn)
 	if err != nil {
 		return fmt.Errorf("chstore: %w", err)
 	}
 	s.features = f
-	if _, err := chmigrations.Apply(ctx, s.conn, f); err != nil {
+	if _, err := schema.Apply(ctx, s.conn, f); err != nil {
 		return fmt.Errorf("chstore: %w", err)
 	}
 	if err := s.applyTTL(ctx); err != nil {
@@ -156,14 +156,14 @@ func ensureDatabase(ctx context.Context, dsn, database string) error {
 		return fmt.Errorf("chstore: %w", classify("connect", err))
 	}
 	defer conn.Close()
-	if err := chmigrations.EnsureDatabase(ctx, conn, database); err != nil {
+	if err := schema.EnsureDatabase(ctx, conn, database); err != nil {
 		return fmt.Errorf("chstore: %w", classify("create database", err))
 	}
 	return nil
 }
 
 // Features returns what the server supports, as detected by Open.
-func (s *Store) Features() chmigrations.Features {
+func (s *Store) Features() schema.Features {
 	return s.features
 }
 

@@ -1,4 +1,4 @@
-// Package chmigrations holds the ClickHouse analytics schema as an ordered
+// Package schema holds the ClickHouse analytics schema as an ordered
 // list of versioned steps, applied at start by the ClickHouse store.
 //
 // Every statement is idempotent (CREATE … IF NOT EXISTS, settings that are
@@ -10,10 +10,10 @@
 //
 // Usage:
 //
-//	f, err := chmigrations.Detect(ctx, conn)
+//	f, err := schema.Detect(ctx, conn)
 //	...
-//	applied, err := chmigrations.Apply(ctx, conn, f)
-package chmigrations
+//	applied, err := schema.Apply(ctx, conn, f)
+package schema
 
 import (
 	"context"
