@@ -18,8 +18,8 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/store"
-	"github.com/pocketlytics/pocketlytics/internal/testutil"
 	"github.com/pocketlytics/pocketlytics/internal/store/chstore/schema"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
 var _ store.Store = (*Store)(nil)

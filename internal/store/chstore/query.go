@@ -79,7 +79,9 @@ func (dialect) AnyIf(cond string) string { return "max(" + cond + ")" }
 
 func (dialect) Count() string { return "toInt64(count())" }
 
-func (dialect) Uniq(expr string) string { return "toInt64(uniqExact(" + expr + "))" }
+// Uniq is approximate (adaptive sampling; exact up to 65,536 values): 0.11%
+// off at a million visitors, where uniqExact took 1.6 times as long.
+func (dialect) Uniq(expr string) string { return "toInt64(uniq(" + expr + "))" }
 
 func (dialect) Sum(expr string) string { return "toInt64(sum(" + expr + "))" }
 
@@ -134,8 +136,10 @@ func (dialect) LeftJoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
 // Coalesce: a LEFT JOIN fills missing columns with 0.
 func (dialect) Coalesce(expr string) string { return expr }
 
-// Sign: the visits table is a VersionedCollapsingMergeTree.
-func (dialect) Sign() string { return "sign" }
+// Visits: FINAL collapses each visit's cancelled rows as it reads them
+// (about 1.4 times the cost of a plain read of the table; grouping the
+// rows by visit instead cost 5 to 7 times).
+func (dialect) Visits() string { return "visits FINAL" }
 
 // ValueKey groups by a 64-bit hash of the value: integer keys group about
 // twice as fast as strings (the page breakdown at 10M events). Two values of

@@ -114,8 +114,8 @@ func (dialect) LeftJoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
 
 func (dialect) Coalesce(expr string) string { return "coalesce(" + expr + ", 0)" }
 
-// Sign: the visits table holds one row per visit.
-func (dialect) Sign() string { return "" }
+// Visits: the table holds one row per visit.
+func (dialect) Visits() string { return "visits" }
 
 // ValueKey: SQLite groups by the value itself.
 func (dialect) ValueKey(sqlquery.Frag) (sqlquery.Frag, bool) { return sqlquery.Frag{}, false }

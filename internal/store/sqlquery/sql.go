@@ -88,8 +88,9 @@ type Dialect interface {
 	// may contain bound arguments).
 	CountIf(cond string) string
 	AnyIf(cond string) string
-	// Count counts rows; Uniq counts distinct values exactly; Sum sums an
-	// integer expression, 0 over no rows. All three are 64-bit signed.
+	// Count counts rows; Uniq counts distinct values (exactly below 65,536,
+	// within 2% above); Sum sums an integer expression, 0 over no rows. All
+	// three are 64-bit signed.
 	Count() string
 	Uniq(expr string) string
 	Sum(expr string) string
@@ -126,10 +127,9 @@ type Dialect interface {
 	// values by (ClickHouse hashes strings far slower than integers), or ok
 	// false to group by the value itself.
 	ValueKey(value Frag) (key Frag, ok bool)
-	// Sign is the name of the visits table's sign column when the store
-	// keeps a visit's updates as rows cancelling earlier ones (ClickHouse's
-	// collapsing merge trees), or "" when it holds exactly one row per visit.
-	Sign() string
+	// Visits is the visits table as the queries read it: one row per
+	// visit (ClickHouse reads its collapsing table with FINAL).
+	Visits() string
 }
 
 const (
@@ -313,22 +313,8 @@ func (g *gen) sessions() Frag {
 	for i, dim := range g.attrs {
 		attrs.WriteString(", " + dim.VisitColumn() + " AS a" + strconv.Itoa(i))
 	}
-	var live Frag
-	if sign := d.Sign(); sign == "" {
-		live = Cat("SELECT session_id, visitor_id AS vid, ", start, " AS start_s, ", end, " - ", start, " AS dur, ",
-			"pageviews AS pv_all, events AS ev_all", attrs.String(), " FROM visits WHERE ", Join(conds, " AND "))
-	} else {
-		// A visit's live row is the one its cancelling rows leave over:
-		// its values are the group's, its sums those of the rows times sign.
-		group := "session_id, visitor_id, start_ts"
-		for _, dim := range g.attrs {
-			group += ", " + dim.VisitColumn()
-		}
-		live = Cat("SELECT session_id, visitor_id AS vid, ", start, " AS start_s",
-			", ", d.Sum(sign+" * ("+end+" - "+start+")"), " AS dur",
-			", ", d.Sum(sign+" * pageviews"), " AS pv_all, ", d.Sum(sign+" * events"), " AS ev_all", attrs.String(),
-			" FROM visits WHERE ", Join(conds, " AND "), " GROUP BY ", group, " HAVING sum(", sign, ") > 0")
-	}
+	live := Cat("SELECT session_id, visitor_id AS vid, ", start, " AS start_s, ", end, " - ", start, " AS dur, ",
+		"pageviews AS pv_all, events AS ev_all", attrs.String(), " FROM ", d.Visits(), " WHERE ", Join(conds, " AND "))
 	cols := "session_id, vid, start_s, dur, pv_all, ev_all, "
 	bounce := ", (CASE WHEN pv_all = 1 AND ev_all = 0 THEN 1 ELSE 0 END) AS bounce" + attrCols(len(g.attrs))
 	if len(g.flags) == 0 {

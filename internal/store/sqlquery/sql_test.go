@@ -37,7 +37,7 @@ func (textDialect) JoinUsing(l, r Frag) Frag     { return Cat("(", l, ") JOIN ("
 func (textDialect) ValueKey(v Frag) (Frag, bool) { return Cat("hash(", v, ")"), true }
 func (textDialect) LeftJoinUsing(l, r Frag) Frag { return Cat("(", l, ") LEFT JOIN (", r, ")") }
 func (textDialect) Coalesce(expr string) string  { return expr }
-func (textDialect) Sign() string                 { return "sign" }
+func (textDialect) Visits() string               { return "visits" }
 
 // TestValuesAreBound: whatever a request puts in filter values or property
 // keys reaches the database as bound arguments, never as SQL text, and the
