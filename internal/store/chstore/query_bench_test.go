@@ -11,13 +11,13 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
-// BenchmarkViews times the dashboard's views over PL_BENCH_ROWS events of
+// BenchmarkQueries times the dashboard's views over PL_BENCH_ROWS events of
 // one site spread over PL_BENCH_DAYS days (see storetest.BenchViews; the
 // target: 10 million events, each view under 300 ms). PL_BENCH_KEEP=1 keeps
 // the loaded database pl_bench_ROWS_DAYSd for the next run.
 //
-//	PL_BENCH_ROWS=10000000 go test -run '^$' -bench Views -benchtime 1x ./internal/store/chstore
-func BenchmarkViews(b *testing.B) {
+//	PL_BENCH_ROWS=10000000 go test -run '^$' -bench Queries -benchtime 1x ./internal/store/chstore
+func BenchmarkQueries(b *testing.B) {
 	rows, days := storetest.BenchSize(b)
 	dsn := testutil.ClickHouseDSN(b)
 	if os.Getenv("PL_BENCH_KEEP") != "" {

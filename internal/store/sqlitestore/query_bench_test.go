@@ -9,13 +9,13 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
 )
 
-// BenchmarkViews times the dashboard's views over PL_BENCH_ROWS events of
+// BenchmarkQueries times the dashboard's views over PL_BENCH_ROWS events of
 // one site spread over PL_BENCH_DAYS days (see storetest.BenchViews; the
 // target: 1 million events, each view under 300 ms). PL_BENCH_KEEP=1 keeps
 // the loaded file in the temp directory for the next run.
 //
-//	PL_BENCH_ROWS=1000000 go test -run '^$' -bench Views -benchtime 1x ./internal/store/sqlitestore
-func BenchmarkViews(b *testing.B) {
+//	PL_BENCH_ROWS=1000000 go test -run '^$' -bench Queries -benchtime 1x ./internal/store/sqlitestore
+func BenchmarkQueries(b *testing.B) {
 	rows, days := storetest.BenchSize(b)
 	path := filepath.Join(b.TempDir(), "analytics.db")
 	if os.Getenv("PL_BENCH_KEEP") != "" {
