@@ -10,7 +10,7 @@ import (
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 
-	"github.com/pocketlytics/pocketlytics/internal/analytics"
+	"github.com/pocketlytics/pocketlytics/internal/queryparams"
 	"github.com/pocketlytics/pocketlytics/internal/ratelimit"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/internal/store"
@@ -152,7 +152,7 @@ type spanJSON struct {
 	To   time.Time `json:"to"`
 }
 
-func newRange(p analytics.Params, loc *time.Location, interval store.Interval) rangeJSON {
+func newRange(p queryparams.Params, loc *time.Location, interval store.Interval) rangeJSON {
 	return rangeJSON{Period: p.Period, From: p.From.In(loc), To: p.To.In(loc), Timezone: loc.String(), Interval: string(interval)}
 }
 
@@ -175,9 +175,9 @@ func canViewID(e *core.RequestEvent, id string) (bool, error) {
 
 // request resolves the site (404 when the caller may not see it) and parses
 // the query parameters (400 when they are wrong).
-func (h *analyticsAPI) request(e *core.RequestEvent) (analytics.Params, *time.Location, error) {
+func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.Location, error) {
 	if err := h.admit(e); err != nil {
-		return analytics.Params{}, nil, err
+		return queryparams.Params{}, nil, err
 	}
 	id := e.Request.PathValue("siteId")
 	site, known := h.cfg.Sites.Get(id)
@@ -186,10 +186,10 @@ func (h *analyticsAPI) request(e *core.RequestEvent) (analytics.Params, *time.Lo
 		// query on the id, then 404 (the routes do not tell which).
 		allowed, err := canViewID(e, id)
 		if err != nil {
-			return analytics.Params{}, nil, err
+			return queryparams.Params{}, nil, err
 		}
 		if !known || !allowed {
-			return analytics.Params{}, nil, e.NotFoundError("", nil)
+			return queryparams.Params{}, nil, e.NotFoundError("", nil)
 		}
 	}
 
@@ -201,9 +201,9 @@ func (h *analyticsAPI) request(e *core.RequestEvent) (analytics.Params, *time.Lo
 			e.App.Logger().Warn("analytics: unknown site timezone, using UTC", "site", id, "timezone", site.Timezone)
 		}
 	}
-	p, err := analytics.Parse(e.Request.URL.Query(), id, loc, h.cfg.Now(), h.cfg.RetentionDays)
+	p, err := queryparams.Parse(e.Request.URL.Query(), id, loc, h.cfg.Now(), h.cfg.RetentionDays)
 	if err != nil {
-		return analytics.Params{}, nil, badRequest(e, err)
+		return queryparams.Params{}, nil, badRequest(e, err)
 	}
 	return p, loc, nil
 }
@@ -212,7 +212,7 @@ func (h *analyticsAPI) request(e *core.RequestEvent) (analytics.Params, *time.Lo
 // reason as the message.
 func badRequest(e *core.RequestEvent, err error) error {
 	msg := err.Error()
-	for _, prefix := range []string{analytics.ErrInvalid.Error() + ": ", store.ErrInvalidQuery.Error() + ": "} {
+	for _, prefix := range []string{queryparams.ErrInvalid.Error() + ": ", store.ErrInvalidQuery.Error() + ": "} {
 		msg = strings.TrimPrefix(msg, prefix)
 	}
 	if msg != "" {
@@ -221,11 +221,14 @@ func badRequest(e *core.RequestEvent, err error) error {
 	return e.BadRequestError(msg, nil)
 }
 
-// storeError maps a failed query: bad input to 400, an unreachable store
-// to 503, the rest to 500.
+// storeError maps a failed query: bad input to 400, a query past its
+// deadline or an unreachable store to 503, the rest to 500.
 func storeError(e *core.RequestEvent, err error) error {
 	if errors.Is(err, store.ErrInvalidQuery) {
 		return badRequest(e, err)
+	}
+	if errors.Is(err, store.ErrTimeout) {
+		return apis.NewApiError(http.StatusServiceUnavailable, "The analytics query took too long; try a shorter period or fewer filters.", err)
 	}
 	if errors.Is(err, store.ErrUnavailable) {
 		return apis.NewApiError(http.StatusServiceUnavailable, "The analytics store is not reachable yet; try again shortly.", err)

@@ -18,7 +18,7 @@ import (
 	"github.com/pocketbase/pocketbase/tests"
 
 	"github.com/pocketlytics/pocketlytics/hooks"
-	"github.com/pocketlytics/pocketlytics/internal/analytics"
+	"github.com/pocketlytics/pocketlytics/internal/queryparams"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
 	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/internal/store/chstore"
@@ -117,7 +117,7 @@ func apiURL(site, path string, query string) string {
 }
 
 // params parses a scenario URL's query the way the route does.
-func params(t testing.TB, site, rawURL string) analytics.Params {
+func params(t testing.TB, site, rawURL string) queryparams.Params {
 	t.Helper()
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -127,7 +127,7 @@ func params(t testing.TB, site, rawURL string) analytics.Params {
 	if site == berlinSiteID {
 		loc, _ = time.LoadLocation("Europe/Berlin")
 	}
-	p, err := analytics.Parse(u.Query(), site, loc, analyticsNow, 0)
+	p, err := queryparams.Parse(u.Query(), site, loc, analyticsNow, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,3 +37,7 @@ func (e *permanentError) Permanent() bool { return true }
 // ErrUnavailable is returned by queries while the store cannot be reached
 // (ClickHouse down at start); the analytics API answers 503 for it.
 var ErrUnavailable = errors.New("the analytics store is not reachable")
+
+// ErrTimeout is returned by a query cut at its deadline; the analytics API
+// answers 503 for it rather than holding the connection.
+var ErrTimeout = errors.New("the analytics query took too long")

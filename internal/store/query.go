@@ -73,6 +73,9 @@ const (
 	MaxValues      = 50
 	MaxValueLength = 2000
 	MaxPropKey     = 300
+	// MaxFilterBytes bounds the bytes of all filter values together, so
+	// every accepted query fits both stores' statement limits.
+	MaxFilterBytes = 64 << 10
 	// MaxLimit is the largest breakdown page.
 	MaxLimit = 1000
 )
@@ -107,10 +110,17 @@ func (q *Query) Validate() error {
 	if len(q.Filters) > MaxFilters {
 		return invalid("at most %d filters", MaxFilters)
 	}
+	size := 0
 	for i := range q.Filters {
 		if err := q.Filters[i].Validate(); err != nil {
 			return err
 		}
+		for _, v := range q.Filters[i].Values {
+			size += len(v)
+		}
+	}
+	if size > MaxFilterBytes {
+		return invalid("the filter values add up to more than %d bytes", MaxFilterBytes)
 	}
 	return nil
 }
@@ -309,6 +319,21 @@ func (d Dimension) PropKey() string {
 
 // Level returns where filters on d apply (0 for an invalid dimension).
 func (d Dimension) Level() Level { return dimensions[d.Base()].level }
+
+// VisitColumn returns the visits column of a session dimension ("" for
+// the others). The visits table names its columns after the events columns,
+// except for the entry and exit pages.
+func (d Dimension) VisitColumn() string {
+	switch {
+	case d == DimEntryPage:
+		return "entry_page"
+	case d == DimExitPage:
+		return "exit_page"
+	case d.Level() == LevelSession:
+		return d.Column()
+	}
+	return ""
+}
 
 // Column returns the events column behind d ("props" for event_prop; the
 // stores read the property through their own representation).

@@ -1,6 +1,6 @@
 // Package chstore is the ClickHouse analytics store: it writes the flusher's
 // batches into the events table over the native protocol and owns that
-// table's schema (see migrations/clickhouse).
+// table's schema (see package schema).
 //
 // It works with ClickHouse 18.16 and current releases. Server features are
 // detected at start and used only where present: LowCardinality columns, TTL
@@ -21,12 +21,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	chmigrations "github.com/pocketlytics/pocketlytics/migrations/clickhouse"
+	"github.com/pocketlytics/pocketlytics/internal/store/chstore/schema"
 )
 
 // Options tune the store. The zero value is usable.
@@ -49,12 +50,18 @@ type Options struct {
 type Store struct {
 	conn     driver.Conn
 	database string
-	features chmigrations.Features
+	features schema.Features
 	opts     Options
 
 	// stop ends the retention loop, which closes done when it returns.
 	stop context.CancelFunc
 	done chan struct{}
+
+	// visitsMu serializes visit updates (see updateVisits); stopBackfill
+	// ends the visits backfill, which closes backfilled when it returns.
+	visitsMu     sync.Mutex
+	stopBackfill context.CancelFunc
+	backfilled   chan struct{}
 }
 
 // Open connects to the ClickHouse server of dsn over the native protocol,
@@ -97,6 +104,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 
+	var bctx context.Context
+	bctx, s.stopBackfill = context.WithCancel(context.Background())
+	s.backfilled = make(chan struct{})
+	go func() {
+		defer close(s.backfilled)
+		s.backfillVisits(bctx, opts.Logger)
+	}()
+
 	if opts.RetentionDays > 0 {
 		var loopCtx context.Context
 		loopCtx, s.stop = context.WithCancel(context.Background())
@@ -110,12 +125,12 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.conn.Ping(ctx); err != nil {
 		return fmt.Errorf("chstore: %w", classify("ping", err))
 	}
-	f, err := chmigrations.Detect(ctx, s.conn)
+	f, err := schema.Detect(ctx, s.conn)
 	if err != nil {
 		return fmt.Errorf("chstore: %w", err)
 	}
 	s.features = f
-	if _, err := chmigrations.Apply(ctx, s.conn, f); err != nil {
+	if _, err := schema.Apply(ctx, s.conn, f); err != nil {
 		return fmt.Errorf("chstore: %w", err)
 	}
 	if err := s.applyTTL(ctx); err != nil {
@@ -141,14 +156,14 @@ func ensureDatabase(ctx context.Context, dsn, database string) error {
 		return fmt.Errorf("chstore: %w", classify("connect", err))
 	}
 	defer conn.Close()
-	if err := chmigrations.EnsureDatabase(ctx, conn, database); err != nil {
+	if err := schema.EnsureDatabase(ctx, conn, database); err != nil {
 		return fmt.Errorf("chstore: %w", classify("create database", err))
 	}
 	return nil
 }
 
 // Features returns what the server supports, as detected by Open.
-func (s *Store) Features() chmigrations.Features {
+func (s *Store) Features() schema.Features {
 	return s.features
 }
 
@@ -165,8 +180,13 @@ func (s *Store) Kind() string {
 	return "clickhouse"
 }
 
-// Close stops the retention loop and closes the connections.
+// Close stops the backfill and the retention loop and closes the connections.
 func (s *Store) Close() error {
+	if s.stopBackfill != nil {
+		s.stopBackfill()
+		<-s.backfilled
+		s.stopBackfill = nil
+	}
 	if s.stop != nil {
 		s.stop()
 		<-s.done

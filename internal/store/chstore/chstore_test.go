@@ -18,8 +18,8 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/store"
+	"github.com/pocketlytics/pocketlytics/internal/store/chstore/schema"
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
-	chmigrations "github.com/pocketlytics/pocketlytics/migrations/clickhouse"
 )
 
 var _ store.Store = (*Store)(nil)
@@ -105,7 +105,7 @@ func TestOpenConcurrent(t *testing.T) {
 	if got := countRows(t, s); got != n*10 {
 		t.Errorf("rows = %d, want %d", got, n*10)
 	}
-	applied, err := chmigrations.Applied(context.Background(), s.conn)
+	applied, err := schema.Applied(context.Background(), s.conn)
 	if err != nil {
 		t.Fatal(err)
 	}

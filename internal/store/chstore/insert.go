@@ -174,26 +174,27 @@ func (s *Store) Insert(ctx context.Context, token string, events []event.Event) 
 	if err != nil {
 		return err
 	}
+	fresh := events
 	if len(stored) > 0 {
-		events = slices.DeleteFunc(slices.Clone(events), func(ev event.Event) bool {
+		fresh = slices.DeleteFunc(slices.Clone(events), func(ev event.Event) bool {
 			_, ok := stored[ev.ID]
 			return ok
 		})
-		if len(events) == 0 {
-			return nil
-		}
 	}
 
 	// A batch larger than one block goes in several blocks, each atomic on
 	// its own; a retry after a failure in between resumes through the
 	// stored-id check.
 	size := s.features.MaxInsertBlockSize
-	for i := 0; i < len(events); i += size {
-		if err := s.insertBlock(ctx, token, events[i:min(i+size, len(events))]); err != nil {
+	for i := 0; i < len(fresh); i += size {
+		if err := s.insertBlock(ctx, token, fresh[i:min(i+size, len(fresh))]); err != nil {
 			return err
 		}
 	}
-	return nil
+	// The visits follow the stored events, also when every event was
+	// stored before: the batch may be redelivered after a crash that came
+	// between the two writes.
+	return s.refreshVisits(ctx, events)
 }
 
 // insertBlock sends events as one native block.

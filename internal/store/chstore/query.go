@@ -2,10 +2,13 @@ package chstore
 
 import (
 	"context"
+	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/pocketlytics/pocketlytics/internal/store"
@@ -29,12 +32,30 @@ func (s *Store) Breakdown(ctx context.Context, q store.Query, dim store.Dimensio
 	return newQuerier(s.conn).Breakdown(ctx, q, dim, limit, offset)
 }
 
-// newQuerier returns the analytics querier over conn (see sqlquery).
+// maxQuerySize lets the longest accepted query through: filter values
+// (store.MaxFilterBytes) appear up to five times in a query's text, each
+// byte at most twice once escaped; the server's default is 256 KiB.
+const maxQuerySize = 4 << 20
+
+// codeTimeoutExceeded is the server's error when max_execution_time ran out.
+const codeTimeoutExceeded = 159
+
+// newQuerier returns the analytics querier over conn (see sqlquery). A
+// query whose context has a deadline gets it as max_execution_time too, so
+// the server stops working on it when the caller stops waiting.
 func newQuerier(conn driver.Conn) *sqlquery.Querier {
 	return &sqlquery.Querier{
 		Dialect: dialect{},
 		Query: func(ctx context.Context, query string, args ...any) (sqlquery.Rows, error) {
-			return conn.Query(ctx, query, args...)
+			settings := clickhouse.Settings{"max_query_size": maxQuerySize}
+			if deadline, ok := ctx.Deadline(); ok {
+				settings["max_execution_time"] = max(1, int(math.Ceil(time.Until(deadline).Seconds())))
+			}
+			return conn.Query(clickhouse.Context(ctx, clickhouse.WithSettings(settings)), query, args...)
+		},
+		TimedOut: func(err error) bool {
+			var ex *clickhouse.Exception
+			return errors.As(err, &ex) && ex.Code == codeTimeoutExceeded
 		},
 	}
 }
@@ -58,7 +79,9 @@ func (dialect) AnyIf(cond string) string { return "max(" + cond + ")" }
 
 func (dialect) Count() string { return "toInt64(count())" }
 
-func (dialect) Uniq(expr string) string { return "toInt64(uniqExact(" + expr + "))" }
+// Uniq is approximate (adaptive sampling; exact up to 65,536 values): 0.11%
+// off at a million visitors, where uniqExact took 1.6 times as long.
+func (dialect) Uniq(expr string) string { return "toInt64(uniq(" + expr + "))" }
 
 func (dialect) Sum(expr string) string { return "toInt64(sum(" + expr + "))" }
 
@@ -105,6 +128,18 @@ func (dialect) PropHas(key string) sqlquery.Frag {
 func (dialect) JoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
 	return sqlquery.Cat("(", left, ") AS r ALL INNER JOIN (", right, ") AS s USING session_id")
 }
+
+func (dialect) LeftJoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
+	return sqlquery.Cat("(", left, ") AS l ANY LEFT JOIN (", right, ") AS r USING session_id")
+}
+
+// Coalesce: a LEFT JOIN fills missing columns with 0.
+func (dialect) Coalesce(expr string) string { return expr }
+
+// Visits: FINAL collapses each visit's cancelled rows as it reads them
+// (about 1.4 times the cost of a plain read of the table; grouping the
+// rows by visit instead cost 5 to 7 times).
+func (dialect) Visits() string { return "visits FINAL" }
 
 // ValueKey groups by a 64-bit hash of the value: integer keys group about
 // twice as fast as strings (the page breakdown at 10M events). Two values of

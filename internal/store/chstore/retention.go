@@ -18,22 +18,27 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	t = t.UTC()
 	cutoff := t.Year()*100 + int(t.Month())
 
+	// The visits go by the month they started in, with their events.
 	rows, err := s.conn.Query(ctx,
-		"SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = 'events' AND active",
+		"SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND table IN ('events', 'visits') AND active",
 		s.database)
 	if err != nil {
 		return 0, classify("list partitions", err)
 	}
-	var old []int
+	type part struct {
+		table string
+		month int
+	}
+	var old []part
 	for rows.Next() {
-		var p string
-		if err := rows.Scan(&p); err != nil {
+		var table, p string
+		if err := rows.Scan(&table, &p); err != nil {
 			rows.Close()
 			return 0, classify("list partitions", err)
 		}
 		// The partition key is toYYYYMM(ts): the value is a number such as 202401.
 		if month, err := strconv.Atoi(strings.Trim(p, "'")); err == nil && month < cutoff {
-			old = append(old, month)
+			old = append(old, part{table, month})
 		}
 	}
 	err = rows.Err()
@@ -42,12 +47,16 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 		return 0, classify("list partitions", err)
 	}
 
-	for i, month := range old {
-		if err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE events DROP PARTITION %d", month)); err != nil {
-			return i, classify(fmt.Sprintf("drop partition %d", month), err)
+	dropped := 0
+	for _, p := range old {
+		if err := s.conn.Exec(ctx, fmt.Sprintf("ALTER TABLE %s DROP PARTITION %d", p.table, p.month)); err != nil {
+			return dropped, classify(fmt.Sprintf("drop partition %d of %s", p.month, p.table), err)
+		}
+		if p.table == "events" {
+			dropped++
 		}
 	}
-	return len(old), nil
+	return dropped, nil
 }
 
 // retentionLoop drops expired partitions at start and every RetentionInterval

@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/store"
+	"github.com/pocketlytics/pocketlytics/internal/store/sqlquery"
 )
 
 // columns of the events table in insert order.
@@ -90,8 +92,41 @@ func (s *Store) Insert(ctx context.Context, token string, events []event.Event) 
 			return classify(err)
 		}
 	}
+	if err := refreshVisits(ctx, tx, events); err != nil {
+		return classify(err)
+	}
 	return classify(tx.Commit())
 }
+
+// refreshVisits rebuilds the visits of the events' sessions from all of
+// their stored events, so a visit is the same whatever order and however
+// often its events arrived: a redelivered batch rewrites identical rows.
+func refreshVisits(ctx context.Context, tx *sql.Tx, events []event.Event) error {
+	sessions := map[string][]int64{}
+	seen := map[[2]any]bool{}
+	for i := range events {
+		id := int64(events[i].SessionID & idMask)
+		k := [2]any{events[i].SiteID, id}
+		if !seen[k] {
+			seen[k] = true
+			sessions[events[i].SiteID] = append(sessions[events[i].SiteID], id)
+		}
+	}
+	for site, ids := range sessions {
+		list, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, upsertVisits.SQL, site, string(list)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// upsertVisits replaces the visits of a site's sessions (a JSON array of ids).
+var upsertVisits = sqlquery.Cat("INSERT OR REPLACE INTO visits (", strings.Join(sqlquery.VisitColumns, ", "), ") ",
+	sqlquery.VisitsSQL(dialect{}, sqlquery.Frag{SQL: "site_id = ? AND session_id IN (SELECT value FROM json_each(?))"}))
 
 func validate(ev *event.Event) error {
 	switch {

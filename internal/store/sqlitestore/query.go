@@ -108,5 +108,14 @@ func (dialect) JoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
 	return sqlquery.Cat("(", left, ") AS r JOIN (", right, ") AS s USING (session_id)")
 }
 
+func (dialect) LeftJoinUsing(left, right sqlquery.Frag) sqlquery.Frag {
+	return sqlquery.Cat("(", left, ") AS l LEFT JOIN (", right, ") AS r USING (session_id)")
+}
+
+func (dialect) Coalesce(expr string) string { return "coalesce(" + expr + ", 0)" }
+
+// Visits: the table holds one row per visit.
+func (dialect) Visits() string { return "visits" }
+
 // ValueKey: SQLite groups by the value itself.
 func (dialect) ValueKey(sqlquery.Frag) (sqlquery.Frag, bool) { return sqlquery.Frag{}, false }

@@ -34,3 +34,17 @@ func TestQueriesMatchReference(t *testing.T) {
 	load(t, s, ds.Events)
 	storetest.Check(t, s, opts, ds)
 }
+
+// TestVisitsRedelivery: visits rebuilt as their events arrive out of order
+// and again do not count twice (see storetest.CheckRedelivery).
+func TestVisitsRedelivery(t *testing.T) {
+	storetest.CheckRedelivery(t, openStore(t))
+}
+
+// TestQueryGuards: the largest accepted filters run, deadlines give
+// store.ErrTimeout (see storetest.CheckGuards).
+func TestQueryGuards(t *testing.T) {
+	s := openStore(t)
+	load(t, s, storetest.KnownEvents())
+	storetest.CheckGuards(t, s)
+}

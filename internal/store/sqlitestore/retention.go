@@ -10,7 +10,8 @@ import (
 // the writer connection between chunks.
 const deleteChunk = 5000
 
-// DeleteBefore deletes the events older than t and returns how many.
+// DeleteBefore deletes the events older than t, and the visits that started
+// before t, and returns how many events.
 //
 // It deletes in chunks, each its own short transaction, so the flusher's
 // inserts are never held up for long. Rows arrive roughly in time order, so
@@ -31,7 +32,18 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 		}
 		total += n
 		if n < deleteChunk {
-			return total, nil
+			break
+		}
+	}
+	for {
+		res, err := s.wdb.ExecContext(ctx,
+			"DELETE FROM visits WHERE (site_id, start_ts, session_id) IN (SELECT site_id, start_ts, session_id FROM visits WHERE start_ts < ? LIMIT ?)",
+			t.UnixMilli(), deleteChunk)
+		if err != nil {
+			return total, fmt.Errorf("sqlitestore: retention: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n < deleteChunk {
+			return total, err
 		}
 	}
 }

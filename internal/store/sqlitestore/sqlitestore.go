@@ -23,6 +23,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -53,6 +54,10 @@ type Store struct {
 	path string
 
 	insertChunk *sql.Stmt // multi-row insert of chunkRows rows, prepared on wdb
+
+	// stop ends the visits backfill, which closes done when it returns.
+	stop context.CancelFunc
+	done chan struct{}
 }
 
 // Open opens (creating if needed) the analytics database at path and brings
@@ -96,6 +101,14 @@ func Open(path string) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlitestore: prepare insert: %w", err)
 	}
+
+	var bctx context.Context
+	bctx, s.stop = context.WithCancel(context.Background())
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.backfillVisits(bctx, slog.Default())
+	}()
 	return s, nil
 }
 
@@ -114,6 +127,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes both handles. The last connection to close checkpoints the
 // WAL into the database file.
 func (s *Store) Close() error {
+	s.stop()
+	<-s.done
 	var errs []error
 	if s.insertChunk != nil {
 		errs = append(errs, s.insertChunk.Close())

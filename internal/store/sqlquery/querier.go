@@ -2,6 +2,7 @@ package sqlquery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/pocketlytics/pocketlytics/internal/store"
@@ -22,26 +23,35 @@ type QueryFunc func(ctx context.Context, query string, args ...any) (Rows, error
 type Querier struct {
 	Dialect Dialect
 	Query   QueryFunc
+	// TimedOut, when set, reports whether an error is the database's own
+	// time limit (the context's deadline is recognised without it).
+	TimedOut func(error) bool
 }
 
 var _ store.Querier = (*Querier)(nil)
 
 // each runs f and calls scan for every row.
 func (qr *Querier) each(ctx context.Context, f Frag, scan func(Rows) error) error {
-	rows, err := qr.Query(ctx, f.SQL, f.Args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := scan(rows); err != nil {
+	err := func() error {
+		rows, err := qr.Query(ctx, f.SQL, f.Args...)
+		if err != nil {
 			return err
 		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return rows.Close()
+	}()
+	if err != nil && (errors.Is(ctx.Err(), context.DeadlineExceeded) || qr.TimedOut != nil && qr.TimedOut(err)) {
+		return fmt.Errorf("%w: %w", store.ErrTimeout, err)
 	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	return rows.Close()
+	return err
 }
 
 // Overview implements store.Querier.
@@ -68,28 +78,13 @@ func (qr *Querier) Timeseries(ctx context.Context, q store.Query, interval store
 	if err != nil {
 		return nil, err
 	}
-	rowsSQL, visitsSQL := timeseriesSQL(qr.Dialect, q, b)
 	totals := map[int64]store.Totals{}
-	err = qr.each(ctx, rowsSQL, func(r Rows) error {
+	err = qr.each(ctx, timeseriesSQL(qr.Dialect, q, b), func(r Rows) error {
 		var k int64
 		var t store.Totals
-		if err := r.Scan(&k, &t.Visitors, &t.Pageviews, &t.Events); err != nil {
+		if err := r.Scan(&k, &t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration); err != nil {
 			return err
 		}
-		totals[k] = t
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("timeseries: %w", err)
-	}
-	err = qr.each(ctx, visitsSQL, func(r Rows) error {
-		var k int64
-		var v store.Totals
-		if err := r.Scan(&k, &v.Visits, &v.Bounces, &v.Duration); err != nil {
-			return err
-		}
-		t := totals[k]
-		t.Visits, t.Bounces, t.Duration = v.Visits, v.Bounces, v.Duration
 		totals[k] = t
 		return nil
 	})

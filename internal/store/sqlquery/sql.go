@@ -11,10 +11,12 @@
 // whitelist in package store, and the only other things written into the text
 // are integers computed in Go (bucket boundaries and UTC offsets).
 //
-// Every query starts from the sessions subquery (one row per session of the
-// range, with its sums, its attributes and a flag per row-level filter) and
-// from the counted rows (pageviews and custom events that pass the row-level
-// filters); see store.Querier for the definitions.
+// Visit-level numbers come from the visits table, which the stores keep up
+// as they write events (one row per visit, built by VisitsSQL from the
+// visit's events); page- and event-level numbers come from the events. Every
+// query starts from the sessions subquery: the visits that started in the
+// range and pass the filters, with their counted pageviews and events; see
+// store.Querier for the definitions.
 package sqlquery
 
 import (
@@ -86,8 +88,9 @@ type Dialect interface {
 	// may contain bound arguments).
 	CountIf(cond string) string
 	AnyIf(cond string) string
-	// Count counts rows; Uniq counts distinct values exactly; Sum sums an
-	// integer expression, 0 over no rows. All three are 64-bit signed.
+	// Count counts rows; Uniq counts distinct values (exactly below 65,536,
+	// within 2% above); Sum sums an integer expression, 0 over no rows. All
+	// three are 64-bit signed.
 	Count() string
 	Uniq(expr string) string
 	Sum(expr string) string
@@ -114,10 +117,19 @@ type Dialect interface {
 	PropHas(key string) Frag
 	// JoinUsing joins two subqueries on the column session_id.
 	JoinUsing(left, right Frag) Frag
+	// LeftJoinUsing left-joins two subqueries on the column session_id;
+	// the right side has at most one row per session, and its missing
+	// integer columns read as NULL or 0 (the callers coalesce).
+	LeftJoinUsing(left, right Frag) Frag
+	// Coalesce returns an integer expression, 0 where it is NULL.
+	Coalesce(expr string) string
 	// ValueKey returns a cheaper expression to group a breakdown's string
 	// values by (ClickHouse hashes strings far slower than integers), or ok
 	// false to group by the value itself.
 	ValueKey(value Frag) (key Frag, ok bool)
+	// Visits is the visits table as the queries read it: one row per
+	// visit (ClickHouse reads its collapsing table with FINAL).
+	Visits() string
 }
 
 const (
@@ -126,6 +138,43 @@ const (
 	isCounted  = "type IN ('pageview', 'event')"
 )
 
+// VisitColumns are the columns of a visits row, in the order VisitsSQL
+// selects them. Both stores name them alike.
+var VisitColumns = []string{
+	"site_id", "session_id", "visitor_id", "start_ts", "end_ts", "pageviews", "events",
+	"entry_page", "exit_page", "referrer_host", "channel",
+	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+	"country", "region", "city", "device", "browser", "os",
+}
+
+// visitAttrs are the session dimensions after the pages in VisitColumns.
+var visitAttrs = []store.Dimension{
+	store.DimReferrer, store.DimChannel,
+	store.DimUTMSource, store.DimUTMMedium, store.DimUTMCampaign, store.DimUTMTerm, store.DimUTMContent,
+	store.DimCountry, store.DimRegion, store.DimCity, store.DimDevice, store.DimBrowser, store.DimOS,
+}
+
+// VisitsSQL returns the visits (VisitColumns) of the events where holds,
+// one per (site, session) with at least one pageview or custom event: its
+// first and last row, its pageviews and custom events, its first and last
+// pageview's pathname, and the attributes of its first pageview or custom
+// event. Within a second, the smallest value is first and the largest last
+// (whole seconds are the precision both stores share).
+func VisitsSQL(d Dialect, where Frag) Frag {
+	secs := d.Secs("ts")
+	first := func(col, cond string) string { return d.Substr(d.MinIf(d.Concat(secs, col), cond), 11) }
+	cols := []string{
+		"site_id", "session_id", "min(visitor_id)", "min(ts)", "max(ts)",
+		d.Int(d.CountIf(isPageview)), d.Int(d.CountIf(isEvent)),
+		first("pathname", isPageview), d.Substr(d.MaxIf(d.Concat(secs, "pathname"), isPageview), 11),
+	}
+	for _, dim := range visitAttrs {
+		cols = append(cols, first(dim.Column(), isCounted))
+	}
+	return Cat("SELECT ", strings.Join(cols, ", "), " FROM events WHERE ", where,
+		" GROUP BY site_id, session_id HAVING ", d.CountIf(isCounted), " > 0")
+}
+
 // gen builds the queries of one store.Query.
 type gen struct {
 	d Dialect
@@ -133,16 +182,14 @@ type gen struct {
 	// attrs are the session attributes the query needs, by dimension; their
 	// column in the sessions subquery is a0, a1, ….
 	attrs []store.Dimension
-	// flags: one per row-level filter, f0, f1, … in filter order.
+	// flags: the indexes of the row-level filters.
 	flags []int
 }
 
 func newGen(d Dialect, q store.Query, extra ...store.Dimension) *gen {
 	g := &gen{d: d, q: q}
 	for i, f := range q.Filters {
-		if f.Dimension.Level() == store.LevelSession {
-			g.attr(f.Dimension)
-		} else {
+		if f.Dimension.Level() != store.LevelSession {
 			g.flags = append(g.flags, i)
 		}
 	}
@@ -165,9 +212,16 @@ func (g *gen) attr(dim store.Dimension) string {
 	return "a" + strconv.Itoa(len(g.attrs)-1)
 }
 
-// base restricts to the site and the range.
-func (g *gen) base() Frag {
-	return Cat("site_id = ", Arg(g.q.SiteID), " AND ts >= ", g.d.Time(g.q.From), " AND ts < ", g.d.Time(g.q.To))
+// visitsBase restricts visits to the site and those started in the range.
+func (g *gen) visitsBase() Frag {
+	return Cat("site_id = ", Arg(g.q.SiteID), " AND start_ts >= ", g.d.Time(g.q.From), " AND start_ts < ", g.d.Time(g.q.To))
+}
+
+// rowsBase restricts events to the site and the rows of the visits that
+// started in the range: from the range's start to the last visit's end.
+func (g *gen) rowsBase() Frag {
+	return Cat("site_id = ", Arg(g.q.SiteID), " AND ts >= ", g.d.Time(g.q.From),
+		" AND ts <= (SELECT max(end_ts) FROM visits WHERE ", g.visitsBase(), ")")
 }
 
 // match is the positive condition of a filter on a value expression.
@@ -236,64 +290,43 @@ func (g *gen) countedRows() Frag {
 	return Cat("((", pv, ") OR (", ev, "))")
 }
 
-// sessions is the sessions subquery, restricted to the visits the filters
-// select. Columns: session_id, vid, start_s, dur, pv_all, ev_all, pv, ev,
-// bounce, a0…, f0….
+// sessions is the sessions subquery: the visits that started in the range
+// and pass the filters. Columns: session_id, vid, start_s, dur, pv_all,
+// ev_all, pv, ev (the counted pageviews and custom events), bounce, a0….
 func (g *gen) sessions() Frag {
 	d := g.d
-	secs := d.Secs("ts")
-	cols := []any{
-		"SELECT session_id, min(visitor_id) AS vid, ",
-		d.Secs("min(ts)"), " AS start_s, ",
-		d.Secs("max(ts)"), " - ", d.Secs("min(ts)"), " AS dur, ",
-		d.CountIf(isPageview), " AS pv_all, ",
-		d.CountIf(isEvent), " AS ev_all",
-	}
-	if len(g.flags) == 0 {
-		cols = append(cols, ", ", d.CountIf(isPageview), " AS pv, ", d.CountIf(isEvent), " AS ev")
-	} else {
-		pv, ev := g.counted(isPageview), g.counted(isEvent)
-		cols = append(cols, ", ", wrap(d.CountIf, pv), " AS pv, ", wrap(d.CountIf, ev), " AS ev")
-	}
-	for i, dim := range g.attrs {
-		var agg string
-		switch dim {
-		case store.DimEntryPage:
-			agg = d.Substr(d.MinIf(d.Concat(secs, "pathname"), isPageview), 11)
-		case store.DimExitPage:
-			agg = d.Substr(d.MaxIf(d.Concat(secs, "pathname"), isPageview), 11)
-		default:
-			agg = d.Substr(d.MinIf(d.Concat(secs, dim.Column()), isCounted), 11)
-		}
-		cols = append(cols, ", ", agg, " AS a"+strconv.Itoa(i))
-	}
-	for i, fi := range g.flags {
-		cols = append(cols, ", ", wrap(d.AnyIf, g.rowMatch(g.q.Filters[fi])), " AS f"+strconv.Itoa(i))
-	}
-	inner := Cat(append(cols, " FROM events WHERE ", g.base(), " GROUP BY session_id")...)
-
-	conds := []Frag{{SQL: "pv_all + ev_all > 0"}}
-	fl := 0
+	conds := []Frag{g.visitsBase()}
 	for _, f := range g.q.Filters {
 		var c Frag
 		if f.Dimension.Level() == store.LevelSession {
-			c = g.match(f, Frag{SQL: g.attr(f.Dimension)})
-			if f.Op.Negated() {
-				c = Cat("NOT (", c, ")")
-			}
+			c = g.match(f, Frag{SQL: f.Dimension.VisitColumn()})
 		} else {
-			want := "1"
-			if f.Op.Negated() {
-				want = "0"
-			}
-			c = Frag{SQL: "f" + strconv.Itoa(fl) + " = " + want}
-			fl++
+			c = Cat("session_id IN (SELECT session_id FROM events WHERE ", g.rowsBase(), " AND ", g.rowMatch(f), ")")
+		}
+		if f.Op.Negated() {
+			c = Cat("NOT (", c, ")")
 		}
 		conds = append(conds, c)
 	}
-	return Cat("SELECT session_id, vid, start_s, dur, pv_all, ev_all, pv, ev, ",
-		"(CASE WHEN pv_all = 1 AND ev_all = 0 THEN 1 ELSE 0 END) AS bounce", attrCols(len(g.attrs)),
-		" FROM (", inner, ") AS s WHERE ", Join(conds, " AND "))
+	start, end := d.Secs("start_ts"), d.Secs("end_ts")
+	var attrs strings.Builder
+	for i, dim := range g.attrs {
+		attrs.WriteString(", " + dim.VisitColumn() + " AS a" + strconv.Itoa(i))
+	}
+	live := Cat("SELECT session_id, visitor_id AS vid, ", start, " AS start_s, ", end, " - ", start, " AS dur, ",
+		"pageviews AS pv_all, events AS ev_all", attrs.String(), " FROM ", d.Visits(), " WHERE ", Join(conds, " AND "))
+	cols := "session_id, vid, start_s, dur, pv_all, ev_all, "
+	bounce := ", (CASE WHEN pv_all = 1 AND ev_all = 0 THEN 1 ELSE 0 END) AS bounce" + attrCols(len(g.attrs))
+	if len(g.flags) == 0 {
+		return Cat("SELECT ", cols, "pv_all AS pv, ev_all AS ev", bounce, " FROM (", live, ") AS l")
+	}
+	// Row-level filters also restrict what is counted to the rows they let
+	// pass.
+	pv, ev := g.counted(isPageview), g.counted(isEvent)
+	counts := Cat("SELECT session_id, ", wrap(d.CountIf, pv), " AS pv, ", wrap(d.CountIf, ev), " AS ev FROM events WHERE ",
+		g.rowsBase(), " AND ", g.countedRows(), " GROUP BY session_id")
+	return Cat("SELECT ", cols, d.Coalesce("pv"), " AS pv, ", d.Coalesce("ev"), " AS ev", bounce,
+		" FROM ", d.LeftJoinUsing(live, counts))
 }
 
 // wrap applies a text-only aggregate to a condition with arguments; the
@@ -308,19 +341,6 @@ func attrCols(n int) string {
 		sb.WriteString(", a" + strconv.Itoa(i))
 	}
 	return sb.String()
-}
-
-// rowsNeedSessions reports whether counted rows must also be checked against
-// the selected sessions. They need not when every filter is a positive page
-// filter: a counted row then matches every filter itself, so its session
-// includes a match for each.
-func (g *gen) rowsNeedSessions() bool {
-	for _, f := range g.q.Filters {
-		if f.Dimension.Level() != store.LevelPage || f.Op.Negated() {
-			return true
-		}
-	}
-	return false
 }
 
 // overviewSQL returns the query of the overview sums: visitors, visits,
@@ -361,20 +381,12 @@ func bucketKey(d Dialect, b *store.Buckets, secs string) string {
 	return "(" + d.IntDiv(local, unit) + " * " + unit + " - " + off + ")"
 }
 
-// timeseriesSQL returns two queries, both grouped by bucket key: the counted
-// rows (key, visitors, pageviews, events) and the visits by their start (key,
-// visits, bounces, duration).
-func timeseriesSQL(d Dialect, q store.Query, b *store.Buckets) (rows, visits Frag) {
-	g := newGen(d, q)
-	where := Cat(g.base(), " AND ", g.countedRows())
-	if g.rowsNeedSessions() {
-		where = Cat(where, " AND session_id IN (SELECT session_id FROM (", g.sessions(), ") AS v)")
-	}
-	rows = Cat("SELECT ", d.Int(bucketKey(d, b, d.Secs("ts"))), " AS k, ", d.Uniq("visitor_id"), ", ",
-		d.Int(d.CountIf(isPageview)), ", ", d.Int(d.CountIf(isEvent)), " FROM events WHERE ", where, " GROUP BY k")
-	visits = Cat("SELECT ", d.Int(bucketKey(d, b, "start_s")), " AS k, ", d.Count(), ", ", d.Sum("bounce"), ", ", d.Sum("dur"),
+// timeseriesSQL returns the query of the visits' sums by the bucket of
+// their start: key, visitors, visits, pageviews, events, bounces, duration.
+func timeseriesSQL(d Dialect, q store.Query, b *store.Buckets) Frag {
+	return Cat("SELECT ", d.Int(bucketKey(d, b, "start_s")), " AS k, ", d.Uniq("vid"), ", ", d.Count(), ", ",
+		d.Sum("pv"), ", ", d.Sum("ev"), ", ", d.Sum("bounce"), ", ", d.Sum("dur"),
 		" FROM (", newGen(d, q).sessions(), ") AS v GROUP BY k")
-	return rows, visits
 }
 
 // breakdownSQL returns the query of one page of a breakdown, its columns value,
@@ -392,7 +404,7 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 		count = Cat("SELECT ", d.Uniq(col), " FROM (", g.sessions(), ") AS v")
 	} else {
 		var value Frag
-		where := Cat(g.base(), " AND ", g.countedRows())
+		where := Cat(g.rowsBase(), " AND ", g.countedRows())
 		switch dim.Base() {
 		case store.DimEventProp:
 			value = d.PropValue(dim.PropKey())
@@ -411,11 +423,8 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 		}
 		// The values are those of the counted rows of the selected visits:
 		// counting them needs neither the per-visit sums nor the join.
-		counted := where
-		if g.rowsNeedSessions() {
-			counted = Cat(where, " AND session_id IN (SELECT session_id FROM (", g.sessions(), ") AS v)")
-		}
-		count = Cat("SELECT ", wrap(d.Uniq, value), " FROM events WHERE ", counted)
+		count = Cat("SELECT ", wrap(d.Uniq, value), " FROM events WHERE ", where,
+			" AND session_id IN (SELECT session_id FROM (", g.sessions(), ") AS v)")
 		perSession := Cat("SELECT session_id, ", keyed, ", ", d.CountIf(isPageview), " AS n_pv, ",
 			d.CountIf(isEvent), " AS n_ev FROM events WHERE ", where, " GROUP BY session_id, ", groupBy)
 		sessions := Cat("SELECT session_id, vid, bounce, dur FROM (", g.sessions(), ") AS v")

@@ -352,44 +352,50 @@ func (g *generator) count(site string, evs []event.Event) {
 	g.truth[site] = tot
 }
 
-// BenchOptions spreads about rows events of one site over 30 days.
-func BenchOptions(rows int) Options {
+// BenchOptions spreads about rows events of one site over days days (30
+// for a month of traffic, 1 for a launch day's).
+func BenchOptions(rows, days int) Options {
+	from := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	return Options{
 		Seed:     1,
 		Sites:    []Site{{ID: "bench", Timezone: "Europe/Berlin"}},
 		Sessions: max(rows*10/48, 1),
-		From:     time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC),
-		To:       time.Date(2024, 3, 31, 0, 0, 0, 0, time.UTC),
+		From:     from,
+		To:       from.AddDate(0, 0, max(days, 1)),
 	}
 }
 
-// BenchQuery is one query of a dashboard's first view.
+// BenchQuery is one view of the dashboard.
 type BenchQuery struct {
 	Name string
 	Run  func(ctx context.Context, q store.Querier) error
 }
 
-// BenchQueries are the queries the benchmarks time, over query's range.
+// BenchQueries are the views the benchmarks time over query's range: a
+// dashboard's first view, and its overview filtered by a country.
 func BenchQueries(query store.Query) []BenchQuery {
 	bd := func(dim store.Dimension) BenchQuery {
-		return BenchQuery{"breakdown-" + string(dim), func(ctx context.Context, q store.Querier) error {
+		return BenchQuery{"top-" + string(dim), func(ctx context.Context, q store.Querier) error {
 			_, err := q.Breakdown(ctx, query, dim, 10, 0)
 			return err
 		}}
 	}
+	ts := func(iv store.Interval) BenchQuery {
+		return BenchQuery{"timeseries-" + string(iv), func(ctx context.Context, q store.Querier) error {
+			_, err := q.Timeseries(ctx, query, iv)
+			return err
+		}}
+	}
 	filtered := query
-	filtered.Filters = []store.Filter{{Dimension: store.DimCountry, Op: store.OpIs, Values: []string{"DE"}}}
+	filtered.Filters = []store.Filter{{Dimension: store.DimCountry, Op: store.OpIs, Values: []string{"US"}}}
 	return []BenchQuery{
 		{"overview", func(ctx context.Context, q store.Querier) error {
 			_, err := q.Overview(ctx, query)
 			return err
 		}},
-		{"timeseries-day", func(ctx context.Context, q store.Querier) error {
-			_, err := q.Timeseries(ctx, query, store.IntervalDay)
-			return err
-		}},
-		bd(store.DimPage), bd(store.DimCountry), bd(store.DimEntryPage), bd(store.DimEventName),
-		{"overview-country-DE", func(ctx context.Context, q store.Querier) error {
+		ts(store.IntervalHour), ts(store.IntervalDay),
+		bd(store.DimPage), bd(store.DimCountry), bd(store.DimEntryPage), bd(store.DimReferrer), bd(store.DimEventName),
+		{"overview-country-US", func(ctx context.Context, q store.Querier) error {
 			_, err := q.Overview(ctx, filtered)
 			return err
 		}},

@@ -25,9 +25,9 @@ var (
 //
 //	s1 (visitor 1, DE, search): / 10:00, /pricing 10:01, signup{plan:pro} on /pricing 10:02, ping 10:05
 //	s2 (visitor 1, DE, direct): /pricing 11:00, ping 11:00:30                    → bounce, 30 s
-//	s3 (visitor 2, FR):         / 09:59 (before the range), /docs 10:10          → a bounce in range, 0 s
+//	s3 (visitor 2, FR):         / 09:59 (before the range), /docs 10:10          → started before: not counted
 //	s4 (visitor 3):             ping 10:20 only                                  → not a visit
-//	s5 (visitor 4):             / 11:59:59.5, /about 12:00:00.1 (after the range) → bounce, 0 s
+//	s5 (visitor 4):             / 11:59:59.5, /about 12:00:00.1 (after the range) → whole visit: 2 pageviews, 1 s
 //	s6 (visitor 5, US):         /b 10:30:00.1, /a 10:30:00.9, outbound on /a 10:31 → entry /a, exit /b (same second: by value)
 //	another site's pageview at 10:00 (must not count)
 func KnownEvents() []event.Event {
@@ -83,14 +83,14 @@ func CheckKnown(t *testing.T, q store.Querier) {
 		q    store.Query
 		want store.Overview
 	}{
-		{"all", query(), ov(4, 5, 7, 2, 1.4, 60, 78)},
+		{"all", query(), ov(3, 4, 7, 2, 1.75, 25, 98)},
 		{"page is /pricing: its visits, its pageviews", query(flt(store.DimPage, store.OpIs, "/pricing")), ov(1, 2, 2, 1, 1, 50, 165)},
 		{"country is DE", query(flt(store.DimCountry, store.OpIs, "DE")), ov(1, 2, 3, 1, 1.5, 50, 165)},
 		{"entry_page is /a: same-second tie goes to the smaller value", query(flt(store.DimEntryPage, store.OpIs, "/a")), ov(1, 1, 2, 1, 2, 0, 60)},
-		{"entry_page is /docs: the range cuts s3", query(flt(store.DimEntryPage, store.OpIs, "/docs")), ov(1, 1, 1, 0, 1, 100, 0)},
+		{"entry_page is /docs: s3 started before the range", query(flt(store.DimEntryPage, store.OpIs, "/docs")), ov(0, 0, 0, 0, 0, 0, 0)},
 		{"channel is search: from the first pageview", query(flt(store.DimChannel, store.OpIs, "search")), ov(1, 1, 2, 1, 2, 0, 300)},
 		{"event_name is signup: pageviews of those visits", query(flt(store.DimEventName, store.OpIs, "signup")), ov(1, 1, 2, 1, 2, 0, 300)},
-		{"event_name is_not signup", query(flt(store.DimEventName, store.OpIsNot, "signup")), ov(4, 4, 5, 1, 1.25, 75, 23)},
+		{"event_name is_not signup", query(flt(store.DimEventName, store.OpIsNot, "signup")), ov(3, 3, 5, 1, 1.67, 33.3, 30)},
 		{"event_prop:plan is pro", query(flt(store.PropDimension("plan"), store.OpIs, "pro")), ov(1, 1, 2, 1, 2, 0, 300)},
 		{"other site", store.Query{SiteID: "other", From: KnownFrom, To: KnownTo}, ov(1, 1, 1, 0, 1, 100, 0)},
 		{"nothing", store.Query{SiteID: "none", From: KnownFrom, To: KnownTo}, ov(0, 0, 0, 0, 0, 0, 0)},
@@ -117,17 +117,15 @@ func CheckKnown(t *testing.T, q store.Querier) {
 		want          store.Breakdown
 	}{
 		{"pages", store.DimPage, 10, 0, store.Breakdown{Total: 5, Rows: []store.Row{
-			row("/", 2, 2, 2, 0, 50, 150), row("/a", 1, 1, 1, 1, 0, 60), row("/b", 1, 1, 1, 0, 0, 60),
-			row("/docs", 1, 1, 1, 0, 100, 0), row("/pricing", 1, 2, 2, 1, 50, 165)}}},
+			row("/", 2, 2, 2, 0, 0, 151), row("/a", 1, 1, 1, 1, 0, 60), row("/about", 1, 1, 1, 0, 0, 1),
+			row("/b", 1, 1, 1, 0, 0, 60), row("/pricing", 1, 2, 2, 1, 50, 165)}}},
 		{"pages, second page of two", store.DimPage, 2, 2, store.Breakdown{Total: 5, Rows: []store.Row{
-			row("/b", 1, 1, 1, 0, 0, 60), row("/docs", 1, 1, 1, 0, 100, 0)}}},
+			row("/about", 1, 1, 1, 0, 0, 1), row("/b", 1, 1, 1, 0, 0, 60)}}},
 		{"past the end", store.DimPage, 2, 10, store.Breakdown{Total: 5, Rows: []store.Row{}}},
-		{"exit pages", store.DimExitPage, 10, 0, store.Breakdown{Total: 4, Rows: []store.Row{
-			row("/", 1, 1, 1, 0, 100, 0), row("/b", 1, 1, 2, 1, 0, 60), row("/docs", 1, 1, 1, 0, 100, 0),
-			row("/pricing", 1, 2, 3, 1, 50, 165)}}},
-		{"countries", store.DimCountry, 10, 0, store.Breakdown{Total: 4, Rows: []store.Row{
-			row("", 1, 1, 1, 0, 100, 0), row("DE", 1, 2, 3, 1, 50, 165), row("FR", 1, 1, 1, 0, 100, 0),
-			row("US", 1, 1, 2, 1, 0, 60)}}},
+		{"exit pages", store.DimExitPage, 10, 0, store.Breakdown{Total: 3, Rows: []store.Row{
+			row("/about", 1, 1, 2, 0, 0, 1), row("/b", 1, 1, 2, 1, 0, 60), row("/pricing", 1, 2, 3, 1, 50, 165)}}},
+		{"countries", store.DimCountry, 10, 0, store.Breakdown{Total: 3, Rows: []store.Row{
+			row("", 1, 1, 2, 0, 0, 1), row("DE", 1, 2, 3, 1, 50, 165), row("US", 1, 1, 2, 1, 0, 60)}}},
 		{"events", store.DimEventName, 10, 0, store.Breakdown{Total: 2, Rows: []store.Row{
 			row("outbound", 1, 1, 0, 1, 0, 60), row("signup", 1, 1, 0, 1, 0, 300)}}},
 		{"plans", store.PropDimension("plan"), 10, 0, store.Breakdown{Total: 1, Rows: []store.Row{
@@ -151,8 +149,8 @@ func CheckKnown(t *testing.T, q store.Querier) {
 			t.Fatal(err)
 		}
 		want := []store.Point{
-			{Time: KnownFrom, Visitors: 3, Visits: 3, Pageviews: 5, Events: 2, BounceRate: 33.3, VisitDuration: 120},
-			{Time: KnownFrom.Add(time.Hour), Visitors: 2, Visits: 2, Pageviews: 2, BounceRate: 100, VisitDuration: 15},
+			{Time: KnownFrom, Visitors: 2, Visits: 2, Pageviews: 4, Events: 2, VisitDuration: 180},
+			{Time: KnownFrom.Add(time.Hour), Visitors: 2, Visits: 2, Pageviews: 3, BounceRate: 50, VisitDuration: 16},
 		}
 		if len(got) != len(want) {
 			t.Fatalf("got %d points, want %d", len(got), len(want))
@@ -175,8 +173,11 @@ func CheckKnown(t *testing.T, q store.Querier) {
 		if len(got) != 120 {
 			t.Fatalf("got %d points, want 120", len(got))
 		}
-		if p := got[1]; p.Visitors != 1 || p.Pageviews != 1 || p.Visits != 0 {
-			t.Fatalf("10:01: got %+v, want 1 visitor, 1 pageview, no visit started", p)
+		if p := got[0]; p.Visitors != 1 || p.Pageviews != 2 || p.Visits != 1 {
+			t.Fatalf("10:00: got %+v, want s1: 1 visitor, its 2 pageviews, 1 visit", p)
+		}
+		if p := got[1]; (p != store.Point{Time: p.Time}) {
+			t.Fatalf("10:01: got %+v, want an empty bucket (s1's pageview counts where s1 started)", p)
 		}
 		if p := got[3]; (p != store.Point{Time: p.Time}) {
 			t.Fatalf("10:03: got %+v, want an empty bucket", p)

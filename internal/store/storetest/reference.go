@@ -20,6 +20,7 @@ type Reference struct {
 // NewReference returns a reference over evs (not copied).
 func NewReference(evs []event.Event) *Reference { return &Reference{events: evs} }
 
+// refSession is a visit: all of a session's rows, wherever they fall.
 type refSession struct {
 	rows      []*event.Event
 	visitor   uint64
@@ -159,22 +160,28 @@ func rowCounted(q store.Query, e *event.Event) bool {
 	return true
 }
 
-// eval selects q's sessions and counted rows.
+// eval selects q's visits (those that started in the range) and their
+// counted rows.
 func (r *Reference) eval(q store.Query) (map[uint64]*refSession, []*event.Event) {
 	sessions := map[uint64]*refSession{}
+	first := map[uint64]time.Time{}
 	for i := range r.events {
 		e := &r.events[i]
-		if e.SiteID != q.SiteID || e.Time.Before(q.From) || !e.Time.Before(q.To) {
+		if e.SiteID != q.SiteID {
 			continue
 		}
 		s := sessions[e.SessionID]
 		if s == nil {
 			s = &refSession{visitor: e.VisitorID, start: e.Time.Unix(), end: e.Time.Unix()}
 			sessions[e.SessionID] = s
+			first[e.SessionID] = e.Time
 		}
 		s.rows = append(s.rows, e)
 		s.visitor = min(s.visitor, e.VisitorID)
 		s.start, s.end = min(s.start, e.Time.Unix()), max(s.end, e.Time.Unix())
+		if e.Time.Before(first[e.SessionID]) {
+			first[e.SessionID] = e.Time
+		}
 		switch e.Type {
 		case event.Pageview:
 			s.pvAll++
@@ -182,8 +189,8 @@ func (r *Reference) eval(q store.Query) (map[uint64]*refSession, []*event.Event)
 			s.evAll++
 		}
 	}
-	for _, s := range sessions {
-		s.qualified = s.pvAll+s.evAll > 0
+	for id, s := range sessions {
+		s.qualified = s.pvAll+s.evAll > 0 && !first[id].Before(q.From) && first[id].Before(q.To)
 		for _, f := range q.Filters {
 			if !s.qualified {
 				break
@@ -273,45 +280,19 @@ func bucketStart(t time.Time, loc *time.Location, iv store.Interval) time.Time {
 }
 
 // Timeseries returns the non-empty buckets' totals by bucket start (unix
-// seconds).
+// seconds). Every number counts in the bucket where its visit started.
 func (r *Reference) Timeseries(q store.Query, iv store.Interval) map[int64]store.Point {
-	sessions, rows := r.eval(q)
-	type acc struct {
-		t        store.Totals
-		visitors map[uint64]bool
-		at       time.Time
-	}
-	buckets := map[int64]*acc{}
-	get := func(sec int64) *acc {
-		at := bucketStart(time.Unix(sec, 0), q.Location, iv)
-		a := buckets[at.Unix()]
-		if a == nil {
-			a = &acc{visitors: map[uint64]bool{}, at: at}
-			buckets[at.Unix()] = a
-		}
-		return a
-	}
-	for _, e := range rows {
-		a := get(e.Time.Unix())
-		a.visitors[e.VisitorID] = true
-		if e.Type == event.Pageview {
-			a.t.Pageviews++
-		} else {
-			a.t.Events++
-		}
-	}
+	sessions, _ := r.eval(q)
+	byBucket := map[int64][]*refSession{}
+	at := map[int64]time.Time{}
 	for _, s := range sessions {
-		a := get(s.start)
-		a.t.Visits++
-		a.t.Duration += s.end - s.start
-		if s.bounce() {
-			a.t.Bounces++
-		}
+		start := bucketStart(time.Unix(s.start, 0), q.Location, iv)
+		byBucket[start.Unix()] = append(byBucket[start.Unix()], s)
+		at[start.Unix()] = start
 	}
 	out := map[int64]store.Point{}
-	for k, a := range buckets {
-		a.t.Visitors = int64(len(a.visitors))
-		out[k] = a.t.Point(a.at)
+	for k, ss := range byBucket {
+		out[k] = sessionTotals(ss).Point(at[k])
 	}
 	return out
 }

@@ -1,4 +1,4 @@
-package analytics
+package queryparams
 
 import (
 	"encoding/json"

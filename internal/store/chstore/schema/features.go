@@ -1,4 +1,4 @@
-package chmigrations
+package schema
 
 import (
 	"context"

@@ -1,13 +1,13 @@
-// Package analytics turns the analytics API's query parameters (period,
+// Package queryparams turns the analytics API's query parameters (period,
 // from/to, interval, filters, limit, page) into store queries: it resolves
 // named periods in a site's timezone, picks the comparison period and
 // validates everything a request can get wrong, so the route handlers only
 // map errors to 400 responses.
 //
-//	r, err := analytics.Resolve("7d", "", "", loc, time.Now(), 0)
+//	r, err := queryparams.Resolve("7d", "", "", loc, time.Now(), 0)
 //	// r.From, r.To: the last 7 local days; r.Interval: day;
 //	// r.PrevFrom, r.PrevTo: the 7 days before, cut to the same elapsed time.
-package analytics
+package queryparams
 
 import (
 	"errors"

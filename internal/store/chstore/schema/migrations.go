@@ -1,4 +1,4 @@
-// Package chmigrations holds the ClickHouse analytics schema as an ordered
+// Package schema holds the ClickHouse analytics schema as an ordered
 // list of versioned steps, applied at start by the ClickHouse store.
 //
 // Every statement is idempotent (CREATE … IF NOT EXISTS, settings that are
@@ -10,10 +10,10 @@
 //
 // Usage:
 //
-//	f, err := chmigrations.Detect(ctx, conn)
+//	f, err := schema.Detect(ctx, conn)
 //	...
-//	applied, err := chmigrations.Apply(ctx, conn, f)
-package chmigrations
+//	applied, err := schema.Apply(ctx, conn, f)
+package schema
 
 import (
 	"context"
@@ -100,6 +100,51 @@ var Migrations = []Migration{
 			return []string{fmt.Sprintf(
 				"ALTER TABLE events MODIFY SETTING non_replicated_deduplication_window = %d",
 				DeduplicationWindow)}
+		},
+	},
+	{
+		Version:     3,
+		Description: "create the visits table and list the days whose visits are to be built",
+		Up: func(f Features) []string {
+			lc := "String"
+			if f.LowCardinality {
+				lc = "LowCardinality(String)"
+			}
+			// A visit's row is replaced by inserting a copy of it with sign -1
+			// and the new row with the next version: queries sum sign-weighted
+			// values, merges drop the cancelled pairs.
+			return []string{`CREATE TABLE IF NOT EXISTS visits (
+	site_id String,
+	session_id UInt64,
+	visitor_id UInt64,
+	start_ts DateTime,
+	end_ts DateTime,
+	pageviews UInt32,
+	events UInt32,
+	entry_page String,
+	exit_page String,
+	referrer_host String,
+	channel ` + lc + `,
+	utm_source ` + lc + `,
+	utm_medium ` + lc + `,
+	utm_campaign String,
+	utm_term String,
+	utm_content String,
+	country ` + lc + `,
+	region ` + lc + `,
+	city String,
+	device ` + lc + `,
+	browser ` + lc + `,
+	os ` + lc + `,
+	sign Int8,
+	version UInt32
+) ENGINE = VersionedCollapsingMergeTree(sign, version) PARTITION BY toYYYYMM(start_ts)
+ORDER BY (site_id, toDate(start_ts), session_id)`,
+				// Days of events stored before the visits table: done 0 to
+				// build, 1 built (see the store's backfill).
+				`CREATE TABLE IF NOT EXISTS visits_backfill (day Date, done UInt8) ENGINE = MergeTree() ORDER BY day`,
+				`INSERT INTO visits_backfill (day, done) SELECT DISTINCT toDate(ts), toUInt8(0) FROM events`,
+			}
 		},
 	},
 }

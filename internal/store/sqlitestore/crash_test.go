@@ -1,0 +1,108 @@
+package sqlitestore
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/store/sqlquery"
+	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
+)
+
+// crashOptions is the data the killed writer inserts, batch after batch.
+func crashOptions() storetest.Options {
+	from := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	return storetest.Options{Seed: 3, Sites: []storetest.Site{{ID: "crash", Timezone: "UTC"}}, Sessions: 6000, From: from, To: from.AddDate(0, 0, 1)}
+}
+
+// TestKillDuringInsert SIGKILLs a process that is inserting batches, then
+// checks that the events and the visits the killed process left agree (no
+// visit without its events, none counted twice), and that delivering every
+// batch again, as the queue would, gives the full data once.
+func TestKillDuringInsert(t *testing.T) {
+	if path := os.Getenv("PL_CRASH_WRITER"); path != "" {
+		s, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = storetest.Stream(crashOptions(), 2000, func(evs []event.Event) error {
+			return s.Insert(context.Background(), "", evs)
+		})
+		t.Fatal("the writer finished before it was killed", err)
+	}
+
+	path := filepath.Join(t.TempDir(), "analytics.db")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestKillDuringInsert$")
+	cmd.Env = append(os.Environ(), "PL_CRASH_WRITER="+path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Kill it once a few batches are in, in the middle of a later one.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 1<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer wrote nothing within a minute")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	n := count(t, s.db)
+	if n == 0 || n%2000 != 0 {
+		t.Fatalf("%d events after the kill, want whole batches of 2000", n)
+	}
+	checkVisitsMatchEvents(t, s)
+
+	_, err = storetest.Stream(crashOptions(), 2000, func(evs []event.Event) error {
+		return s.Insert(context.Background(), "", evs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkVisitsMatchEvents(t, s)
+	ds := storetest.Generate(crashOptions())
+	if got := count(t, s.db); got != len(ds.Events) {
+		t.Fatalf("%d events after redelivery, want %d", got, len(ds.Events))
+	}
+}
+
+// checkVisitsMatchEvents compares the visits table with the visits rebuilt
+// from all stored events.
+func checkVisitsMatchEvents(t *testing.T, s *Store) {
+	t.Helper()
+	cols := strings.Join(sqlquery.VisitColumns, ", ")
+	rebuilt := sqlquery.VisitsSQL(dialect{}, sqlquery.Frag{SQL: "1 = 1"}).SQL
+	for name, q := range map[string]string{
+		"visits not matching their events": "SELECT count(*) FROM (SELECT " + cols + " FROM visits EXCEPT " + rebuilt + ")",
+		"events without their visit":       "SELECT count(*) FROM (" + rebuilt + " EXCEPT SELECT " + cols + " FROM visits)",
+	} {
+		var n int
+		if err := s.db.QueryRow(q).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Fatalf("%s: %d", name, n)
+		}
+	}
+	var visits int
+	s.db.QueryRow("SELECT count(*) FROM visits").Scan(&visits)
+	t.Logf("%d events, %d visits consistent", count(t, s.db), visits)
+}
