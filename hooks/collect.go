@@ -62,6 +62,11 @@ type CollectConfig struct {
 	// addresses and *.localhost, whatever the site's domains. Without it
 	// they are refused.
 	TrackLocalhost bool
+
+	// OnHit sees each enriched event before it is queued and may change it
+	// (optional; analytics.OnHit). keep false drops the hit, answered 202
+	// with DroppedHeader "hook"; an error is the answer.
+	OnHit func(e *core.RequestEvent, ev *event.Event) (keep bool, err error)
 }
 
 // RegisterCollect binds POST /api/collect, where the tracker sends hits, and
@@ -130,6 +135,7 @@ const (
 	reasonHostNotAllowed = "host_not_allowed"
 	reasonLocalhost      = "localhost"
 	reasonNotQueued      = "not_queued"
+	reasonHook           = "hook" // an OnHit handler dropped it
 )
 
 type collector struct {
@@ -256,6 +262,17 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 		metrics.HitsDropped.WithLabelValues(drop).Inc()
 		h.Set(DroppedHeader, drop)
 		return e.NoContent(http.StatusAccepted)
+	}
+	if c.cfg.OnHit != nil {
+		keep, err := c.cfg.OnHit(e, &ev)
+		if err != nil {
+			return err
+		}
+		if !keep {
+			metrics.HitsDropped.WithLabelValues(reasonHook).Inc()
+			h.Set(DroppedHeader, reasonHook)
+			return e.NoContent(http.StatusAccepted)
+		}
 	}
 
 	// A pooled one-event slice: the variadic slice of an interface call
