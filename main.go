@@ -36,7 +36,7 @@ func main() {
 	// lines, one per failed dial, go to the debug log, since each part that
 	// uses Redis logs an outage once.
 	redis.SetLogger(redisLogger{app})
-	app.OnServe().Bind(&hook.Handler[*core.ServeEvent]{Func: banner, Priority: 1000})
+	app.OnServe().Bind(&hook.Handler[*core.ServeEvent]{Func: banner(app), Priority: 1000})
 
 	if err := app.Start(); err != nil {
 		log.Fatal(err)
@@ -44,27 +44,32 @@ func main() {
 }
 
 // banner prints where things are once the server listens, naming the
-// analytics dashboard and PocketBase's admin UI apart.
-func banner(e *core.ServeEvent) error {
-	if err := e.Next(); err != nil {
-		return err
+// analytics dashboard and PocketBase's admin UI apart (PocketBase's own
+// banner calls the admin UI "Dashboard").
+func banner(app *pocketbase.PocketBase) func(e *core.ServeEvent) error {
+	return func(e *core.ServeEvent) error {
+		if err := e.Next(); err != nil {
+			return err
+		}
+		scheme := "http"
+		if serve, _, err := app.RootCmd.Find([]string{"serve"}); err == nil {
+			if f := serve.Flags().Lookup("https"); f != nil && f.Value.String() != "" {
+				scheme = "https"
+			}
+		}
+		host := e.Server.Addr
+		if h, port, err := net.SplitHostPort(host); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+			host = net.JoinHostPort("127.0.0.1", port)
+		}
+		base := scheme + "://" + host
+		fmt.Printf("Pocketlytics is running at %s\n", base)
+		fmt.Println(strings.Join([]string{
+			"├─ Analytics dashboard:  " + base + "/",
+			"├─ Admin UI (PocketBase): " + base + "/_/",
+			"└─ Tracker:              " + base + "/t.js",
+		}, "\n"))
+		return nil
 	}
-	scheme := "http"
-	if e.Server.TLSConfig != nil {
-		scheme = "https"
-	}
-	host := e.Server.Addr
-	if h, port, err := net.SplitHostPort(host); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
-		host = net.JoinHostPort("127.0.0.1", port)
-	}
-	base := scheme + "://" + host
-	fmt.Printf("Pocketlytics is running at %s\n", base)
-	fmt.Println(strings.Join([]string{
-		"├─ Analytics dashboard: " + base + "/",
-		"├─ Admin UI (PocketBase): " + base + "/_/",
-		"└─ Tracker: " + base + "/t.js",
-	}, "\n"))
-	return nil
 }
 
 // redisLogger sends go-redis' messages to the app's debug log.

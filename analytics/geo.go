@@ -129,4 +129,3 @@ func notice(app core.App, msg string) {
 		fmt.Fprintln(os.Stderr, msg)
 	}
 }
-
