@@ -23,6 +23,8 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 	"github.com/pocketlytics/pocketlytics/internal/ratelimit"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
+
+	"github.com/pocketlytics/pocketlytics/internal/config"
 )
 
 // CollectPath is the ingest route.
@@ -55,7 +57,7 @@ type CollectConfig struct {
 	Live LivePublisher
 
 	// RateLimit is the sustained hits per second allowed per client IP
-	// (IPv6: per /64); bursts of twice that pass. Zero means 20.
+	// (IPv6: per /64); bursts of twice that pass. Zero means config.RateLimit.
 	RateLimit float64
 
 	// TrackLocalhost accepts hits from pages on localhost, loopback
@@ -91,7 +93,7 @@ func RegisterCollect(app core.App, cfg CollectConfig) error {
 		return errors.New("hooks: RegisterCollect needs Sites, Enricher and Queue")
 	}
 	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = 20
+		cfg.RateLimit = config.RateLimit
 	}
 
 	c := &collector{
