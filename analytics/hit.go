@@ -7,9 +7,13 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/event"
 )
 
-// Hit is one hit after parsing and enrichment, as it is queued and stored:
-// its site, type, page, source, location, device and the daily-salted
-// visitor and session ids. It never holds the visitor's IP address.
+// Hit is one hit after parsing and enrichment, as it is queued and stored.
+// It never holds the visitor's IP address. Its fields (`go doc
+// ./internal/event Event`): SiteID, Type ("pageview", "event", "ping",
+// "leave"), Name and Props (custom events), Hostname, Pathname, Title,
+// ReferrerHost, Channel, UTMSource … UTMContent, Country, Region, City,
+// Latitude, Longitude, Device, Browser, OS, ScreenWidth, the daily-salted
+// VisitorID and SessionID, Entry, and Time and ID (leave those two alone).
 type Hit = event.Event
 
 // HitEvent is the event of OnHit.
