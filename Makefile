@@ -3,9 +3,11 @@ export GOTOOLCHAIN := go1.27.3
 
 .PHONY: run build test geo bench
 
-# Starts the app on the embedded defaults at 127.0.0.1:8090.
-run: geo
-	go run . serve --http=127.0.0.1:8090
+# Builds, then starts the app on the embedded defaults at 127.0.0.1:8090.
+# A built binary, not `go run`: PocketBase turns dev mode (every SQL
+# statement printed) on for a binary in the temp dir.
+run: build
+	./pocketlytics serve --http=127.0.0.1:8090
 
 build: geo
 	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o pocketlytics .
@@ -15,7 +17,8 @@ build: geo
 test:
 	bash scripts/test.sh
 
-# Fetches the embedded country database (CC0) from the npm registry.
+# Fetches the embedded country database (CC0) from the npm registry. Optional:
+# a binary without it downloads the same database into pb_data on first start.
 geo:
 	bash scripts/geo.sh
 

@@ -23,6 +23,8 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 	"github.com/pocketlytics/pocketlytics/internal/ratelimit"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
+
+	"github.com/pocketlytics/pocketlytics/internal/config"
 )
 
 // CollectPath is the ingest route.
@@ -54,13 +56,18 @@ type CollectConfig struct {
 	Live LivePublisher
 
 	// RateLimit is the sustained hits per second allowed per client IP
-	// (IPv6: per /64); bursts of twice that pass. Zero means 20.
+	// (IPv6: per /64); bursts of twice that pass. Zero means config.RateLimit.
 	RateLimit float64
 
 	// TrackLocalhost accepts hits from pages on localhost, loopback
 	// addresses and *.localhost, whatever the site's domains. Without it
 	// they are refused.
 	TrackLocalhost bool
+
+	// OnHit sees each enriched event before it is queued and may change it
+	// (optional; analytics.OnHit). keep false drops the hit, answered 202
+	// with DroppedHeader "hook"; an error is the answer.
+	OnHit func(e *core.RequestEvent, ev *event.Event) (keep bool, err error)
 }
 
 // RegisterCollect binds POST /api/collect, where the tracker sends hits, and
@@ -85,7 +92,7 @@ func RegisterCollect(app core.App, cfg CollectConfig) error {
 		return errors.New("hooks: RegisterCollect needs Sites, Enricher and Queue")
 	}
 	if cfg.RateLimit <= 0 {
-		cfg.RateLimit = 20
+		cfg.RateLimit = config.RateLimit
 	}
 
 	c := &collector{
@@ -131,6 +138,7 @@ const (
 	reasonHostNotAllowed = "host_not_allowed"
 	reasonLocalhost      = "localhost"
 	reasonNotQueued      = "not_queued"
+	reasonHook           = "hook" // an OnHit handler dropped it
 )
 
 type collector struct {
@@ -236,6 +244,17 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 		metrics.HitsDropped.WithLabelValues(drop).Inc()
 		h.Set(DroppedHeader, drop)
 		return e.NoContent(http.StatusAccepted)
+	}
+	if c.cfg.OnHit != nil {
+		keep, err := c.cfg.OnHit(e, &ev)
+		if err != nil {
+			return err
+		}
+		if !keep {
+			metrics.HitsDropped.WithLabelValues(reasonHook).Inc()
+			h.Set(DroppedHeader, reasonHook)
+			return e.NoContent(http.StatusAccepted)
+		}
 	}
 
 	if err := c.cfg.Queue.Enqueue(ctx, ev); err != nil {

@@ -1,9 +1,12 @@
 package hooks
 
 import (
+	"bytes"
 	"fmt"
+	"html"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/pocketbase/pocketbase/apis"
@@ -30,30 +33,47 @@ const (
 // collection with a create that fails.
 const SignupPath = "/api/dashboard/signup"
 
-// RegisterDashboard serves the embedded dashboard at / as a single-page app:
-// known files as they are, hashed assets/ with a year-long cache, and any
-// other path without a file extension falls back to index.html so that deep
-// links load the app.
+// RegisterDashboard serves the embedded dashboard under base ("/" or a
+// path such as "/analytics/", ending in "/") as a single-page app: known
+// files as they are, hashed assets/ with a year-long cache, and any other
+// path without a file extension falls back to index.html so that deep links
+// load the app. The page gets a <base href> of base, which the app's paths
+// and assets are relative to.
 //
-// It binds the lowest-priority route (GET /{path...}), as PocketBase's
-// apis.Static does in its examples, so every other route wins; paths under
-// /api/ and /_/ that no route claimed get PocketBase's JSON 404 instead of
-// the page.
-func RegisterDashboard(app core.App) error {
+// It binds the lowest-priority route under base (GET base{path...}), as
+// PocketBase's apis.Static does in its examples, so every other route wins;
+// at "/", paths under /api/ and /_/ that no route claimed get PocketBase's
+// JSON 404 instead of the page. Under another base, base without its slash
+// redirects to base.
+func RegisterDashboard(app core.App, base string) error {
+	if !strings.HasPrefix(base, "/") || !strings.HasSuffix(base, "/") {
+		return fmt.Errorf("dashboard: the path must start and end with /, got %q", base)
+	}
 	assets, err := loadAssets(pbpublic.FS())
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
-	index, ok := assets["index.html"]
+	page, ok := assets["index.html"]
 	if !ok {
 		return fmt.Errorf("dashboard: index.html is missing from the embedded files; run scripts/build-web.sh")
 	}
+	head := bytes.Index(page.body, []byte("<head>")) + len("<head>")
+	if head < len("<head>") {
+		return fmt.Errorf("dashboard: index.html has no <head>")
+	}
+	index := newAsset("index.html", slices.Concat(page.body[:head],
+		[]byte("\n<base href=\""+html.EscapeString(base)+"\">"), page.body[head:]))
 
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
 		se.Router.GET(SignupPath, signupOpen)
-		se.Router.GET("/{path...}", func(e *core.RequestEvent) error {
+		if base != "/" {
+			se.Router.GET(strings.TrimSuffix(base, "/"), func(e *core.RequestEvent) error {
+				return e.Redirect(http.StatusMovedPermanently, base)
+			})
+		}
+		se.Router.GET(base+"{path...}", func(e *core.RequestEvent) error {
 			name := e.Request.PathValue("path")
-			if name == "api" || name == "_" || strings.HasPrefix(name, "api/") || strings.HasPrefix(name, "_/") {
+			if base == "/" && (name == "api" || name == "_" || strings.HasPrefix(name, "api/") || strings.HasPrefix(name, "_/")) {
 				return e.NotFoundError("", nil)
 			}
 

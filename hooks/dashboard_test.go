@@ -36,7 +36,7 @@ func TestDashboardRoute(t *testing.T) {
 		if err := hooks.RegisterTracker(app); err != nil {
 			return err
 		}
-		return hooks.RegisterDashboard(app)
+		return hooks.RegisterDashboard(app, "/")
 	}
 	pageETag := fetchETag(t, "/", both)
 
@@ -66,7 +66,7 @@ func TestDashboardRoute(t *testing.T) {
 			Method:          http.MethodGet,
 			URL:             "/",
 			ExpectedStatus:  200,
-			ExpectedContent: []string{`<div id="app">`, script, style},
+			ExpectedContent: []string{`<div id="app">`, `<base href="/">`, `src="` + script[1:], `href="` + style[1:]},
 			AfterTestFunc:   page,
 		},
 		{
@@ -213,5 +213,60 @@ func setUsersCreateRule(t testing.TB, app *tests.TestApp, rule *string) {
 	users.CreateRule = rule
 	if err := app.Save(users); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Under a host app the dashboard lives under its own path and leaves "/"
+// to the host.
+func TestDashboardUnderPath(t *testing.T) {
+	factory := func(t testing.TB) *tests.TestApp {
+		app, err := tests.NewTestApp()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hooks.RegisterDashboard(app, "/analytics/"); err != nil {
+			t.Fatal(err)
+		}
+		return app
+	}
+	scenarios := []tests.ApiScenario{
+		{
+			Name:            "page with its base",
+			Method:          http.MethodGet,
+			URL:             "/analytics/",
+			ExpectedStatus:  200,
+			ExpectedContent: []string{`<div id="app">`, `<base href="/analytics/">`},
+		},
+		{
+			Name:            "deep link",
+			Method:          http.MethodGet,
+			URL:             "/analytics/sites/abc/live",
+			ExpectedStatus:  200,
+			ExpectedContent: []string{`<base href="/analytics/">`},
+		},
+		{
+			Name:            "favicon under the path",
+			Method:          http.MethodGet,
+			URL:             "/analytics/favicon.svg",
+			ExpectedStatus:  200,
+			ExpectedContent: []string{"<svg"},
+		},
+		{
+			Name:           "path without its slash redirects",
+			Method:         http.MethodGet,
+			URL:            "/analytics",
+			ExpectedStatus: 301,
+		},
+		{
+			Name:               "the host's / is not taken",
+			Method:             http.MethodGet,
+			URL:                "/",
+			ExpectedStatus:     404,
+			NotExpectedContent: []string{`<div id="app">`},
+		},
+	}
+	for _, s := range scenarios {
+		s.TestAppFactory = factory
+		s.Test(t)
 	}
 }

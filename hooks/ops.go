@@ -58,6 +58,14 @@ type OpsConfig struct {
 	// LastFlush returns when the flusher last wrote a batch; zero: never.
 	LastFlush func() time.Time
 
+	// MetricsPath is the Prometheus endpoint (default "/metrics").
+	MetricsPath string
+
+	// GeoIP names the location database in use ("embedded", "file",
+	// "downloaded", "downloading" or "none"; optional). "none" is a problem:
+	// every visitor's location is unknown.
+	GeoIP func() string
+
 	// MetricsToken lets a scraper read /metrics with
 	// "Authorization: Bearer TOKEN". Empty: superusers only.
 	MetricsToken string
@@ -140,6 +148,8 @@ type Health struct {
 	SpoolHealthy *bool `json:"spoolHealthy"` // null without a spool
 
 	LastFlush *time.Time `json:"lastFlush"` // null before the first flush
+
+	GeoIP string `json:"geoip,omitempty"` // see OpsConfig.GeoIP
 }
 
 // RegisterOps binds GET /api/analytics/health (public, for monitors and the
@@ -155,6 +165,9 @@ func RegisterOps(app core.App, cfg OpsConfig) error {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Second
 	}
+	if cfg.MetricsPath == "" {
+		cfg.MetricsPath = "/metrics"
+	}
 	ops := &opsHandlers{cfg: cfg, ingest: ingestStateOf(app), metrics: promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{})}
 	if cfg.MetricsToken != "" {
 		sum := sha256.Sum256([]byte(cfg.MetricsToken))
@@ -164,7 +177,7 @@ func RegisterOps(app core.App, cfg OpsConfig) error {
 	app.OnServe().BindFunc(func(se *core.ServeEvent) error {
 		se.Router.GET("/api/analytics/health", ops.health).
 			Unbind(apis.DefaultActivityLoggerMiddlewareId)
-		se.Router.GET("/metrics", ops.serveMetrics).
+		se.Router.GET(cfg.MetricsPath, ops.serveMetrics).
 			Unbind(apis.DefaultActivityLoggerMiddlewareId)
 		return se.Next()
 	})
@@ -261,6 +274,11 @@ func (o *opsHandlers) check(parent context.Context) Health {
 		if t := o.cfg.LastFlush(); !t.IsZero() {
 			t = t.UTC()
 			h.LastFlush = &t
+		}
+	}
+	if o.cfg.GeoIP != nil {
+		if h.GeoIP = o.cfg.GeoIP(); h.GeoIP == "none" {
+			problem("geoip")
 		}
 	}
 	wg.Wait()

@@ -12,7 +12,11 @@ import (
 // responses. A salt is deleted once it is older than yesterday.
 func init() {
 	m.Register(func(app core.App) error {
-		c := core.NewBaseCollection("salts")
+		name := names(app).Salts
+		if err := ensureFree(app, name, SaltsCollectionId, "SaltsCollection (SALTS_COLLECTION)"); err != nil {
+			return err
+		}
+		c := core.NewBaseCollection(name, SaltsCollectionId)
 		c.System = true
 		c.Fields.Add(
 			&core.TextField{
@@ -39,7 +43,7 @@ func init() {
 	}, func(app core.App) error {
 		// System collections cannot be deleted through app.Delete; like
 		// PocketBase's own init migration, drop the table directly.
-		c, err := app.FindCollectionByNameOrId("salts")
+		c, err := app.FindCollectionByNameOrId(SaltsCollectionId)
 		if err != nil {
 			return nil // already gone
 		}

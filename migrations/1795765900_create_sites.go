@@ -33,7 +33,11 @@ func init() {
 			return err
 		}
 
-		sites := core.NewBaseCollection("sites")
+		name := names(app).Sites
+		if err := ensureFree(app, name, SitesCollectionId, "SitesCollection (SITES_COLLECTION)"); err != nil {
+			return err
+		}
+		sites := core.NewBaseCollection(name, SitesCollectionId)
 		sites.ListRule = types.Pointer(sitesReadRule)
 		sites.ViewRule = types.Pointer(sitesReadRule)
 		sites.CreateRule = types.Pointer(sitesCreateRule)
@@ -89,7 +93,7 @@ func init() {
 
 		return app.Save(sites)
 	}, func(app core.App) error {
-		sites, err := app.FindCollectionByNameOrId("sites")
+		sites, err := app.FindCollectionByNameOrId(SitesCollectionId)
 		if err != nil {
 			return err
 		}

@@ -16,6 +16,8 @@ import (
 	"github.com/pocketbase/pocketbase/tools/subscriptions"
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
 	"github.com/pocketlytics/pocketlytics/realtime/bus"
+
+	"github.com/pocketlytics/pocketlytics/migrations"
 )
 
 // TopicPrefix starts every live topic: "analytics/live/{siteId}". The JS
@@ -23,8 +25,9 @@ import (
 // key the client subscribed with, as PocketBase does.
 const TopicPrefix = "analytics/live/"
 
-// SitesCollection is the collection whose view rule guards live topics.
-const SitesCollection = "sites"
+// SitesCollection is the id of the collection whose view rule guards live
+// topics.
+const SitesCollection = migrations.SitesCollectionId
 
 // Topic returns the live topic of a site.
 func Topic(siteID string) string { return TopicPrefix + siteID }

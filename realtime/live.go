@@ -48,6 +48,8 @@ import (
 	"github.com/pocketlytics/pocketlytics/realtime/bus"
 	"github.com/pocketlytics/pocketlytics/realtime/presence"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pocketlytics/pocketlytics/internal/config"
 )
 
 // Config configures the live layer. Zero values mean the defaults.
@@ -57,14 +59,14 @@ type Config struct {
 	Redis *redis.Client
 
 	// Window is the sliding window of the live visitor count: a visitor is
-	// live while their last hit is younger than this (default 5m).
+	// live while their last hit is younger than this (default config.LiveWindow).
 	Window time.Duration
 
 	// CountThrottle is the shortest interval between two count messages of
 	// one site (default 250ms, so at most 4 per second).
 	CountThrottle time.Duration
 
-	// Channel is the Redis pub/sub channel of live messages (default "live-events").
+	// Channel is the Redis pub/sub channel of live messages (default config.LiveChannel).
 	Channel string
 
 	// KeyPrefix starts every Redis key of the live layer (default "live").
@@ -104,7 +106,7 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultChannel       = "live-events"
+	DefaultChannel       = config.LiveChannel
 	DefaultCountThrottle = 250 * time.Millisecond
 	DefaultClientBuffer  = 1024
 	DefaultQueueSize     = 8192

@@ -53,8 +53,8 @@ async function build(dir) {
   const js = outputs.find((f) => f.endsWith('.js'));
   const css = outputs.find((f) => f.endsWith('.css'));
   const html = readFileSync(join(here, 'src/index.html'), 'utf8')
-    .replace('%CSS%', '/' + css)
-    .replace('%JS%', '/' + js);
+    .replace('%CSS%', css)
+    .replace('%JS%', js);
   writeFileSync(join(dir, 'index.html'), html);
   cpSync(join(here, 'src/static'), dir, { recursive: true });
 }

@@ -32,6 +32,8 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/security"
 	"github.com/spf13/cobra"
+
+	"github.com/pocketlytics/pocketlytics/migrations"
 )
 
 // NewCommand returns the `demo` command. app is the local app; its data
@@ -206,7 +208,7 @@ type list struct {
 func (s *setup) site(ctx context.Context) (string, error) {
 	var found list
 	q := url.Values{"filter": {fmt.Sprintf("domains ~ '%s'", Domain)}, "perPage": {"1"}}
-	if err := s.call(ctx, http.MethodGet, "/api/collections/sites/records?"+q.Encode(), nil, &found); err != nil {
+	if err := s.call(ctx, http.MethodGet, "/api/collections/"+migrations.SitesCollectionId+"/records?"+q.Encode(), nil, &found); err != nil {
 		return "", err
 	}
 	if len(found.Items) > 0 {
@@ -218,7 +220,7 @@ func (s *setup) site(ctx context.Context) (string, error) {
 		return "", err
 	}
 	var site record
-	err = s.call(ctx, http.MethodPost, "/api/collections/sites/records", map[string]any{
+	err = s.call(ctx, http.MethodPost, "/api/collections/"+migrations.SitesCollectionId+"/records", map[string]any{
 		"name":     "Demo",
 		"domains":  []string{Domain},
 		"timezone": "UTC",

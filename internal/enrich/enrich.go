@@ -60,6 +60,10 @@ type Config struct {
 	// country database.
 	GeoIPDB string
 
+	// Geo is an opened location database, used instead of GeoIPDB
+	// (optional; one that is still being downloaded). The pipeline closes it.
+	Geo *geo.DB
+
 	// GeoHeaders names the CDNs whose location headers are trusted:
 	// "cloudflare", "vercel", "cloudfront". Only list a CDN that every
 	// request passes through; anyone can send these headers otherwise.
@@ -144,9 +148,11 @@ func New(cfg Config) (*Pipeline, error) {
 			return nil, fmt.Errorf("enrich: %w", err)
 		}
 	}
-	db, err := geo.Open(cfg.GeoIPDB)
-	if err != nil {
-		return nil, fmt.Errorf("enrich: %w", err)
+	db := cfg.Geo
+	if db == nil {
+		if db, err = geo.Open(cfg.GeoIPDB); err != nil {
+			return nil, fmt.Errorf("enrich: %w", err)
+		}
 	}
 
 	p := &Pipeline{

@@ -32,11 +32,13 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
 	"github.com/pocketlytics/pocketlytics/internal/store"
+
+	"github.com/pocketlytics/pocketlytics/internal/config"
 )
 
 // Options configure a Flusher. Zero values select the defaults.
 type Options struct {
-	// BatchSize is the events per store insert (default 10000): a batch is
+	// BatchSize is the events per store insert (default config.FlushBatch): a batch is
 	// stored once it has this many, or once Interval passed. A queue that
 	// hands out entries of several events whole (redisq) may take a batch
 	// past it, by less than one entry.
@@ -44,12 +46,12 @@ type Options struct {
 
 	// Interval is the longest an event waits in a partial batch, counted
 	// from its arrival in the queue, before the batch is inserted anyway
-	// (default 1s).
+	// (default config.FlushInterval).
 	Interval time.Duration
 
 	// MaxDeliveries is how many failed attempts an entry that the store
 	// rejects gets, counting earlier deliveries, before it is dead-lettered
-	// (default 5).
+	// (default config.MaxDeliveries).
 	MaxDeliveries int
 
 	// MinBackoff and MaxBackoff bound the wait between retries of a failed
@@ -70,13 +72,13 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 10000
+		o.BatchSize = config.FlushBatch
 	}
 	if o.Interval <= 0 {
-		o.Interval = time.Second
+		o.Interval = config.FlushInterval
 	}
 	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = 5
+		o.MaxDeliveries = config.MaxDeliveries
 	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = 100 * time.Millisecond

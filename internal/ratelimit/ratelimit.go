@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/pocketlytics/pocketlytics/internal/config"
 )
 
 const shardCount = 64
@@ -61,7 +63,7 @@ type shard struct {
 // New returns a Limiter.
 func New(opts Options) *Limiter {
 	if opts.Rate <= 0 {
-		opts.Rate = 20
+		opts.Rate = config.RateLimit
 	}
 	if opts.Burst <= 0 {
 		opts.Burst = max(1, int(math.Ceil(2*opts.Rate)))

@@ -9,12 +9,15 @@ import (
 
 	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
+
+	"github.com/pocketlytics/pocketlytics/migrations"
 )
 
-// Collection is the hidden system collection that CollectionStore uses
-// (created by migrations/1730000001_salts.go). Its rules are nil, so only
-// superusers can read it, and its value field is hidden from API responses.
-const Collection = "salts"
+// Collection is the id of the hidden system collection that CollectionStore
+// uses (created by migrations/1730000001_salts.go, under a name the host
+// app may choose). Its rules are nil, so only superusers can read it, and
+// its value field is hidden from API responses.
+const Collection = migrations.SaltsCollectionId
 
 // CollectionStore keeps salts in the app's own database, for a single
 // instance. Instances that share a Redis use RedisStore instead.

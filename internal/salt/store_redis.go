@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pocketlytics/pocketlytics/internal/config"
 )
 
 // redisTTL outlives a salt's two days of use by a day of clock skew between
@@ -20,10 +22,10 @@ type RedisStore struct {
 }
 
 // NewRedisStore returns a store on client whose keys start with prefix
-// (the deployment's REDIS_PREFIX; empty means "pl:").
+// (the deployment's REDIS_PREFIX; empty means config.RedisPrefix).
 func NewRedisStore(client redis.Cmdable, prefix string) *RedisStore {
 	if prefix == "" {
-		prefix = "pl:"
+		prefix = config.RedisPrefix
 	}
 	return &RedisStore{client: client, prefix: prefix + "salt:"}
 }

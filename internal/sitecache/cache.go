@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/pocketbase/pocketbase/core"
+
+	"github.com/pocketlytics/pocketlytics/migrations"
 )
 
-// Collection is the name of the sites collection.
-const Collection = "sites"
+// Collection is the id of the sites collection (its name is the host app's
+// choice).
+const Collection = migrations.SitesCollectionId
 
 // retryEvery bounds how often Get retries a failed load, so a broken
 // database never turns into a query per hit.

@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -17,9 +16,8 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[string]string{} // package → binary
 )
 
 // ModuleRoot is the repository root (where go.mod is).
@@ -32,24 +30,32 @@ func ModuleRoot() string {
 // its path.
 func BuildApp(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pocketlytics-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "pocketlytics")
-		cmd := exec.Command("go", "build", "-o", buildPath, ".")
-		cmd.Dir = ModuleRoot()
-		cmd.Env = append(os.Environ(), "GOTOOLCHAIN=go1.27.3")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return BuildPackage(t, ".")
+}
+
+// BuildPackage builds the main package pkg (relative to the module root,
+// e.g. "./examples/existing-app") once per test process and returns the
+// binary's path.
+func BuildPackage(t testing.TB, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if bin, ok := builds[pkg]; ok {
+		return bin
 	}
-	return buildPath
+	dir, err := os.MkdirTemp("", "pocketlytics-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "app")
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = ModuleRoot()
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=go1.27.3")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+	}
+	builds[pkg] = bin
+	return bin
 }
 
 // AppOptions configure StartApp.
@@ -62,6 +68,10 @@ type AppOptions struct {
 	// DataDir reuses a data directory (e.g. of an app killed earlier).
 	// Empty: a fresh temporary one.
 	DataDir string
+
+	// Package is the main package to run (e.g. "./examples/existing-app").
+	// Empty: the pocketlytics binary.
+	Package string
 }
 
 // App is a running `pocketlytics serve` process.
@@ -81,7 +91,7 @@ type App struct {
 // pocketlyticsEnv lists the variables a test must set explicitly.
 var pocketlyticsEnv = []string{
 	"REDIS_URL", "REDIS_PREFIX", "REDIS_SESSION_TIMEOUT", "LIVE_CHANNEL", "CLICKHOUSE_URL", "GEOIP_DB", "GEO_HEADERS", "TRACK_LOCALHOST",
-	"RATE_LIMIT", "QUEUE_DIR", "QUEUE_FSYNC", "FLUSH_BATCH", "FLUSH_INTERVAL",
+	"RATE_LIMIT", "QUEUE_DIR", "SITES_COLLECTION", "SALTS_COLLECTION", "NO_GEOIP_DOWNLOAD", "QUEUE_FSYNC", "FLUSH_BATCH", "FLUSH_INTERVAL",
 	"CLAIM_IDLE", "MAX_DELIVERIES", "RETENTION_DAYS", "LIVE_WINDOW", "METRICS_TOKEN",
 }
 
@@ -92,7 +102,11 @@ func StartApp(t testing.TB, opts AppOptions) *App {
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
-	a := &App{t: t, bin: BuildApp(t), opts: opts, DataDir: opts.DataDir}
+	pkg := opts.Package
+	if pkg == "" {
+		pkg = "."
+	}
+	a := &App{t: t, bin: BuildPackage(t, pkg), opts: opts, DataDir: opts.DataDir}
 	a.log = &bytes.Buffer{}
 	a.start()
 	t.Cleanup(func() {

@@ -32,6 +32,8 @@ import (
 	"context"
 	"sort"
 	"time"
+
+	"github.com/pocketlytics/pocketlytics/internal/config"
 )
 
 // Kind is what a hit means for presence.
@@ -49,7 +51,7 @@ const (
 
 // Defaults for Options' zero values.
 const (
-	DefaultWindow   = 5 * time.Minute
+	DefaultWindow   = config.LiveWindow
 	DefaultGrace    = 5 * time.Second
 	DefaultArrivals = 100
 	DefaultPrefix   = "live"
@@ -57,7 +59,7 @@ const (
 
 // Options configure a Store. Zero values mean the defaults.
 type Options struct {
-	// Window is how long a visitor stays live after the last hit (default 5m).
+	// Window is how long a visitor stays live after the last hit (default config.LiveWindow).
 	Window time.Duration
 	// Grace is how long a leave waits for another hit of the same visitor
 	// before the visitor is removed (default 5s).

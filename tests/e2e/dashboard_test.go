@@ -50,3 +50,20 @@ func TestDashboard(t *testing.T) {
 		"SCREENSHOTS="+shots,
 	)
 }
+
+// TestDashboardInHostApp runs the dashboard where a host app puts it
+// (examples/existing-app, /analytics/) in the browser.
+func TestDashboardInHostApp(t *testing.T) {
+	browser := chromium(t)
+	app := testutil.StartApp(t, testutil.AppOptions{Package: "./examples/existing-app"})
+	requireRoute(t, app, "/analytics/", `<base href="/analytics/">`)
+	const password = "user-password-123"
+	user := testutil.Unique("user") + "@example.com"
+	app.CreateUser(t, user, password)
+	runScript(t, "hostapp.mjs", time.Minute,
+		"CHROMIUM_PATH="+browser,
+		"APP_URL="+app.URL,
+		"USER_EMAIL="+user,
+		"USER_PASSWORD="+password,
+	)
+}

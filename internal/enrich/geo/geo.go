@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/oschwald/maxminddb-golang/v2"
 )
@@ -32,34 +33,36 @@ type Location struct {
 }
 
 // embeddedDB is the country database built into the binary, nil when the
-// binary was built without it. embedded_db.go sets it; scripts/geo.sh
-// writes that file next to the database it fetches, and git keeps neither.
+// binary was built without it (see Download for those). embedded_db.go sets
+// it; scripts/geo.sh writes that file next to the database it fetches, and
+// git keeps neither.
 // Embedded as a []byte the database stays in the binary's data, where an
 // embed.FS read would copy it to the heap at every start (7.5 MB, which the
 // GC then counts against its heap goal).
 var embeddedDB []byte
 
 // DB looks up locations in a MaxMind-format database. A nil *DB, or one
-// without a database, finds nothing. It is safe for concurrent use.
+// without a database, finds nothing; Load gives it one later (a database
+// still downloading at start). It is safe for concurrent use.
 type DB struct {
-	reader *maxminddb.Reader
+	reader atomic.Pointer[maxminddb.Reader]
 }
 
 var warnOnce sync.Once
+
+// Embedded reports whether the binary embeds the country database.
+func Embedded() bool { return len(embeddedDB) > 0 }
 
 // Open opens the database at path; an empty path opens the embedded country
 // database. When the binary was built without it, Open logs a warning once
 // (through slog's default logger) and returns a DB that finds nothing.
 func Open(path string) (*DB, error) {
 	if path != "" {
-		r, err := maxminddb.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("geo: open %s: %w", path, err)
-		}
-		return &DB{reader: r}, nil
+		db := &DB{}
+		return db, db.Load(path)
 	}
 
-	if len(embeddedDB) == 0 {
+	if !Embedded() {
 		warnOnce.Do(func() {
 			slog.Warn("geo: built without the embedded country database; run scripts/geo.sh before building or set GEOIP_DB. Locations stay empty.")
 		})
@@ -74,15 +77,34 @@ func OpenBytes(data []byte) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("geo: open database: %w", err)
 	}
-	return &DB{reader: r}, nil
+	db := &DB{}
+	db.reader.Store(r)
+	return db, nil
 }
+
+// Load opens the database at path and looks up in it from now on. A
+// database db held before is left open: lookups may still be reading it.
+func (db *DB) Load(path string) error {
+	r, err := maxminddb.Open(path)
+	if err != nil {
+		return fmt.Errorf("geo: open %s: %w", path, err)
+	}
+	db.reader.Store(r)
+	return nil
+}
+
+// Loaded reports whether db has a database.
+func (db *DB) Loaded() bool { return db != nil && db.reader.Load() != nil }
 
 // Close releases the database (a memory-mapped file for Open(path)).
 func (db *DB) Close() error {
-	if db == nil || db.reader == nil {
+	if db == nil {
 		return nil
 	}
-	return db.reader.Close()
+	if r := db.reader.Swap(nil); r != nil {
+		return r.Close()
+	}
+	return nil
 }
 
 // Lookup returns the location of ip, with centroid coordinates when the
@@ -94,11 +116,15 @@ func (db *DB) Lookup(ip netip.Addr) Location {
 
 // lookup is Lookup without the centroid fallback.
 func (db *DB) lookup(ip netip.Addr) Location {
-	if db == nil || db.reader == nil || !ip.IsValid() {
+	if db == nil || !ip.IsValid() {
+		return Location{}
+	}
+	r := db.reader.Load()
+	if r == nil {
 		return Location{}
 	}
 	var rec record
-	if err := db.reader.Lookup(ip.Unmap()).Decode(&rec); err != nil {
+	if err := r.Lookup(ip.Unmap()).Decode(&rec); err != nil {
 		return Location{}
 	}
 	return rec.location()

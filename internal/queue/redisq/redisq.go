@@ -43,6 +43,8 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/batch"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/queue"
+
+	"github.com/pocketlytics/pocketlytics/internal/config"
 )
 
 // fieldBatch is the entry field holding the events of one group commit.
@@ -77,14 +79,14 @@ type Options struct {
 	DeadStream string
 
 	// ClaimIdle is how long an entry may stay pending with a consumer before
-	// another consumer claims it (default 1m). It must be longer than the
+	// another consumer claims it (default config.ClaimIdle). It must be longer than the
 	// slowest store insert, or healthy consumers steal each other's work
 	// (harmless, the store dedupes, but wasteful).
 	ClaimIdle time.Duration
 
 	// MaxDeliveries sends an entry to the dead-letter stream when it is
 	// claimed after having been handed out this many times without an
-	// acknowledgement (default 5).
+	// acknowledgement (default config.MaxDeliveries).
 	MaxDeliveries int
 
 	// MaxBatch caps the events written in one group-commit round trip,
@@ -110,10 +112,10 @@ func (o *Options) setDefaults() {
 		o.DeadStream = o.Stream + ":dead"
 	}
 	if o.ClaimIdle <= 0 {
-		o.ClaimIdle = time.Minute
+		o.ClaimIdle = config.ClaimIdle
 	}
 	if o.MaxDeliveries <= 0 {
-		o.MaxDeliveries = 5
+		o.MaxDeliveries = config.MaxDeliveries
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = 1000

@@ -21,13 +21,15 @@ export function signOut() {
   pb.authStore.clear();
 }
 
-// Sites. `domains` is a list of host names.
+// Sites. `domains` is a list of host names. The collection is found by its
+// fixed id: a host app may have given it another name.
+const SITES = 'pocketlytics_sites';
 export const sites = {
-  list: () => pb.collection('sites').getFullList({ sort: 'name' }),
-  get: (id) => pb.collection('sites').getOne(id, { expand: 'members' }),
-  create: (data) => pb.collection('sites').create(data),
-  update: (id, data) => pb.collection('sites').update(id, data, { expand: 'members' }),
-  remove: (id) => pb.collection('sites').delete(id),
+  list: () => pb.collection(SITES).getFullList({ sort: 'name' }),
+  get: (id) => pb.collection(SITES).getOne(id, { expand: 'members' }),
+  create: (data) => pb.collection(SITES).create(data),
+  update: (id, data) => pb.collection(SITES).update(id, data, { expand: 'members' }),
+  remove: (id) => pb.collection(SITES).delete(id),
 };
 
 export function siteDomains(site) {

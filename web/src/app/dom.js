@@ -1,8 +1,10 @@
 // Tiny DOM helpers: the dashboard builds its views with plain elements.
+import { url } from './router.js';
 
 // h creates an element: h('a', {href: '/x', class: 'btn', onclick: fn}, 'text', child).
 // Attributes named on* become listeners; false/null attributes are left out;
-// children may be strings, nodes, arrays or null.
+// children may be strings, nodes, arrays or null. A link's href that starts
+// with one '/' is an app path (router.js), made the URL's path here.
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -15,6 +17,8 @@ export function h(tag, attrs, ...children) {
       Object.assign(el.style, v);
     } else if (k === 'dataset') {
       Object.assign(el.dataset, v);
+    } else if (k === 'href' && typeof v === 'string' && v.startsWith('/') && !v.startsWith('//')) {
+      el.setAttribute(k, url(v));
     } else if (k in el && typeof v !== 'string') {
       el[k] = v;
     } else {

@@ -2,7 +2,7 @@
 import './style.css';
 import { h, clear } from './dom.js';
 import { pb, me, isSuperuser, signOut } from './api.js';
-import { route, match, start, navigate, setCurrent } from './router.js';
+import { route, match, start, navigate, setCurrent, appPath } from './router.js';
 import { loginView, signupView } from './views/login.js';
 import { sitesView, newSiteView } from './views/sites.js';
 import { siteView } from './views/site.js';
@@ -29,7 +29,7 @@ root.append(
   h(
     'header',
     { class: 'topbar' },
-    h('a', { class: 'brand', href: '/' }, h('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }), 'Pocketlytics'),
+    h('a', { class: 'brand', href: '/' }, h('img', { src: 'favicon.svg', alt: '', width: 24, height: 24 }), 'Pocketlytics'),
     h('div', { class: 'spacer' }),
     themeToggle(),
     userBox,
@@ -62,7 +62,7 @@ function renderUser() {
 let view = null;
 
 function render(pathChanged) {
-  const path = location.pathname;
+  const path = appPath();
   if (!pathChanged && view?.onQuery) {
     view.onQuery();
     return;
@@ -99,7 +99,7 @@ function notFound() {
 // A session that expires or is signed out elsewhere sends the user to sign in.
 pb.authStore.onChange(() => {
   renderUser();
-  if (!pb.authStore.isValid && !publicPaths.has(location.pathname)) render(true);
+  if (!pb.authStore.isValid && !publicPaths.has(appPath())) render(true);
 });
 
 // Keep the session fresh; a rejected refresh means it is no longer valid.

@@ -1,5 +1,20 @@
 // A small history-API router. Routes are patterns such as '/sites/:id/live';
 // links inside the app navigate without a reload.
+//
+// The app's paths are relative to where it is served: the page's <base href>
+// ('/' standalone, '/analytics/' in a host app). '/sites/x' is the app's
+// path, base + '/sites/x' the URL's.
+export const base = new URL(document.baseURI).pathname.replace(/\/$/, '');
+
+// url turns an app path into the URL's path.
+export const url = (path) => base + path;
+
+// appPath is the current URL's app path.
+export function appPath() {
+  const p = location.pathname;
+  return p.startsWith(base + '/') ? p.slice(base.length) : p === base ? '/' : p;
+}
+
 const routes = [];
 let current = null;
 let onChange = () => {};
@@ -29,9 +44,9 @@ export function match(path) {
   return null;
 }
 
-export function navigate(url, { replace = false } = {}) {
+export function navigate(path, { replace = false } = {}) {
   const before = location.pathname;
-  history[replace ? 'replaceState' : 'pushState'](null, '', url);
+  history[replace ? 'replaceState' : 'pushState'](null, '', url(path));
   onChange(before !== location.pathname);
 }
 
@@ -50,14 +65,14 @@ export function setQuery(params, { replace = false, keep = [] } = {}) {
 
 export function start(handler) {
   onChange = handler;
-  addEventListener('popstate', () => handler(current !== location.pathname));
+  addEventListener('popstate', () => handler(current !== appPath()));
   document.addEventListener('click', (e) => {
     const a = e.target.closest?.('a[href]');
     if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
     if (a.target || a.hasAttribute('download') || a.origin !== location.origin) return;
-    if (a.pathname.startsWith('/api/') || a.pathname.startsWith('/_/')) return;
+    if (!a.pathname.startsWith(base + '/') || a.pathname.startsWith('/api/') || a.pathname.startsWith('/_/')) return;
     e.preventDefault();
-    navigate(a.pathname + a.search + a.hash);
+    navigate(a.pathname.slice(base.length) + a.search + a.hash);
   });
   handler(true);
 }

@@ -1,7 +1,7 @@
-package main
+package analytics
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -10,18 +10,50 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pocketlytics/pocketlytics/hooks"
-	"github.com/pocketlytics/pocketlytics/internal/config"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
 	"github.com/pocketlytics/pocketlytics/internal/enrich/geo"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
 	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
+	"github.com/pocketlytics/pocketlytics/migrations"
 	"github.com/pocketlytics/pocketlytics/realtime"
 )
 
-// register wires every part of Pocketlytics into app, following the data
-// path: sites → enrich → queue → flush → store, and the live layer beside it.
-func register(app core.App, cfg config.Config) error {
+const registeredKey = "pocketlytics.registered"
+
+// MustRegister registers the analytics plugin in app and panics on error.
+func MustRegister(app core.App, cfg Config) {
+	if err := Register(app, cfg); err != nil {
+		panic(err)
+	}
+}
+
+// Register wires every part of Pocketlytics into app, following the data
+// path: sites → enrich → queue → flush → store, and the live layer beside
+// it. Nothing runs before the app serves: the queue, store and flusher open
+// in OnServe and drain in OnTerminate, so CLI commands (superuser, migrate)
+// are not affected. It fails when called twice for one app.
+func Register(app core.App, cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	if app.Store().Has(registeredKey) {
+		return errors.New("analytics: already registered in this app")
+	}
+	app.Store().Set(registeredKey, true)
+	migrations.SetNames(app, migrations.Names{Sites: cfg.SitesCollection, Salts: cfg.SaltsCollection})
+	app.OnServe().Bind(&hook.Handler[*core.ServeEvent]{
+		Id:       "pocketlyticsCollections",
+		Priority: -200, // before everything that reads them
+		Func: func(e *core.ServeEvent) error {
+			if err := checkCollections(e.App, cfg); err != nil {
+				return err
+			}
+			return e.Next()
+		},
+	})
+
 	var rdb *redis.Client
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
@@ -29,9 +61,6 @@ func register(app core.App, cfg config.Config) error {
 			return fmt.Errorf("REDIS_URL: %w", err)
 		}
 		rdb = redis.NewClient(opts)
-		// go-redis prints every failed dial; the parts that use Redis log an
-		// outage once each, so its own lines go to the debug level.
-		redis.SetLogger(redisLogger{app})
 	}
 
 	hooks.RegisterServer(app, hooks.ServerConfig{})
@@ -54,8 +83,12 @@ func register(app core.App, cfg config.Config) error {
 	if err != nil {
 		return err
 	}
+	geoDB, geoState, err := openGeo(app, cfg)
+	if err != nil {
+		return err
+	}
 	enrichCfg := enrich.Config{
-		GeoIPDB:    cfg.GeoIPDB,
+		Geo:        geoDB,
 		GeoHeaders: cfg.GeoHeaders,
 		Salts:      ring,
 	}
@@ -99,19 +132,21 @@ func register(app core.App, cfg config.Config) error {
 		return err
 	}
 
-	data := &dataPath{app: app, cfg: cfg, rdb: rdb}
+	data := &queueStore{app: app, cfg: cfg, rdb: rdb}
 	app.OnServe().Bind(&hook.Handler[*core.ServeEvent]{
-		Id:       "pocketlyticsDataPath",
+		Id:       "pocketlyticsQueueStore",
 		Priority: -100, // before the routes that use it
 		Func: func(e *core.ServeEvent) error {
 			if err := data.open(); err != nil {
 				return err
 			}
+			geoState.start(e.App)
 			return e.Next()
 		},
 	})
 	app.OnTerminate().BindFunc(func(e *core.TerminateEvent) error {
 		data.close()
+		geoState.stop()
 		_ = enricher.Close()
 		if rdb != nil {
 			_ = sessions.Close()
@@ -132,7 +167,9 @@ func register(app core.App, cfg config.Config) error {
 		Queue:        data,
 		Store:        data,
 		LastFlush:    data.LastFlush,
+		MetricsPath:  cfg.MetricsPath,
 		MetricsToken: cfg.MetricsToken,
+		GeoIP:        geoState.String,
 	}
 	if rdb != nil {
 		ops.Redis = redisPinger{rdb}
@@ -147,6 +184,7 @@ func register(app core.App, cfg config.Config) error {
 			Live:           live,
 			RateLimit:      cfg.RateLimit,
 			TrackLocalhost: cfg.TrackLocalhost,
+			OnHit:          onHit(app),
 		}),
 		hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{
 			Store:         data,
@@ -156,7 +194,7 @@ func register(app core.App, cfg config.Config) error {
 		hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
 		hooks.RegisterOps(app, ops),
 		hooks.RegisterTracker(app),
-		hooks.RegisterDashboard(app),
+		hooks.RegisterDashboard(app, cfg.DashboardPath),
 	} {
 		if err != nil {
 			return err
@@ -165,9 +203,22 @@ func register(app core.App, cfg config.Config) error {
 	return nil
 }
 
-// redisLogger sends go-redis' internal messages to the app's debug log.
-type redisLogger struct{ app core.App }
-
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.app.Logger().Debug("redis: " + fmt.Sprintf(format, v...))
+// checkCollections runs once the migrations have: the plugin's collections
+// exist (found by their fixed ids) under the configured names.
+func checkCollections(app core.App, cfg Config) error {
+	for _, c := range []struct{ id, name, setting string }{
+		{migrations.SitesCollectionId, cfg.SitesCollection, "SitesCollection"},
+		{migrations.SaltsCollectionId, cfg.SaltsCollection, "SaltsCollection"},
+	} {
+		col, err := app.FindCachedCollectionByNameOrId(c.id)
+		if err != nil {
+			return fmt.Errorf("analytics: the collection with id %q is missing (was it deleted, or created by a version before ids were fixed?); "+
+				"`migrate down` and up again recreates it", c.id)
+		}
+		if col.Name != c.name {
+			app.Logger().Warn("analytics: a collection's name differs from its setting; rename it in the admin UI to match",
+				"id", c.id, "name", col.Name, "setting", c.setting, "want", c.name)
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package analytics
 
 import (
 	"context"
@@ -27,18 +27,19 @@ import (
 // the local queue instead.
 const spoolTimeout = 500 * time.Millisecond
 
-// dataPath is the part of the app that exists only while serving: the queue,
-// the analytics store and the flusher between them. It opens when the server
+// queueStore is the part of the plugin from the queue to the store: the
+// queue, the analytics store and the flusher between them. It exists only
+// while serving. It opens when the server
 // starts (not for CLI commands such as `superuser`, which must not take the
 // queue's lock) and drains when the app terminates.
 //
 // Without Redis the local queue is both sides. With Redis, hits go through
 // the spool (Redis, or the local queue while Redis is unreachable) and the
 // flusher reads the Redis stream through its consumer group.
-type dataPath struct {
+type queueStore struct {
 	app core.App
-	cfg config.Config
-	rdb *redis.Client // nil without REDIS_URL
+	cfg Config
+	rdb *redis.Client // nil without Config.RedisURL
 
 	local    *localq.Queue
 	redisq   *redisq.Queue // nil without Redis
@@ -54,12 +55,12 @@ type dataPath struct {
 	done chan struct{}
 }
 
-func (d *dataPath) open() error {
+func (d *queueStore) open() error {
 	log := d.app.Logger()
 
 	dir := d.cfg.QueueDir
 	if dir == "" {
-		dir = filepath.Join(d.app.DataDir(), "queue")
+		dir = filepath.Join(d.app.DataDir(), config.QueueDir)
 	}
 	local, err := localq.Open(dir, localq.Options{Fsync: d.cfg.QueueFsync, Logger: log})
 	if err != nil {
@@ -92,7 +93,7 @@ func (d *dataPath) open() error {
 
 // run reaches the store (retrying while it is down, so a ClickHouse outage at
 // start only delays flushing) and then flushes until ctx ends.
-func (d *dataPath) run(ctx context.Context) {
+func (d *queueStore) run(ctx context.Context) {
 	defer close(d.done)
 	log := d.app.Logger()
 
@@ -126,7 +127,7 @@ func (d *dataPath) run(ctx context.Context) {
 	}
 }
 
-func (d *dataPath) openStore(ctx context.Context) (store.Store, error) {
+func (d *queueStore) openStore(ctx context.Context) (store.Store, error) {
 	if d.cfg.ClickHouseURL != "" {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -143,7 +144,7 @@ func (d *dataPath) openStore(ctx context.Context) (store.Store, error) {
 	return s, nil
 }
 
-func (d *dataPath) storeKind() string {
+func (d *queueStore) storeKind() string {
 	if d.cfg.ClickHouseURL != "" {
 		return "clickhouse"
 	}
@@ -152,7 +153,7 @@ func (d *dataPath) storeKind() string {
 
 // close stops the flusher, which stores what it holds, then closes the
 // queues (spool, Redis, local) and last the store.
-func (d *dataPath) close() {
+func (d *queueStore) close() {
 	if d.stop == nil {
 		return
 	}
@@ -172,7 +173,7 @@ func (d *dataPath) close() {
 
 // maintain runs from the minute cron: retention of the embedded store
 // (ClickHouse runs its own) and trimming the acknowledged part of the stream.
-func (d *dataPath) maintain() {
+func (d *queueStore) maintain() {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	log := d.app.Logger()
@@ -190,24 +191,24 @@ func (d *dataPath) maintain() {
 	}
 }
 
-func (d *dataPath) currentStore() store.Store {
+func (d *queueStore) currentStore() store.Store {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.store
 }
 
 // Enqueue is the ingest route's queue.Producer.
-func (d *dataPath) Enqueue(ctx context.Context, events ...event.Event) error {
+func (d *queueStore) Enqueue(ctx context.Context, events ...event.Event) error {
 	return d.producer.Enqueue(ctx, events...)
 }
 
 // Stats reports the flusher's queue, for health.
-func (d *dataPath) Stats(ctx context.Context) (queue.Stats, error) {
+func (d *queueStore) Stats(ctx context.Context) (queue.Stats, error) {
 	return d.consumer.Stats(ctx)
 }
 
 // Ping reports whether the analytics store is reachable, for health.
-func (d *dataPath) Ping(ctx context.Context) error {
+func (d *queueStore) Ping(ctx context.Context) error {
 	s := d.currentStore()
 	if s == nil {
 		return store.ErrUnavailable
@@ -216,10 +217,10 @@ func (d *dataPath) Ping(ctx context.Context) error {
 }
 
 // Kind names the analytics store, for health.
-func (d *dataPath) Kind() string { return d.storeKind() }
+func (d *queueStore) Kind() string { return d.storeKind() }
 
 // LastFlush is when a batch was last stored; zero before the first.
-func (d *dataPath) LastFlush() time.Time {
+func (d *queueStore) LastFlush() time.Time {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if d.flusher == nil {
@@ -234,7 +235,7 @@ type redisPinger struct{ c *redis.Client }
 func (p redisPinger) Ping(ctx context.Context) error { return p.c.Ping(ctx).Err() }
 
 // spoolStats reports the Redis-outage spool, which exists once serving.
-type spoolStats struct{ d *dataPath }
+type spoolStats struct{ d *queueStore }
 
 func (s spoolStats) Stats(ctx context.Context) (spool.Stats, error) {
 	if s.d.spool == nil {
@@ -243,11 +244,11 @@ func (s spoolStats) Stats(ctx context.Context) (spool.Stats, error) {
 	return s.d.spool.Stats(ctx)
 }
 
-// Overview, Timeseries and Breakdown make dataPath the analytics API's
+// Overview, Timeseries and Breakdown make queueStore the analytics API's
 // store.Querier; they answer store.ErrUnavailable until the store is reached
 // (ClickHouse down at start); ingest is not affected.
 
-func (d *dataPath) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+func (d *queueStore) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
 	s := d.currentStore()
 	if s == nil {
 		return store.Overview{}, store.ErrUnavailable
@@ -255,7 +256,7 @@ func (d *dataPath) Overview(ctx context.Context, q store.Query) (store.Overview,
 	return s.Overview(ctx, q)
 }
 
-func (d *dataPath) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
+func (d *queueStore) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
 	s := d.currentStore()
 	if s == nil {
 		return nil, store.ErrUnavailable
@@ -263,7 +264,7 @@ func (d *dataPath) Timeseries(ctx context.Context, q store.Query, interval store
 	return s.Timeseries(ctx, q, interval)
 }
 
-func (d *dataPath) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
+func (d *queueStore) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
 	s := d.currentStore()
 	if s == nil {
 		return store.Breakdown{}, store.ErrUnavailable
