@@ -31,7 +31,7 @@ const (
 // {"open": true} when the users collection's create rule lets others than
 // superusers create users. The page asks here rather than probing the
 // collection with a create that fails.
-const SignupPath = "/api/dashboard/signup"
+const SignupPath = "/api/analytics/signup"
 
 // RegisterDashboard serves the embedded dashboard under base ("/" or a
 // path such as "/analytics/", ending in "/") as a single-page app: known

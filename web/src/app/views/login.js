@@ -29,7 +29,7 @@ function afterSignIn() {
 // account (the users collection's create rule), without a failing request.
 async function signupAllowed() {
   try {
-    const res = await pb.send('/api/dashboard/signup', { method: 'GET' });
+    const res = await pb.send('/api/analytics/signup', { method: 'GET' });
     return res?.open === true;
   } catch {
     return false;
