@@ -3,7 +3,6 @@ package analytics
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
-	"github.com/pocketlytics/pocketlytics/internal/enrich/geo"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
 	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
@@ -83,10 +81,7 @@ func Register(app core.App, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	geoDB, geoState, err := openGeo(app, cfg)
-	if err != nil {
-		return err
-	}
+	geoDB, geoState := openGeo(app, cfg)
 	enrichCfg := enrich.Config{
 		Geo:        geoDB,
 		GeoHeaders: cfg.GeoHeaders,
@@ -101,21 +96,6 @@ func Register(app core.App, cfg Config) error {
 			Logger:  app.Logger,
 		})
 		enrichCfg.Sessions = sessions
-	}
-	// A configured geo database that cannot be opened is a fault for the
-	// operator's log, not a reason to refuse hits: the embedded country
-	// database stands in meanwhile.
-	if cfg.GeoIPDB != "" {
-		if db, err := geo.Open(cfg.GeoIPDB); err != nil {
-			enrichCfg.GeoIPDB = ""
-			app.OnServe().BindFunc(func(e *core.ServeEvent) error {
-				e.App.Logger().Error("geo: the configured database cannot be opened; using the embedded country database",
-					slog.String("path", cfg.GeoIPDB), slog.String("error", err.Error()))
-				return e.Next()
-			})
-		} else {
-			_ = db.Close()
-		}
 	}
 	enricher, err := enrich.New(enrichCfg)
 	if err != nil {
@@ -140,7 +120,7 @@ func Register(app core.App, cfg Config) error {
 			if err := data.open(); err != nil {
 				return err
 			}
-			geoState.start(e.App)
+			geoState.start(e.App, cfg.GeoIPDB)
 			return e.Next()
 		},
 	})

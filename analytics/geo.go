@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,9 +25,10 @@ const geoDownloadRetry = 10 * time.Minute
 // notice and health: "file" (Config.GeoIPDB), "embedded", "downloaded",
 // "downloading" or "none".
 type geoSource struct {
-	db    *geo.DB
-	state atomic.Value // string
-	dest  string       // where to download to; "" when nothing is to be fetched
+	db      *geo.DB
+	state   atomic.Value // string
+	dest    string       // where to download to; "" when nothing is to be fetched
+	openErr error        // why Config.GeoIPDB could not be opened
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -35,38 +37,50 @@ type geoSource struct {
 
 // openGeo opens the configured database, else the embedded one, else one
 // downloaded by an earlier start; without any it returns an empty database
-// that start fills by downloading (unless Config.NoGeoIPDownload).
-func openGeo(app core.App, cfg Config) (*geo.DB, *geoSource, error) {
+// that start fills by downloading (unless Config.NoGeoIPDownload). A
+// configured database that cannot be opened is a fault for the operator's
+// log, not a reason to refuse hits: the fallbacks stand in meanwhile.
+func openGeo(app core.App, cfg Config) (*geo.DB, *geoSource) {
 	s := &geoSource{}
-	var err error
-	switch {
-	case cfg.GeoIPDB != "":
-		s.db, err = geo.Open(cfg.GeoIPDB)
-		s.state.Store("file")
-	case geo.Embedded():
-		s.db, err = geo.Open("")
-		s.state.Store("embedded")
-	default:
-		s.db = &geo.DB{}
-		path := filepath.Join(app.DataDir(), config.GeoIPFile)
-		if _, statErr := os.Stat(path); statErr == nil {
-			if err := s.db.Load(path); err == nil {
-				s.state.Store("downloaded")
-				break
-			}
-			// A damaged file: fetch it again.
+	if cfg.GeoIPDB != "" {
+		db, err := geo.Open(cfg.GeoIPDB)
+		if err == nil {
+			s.db = db
+			s.state.Store("file")
+			return s.db, s
 		}
-		s.state.Store("none")
-		if !cfg.NoGeoIPDownload {
-			s.dest = path
+		s.openErr = err
+	}
+	if geo.Embedded() {
+		if db, err := geo.Open(""); err == nil {
+			s.db = db
+			s.state.Store("embedded")
+			return s.db, s
 		}
 	}
-	return s.db, s, err
+	s.db = &geo.DB{}
+	path := filepath.Join(app.DataDir(), config.GeoIPFile)
+	if _, err := os.Stat(path); err == nil {
+		if err := s.db.Load(path); err == nil {
+			s.state.Store("downloaded")
+			return s.db, s
+		}
+		// A damaged file: fetch it again.
+	}
+	s.state.Store("none")
+	if !cfg.NoGeoIPDownload {
+		s.dest = path
+	}
+	return s.db, s
 }
 
 // start says at start when locations are unknown and fetches the database
 // in the background when there is none.
-func (s *geoSource) start(app core.App) {
+func (s *geoSource) start(app core.App, configured string) {
+	if s.openErr != nil {
+		app.Logger().Error("geo: the configured database cannot be opened; using the country database instead",
+			slog.String("path", configured), slog.String("error", s.openErr.Error()))
+	}
 	if s.dest == "" {
 		if s.String() == "none" {
 			notice(app, "Pocketlytics has no location database: every visitor's location is unknown. "+

@@ -335,7 +335,7 @@ func TestMissingGeoDatabaseIsLogged(t *testing.T) {
 	if statuses := post(t, app, site, 100*time.Millisecond, 1); len(statuses) != 1 || statuses[http.StatusAccepted] == 0 {
 		t.Errorf("answers without the geo database: %v, want 202", statuses)
 	}
-	geo := waitLog(t, app, "geo: the configured database cannot be opened; using the embedded country database")
+	geo := waitLog(t, app, "geo: the configured database cannot be opened; using the country database instead")
 	checkEntry(t, geo[0], levelError, "path", "error")
 	if geo[0].Data["path"] != missing {
 		t.Errorf("path %v, want %s", geo[0].Data["path"], missing)
