@@ -141,6 +141,9 @@ func (dialect) Coalesce(expr string) string { return expr }
 // rows by visit instead cost 5 to 7 times).
 func (dialect) Visits() string { return "visits FINAL" }
 
+// VisitValues: FINAL as for the visits.
+func (dialect) VisitValues() string { return "visit_values FINAL" }
+
 // ValueKey groups by a 64-bit hash of the value: integer keys group about
 // twice as fast as strings (the page breakdown at 10M events). Two values of
 // one range would have to collide in cityHash64 to be merged.

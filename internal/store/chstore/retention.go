@@ -18,9 +18,10 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	t = t.UTC()
 	cutoff := t.Year()*100 + int(t.Month())
 
-	// The visits go by the month they started in, with their events.
+	// The visits and their values go by the month they started in, with
+	// their events.
 	rows, err := s.conn.Query(ctx,
-		"SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND table IN ('events', 'visits') AND active",
+		"SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND table IN ('events', 'visits', 'visit_values') AND active",
 		s.database)
 	if err != nil {
 		return 0, classify("list partitions", err)

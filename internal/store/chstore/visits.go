@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/ext"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/store/sqlquery"
@@ -71,13 +73,10 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// updateVisits makes the visits rows of keys match their events between
-// first and last (widened by visitLookback): a session whose rebuilt visit
-// differs from its current row gets the current row cancelled (a copy with
-// sign -1) and the new one inserted with the next version, in one block. A
-// visit that is already up to date is not written, so redelivery changes
-// nothing. Updates are serialized within the process: two concurrent
-// updates of one visit would cancel its row twice.
+// updateVisits makes the visits and visit_values rows of keys match their
+// events between first and last (widened by visitLookback), each table
+// through replace. Updates are serialized within the process: two
+// concurrent updates of one visit would cancel its rows twice.
 func (s *Store) updateVisits(ctx context.Context, keys map[sessionKey]struct{}, first, last time.Time) error {
 	if len(keys) == 0 {
 		return nil
@@ -96,135 +95,198 @@ func (s *Store) updateVisits(ctx context.Context, keys map[sessionKey]struct{}, 
 			sites.Value = append(sites.Value, k.site)
 		}
 	}
-	withIDs := func() (context.Context, error) {
+	// query runs a query over the batch's sessions (the external table
+	// batch_sessions) and scans each row.
+	query := func(op string, f sqlquery.Frag, scan func(driver.Rows) error) error {
 		table, err := ext.NewTable("batch_sessions", ext.Column("session_id", "UInt64"))
 		if err != nil {
-			return nil, err
+			return classify(op, err)
 		}
 		if _, err := table.Block().Columns[0].Append(ids); err != nil {
-			return nil, err
+			return classify(op, err)
 		}
-		return clickhouse.Context(ctx, clickhouse.WithExternalTable(table)), nil
+		rows, err := s.conn.Query(clickhouse.Context(ctx, clickhouse.WithExternalTable(table)), f.SQL, f.Args...)
+		if err != nil {
+			return classify(op, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return classify(op, err)
+			}
+		}
+		return classify(op, rows.Err())
 	}
+	inBatch := "site_id IN ? AND %s >= toDateTime(?) AND %s <= toDateTime(?) AND session_id IN (SELECT session_id FROM batch_sessions)"
+	events := sqlquery.Frag{SQL: fmt.Sprintf(inBatch, "ts", "ts"), Args: []any{sites, from, to}}
+	stored := sqlquery.Frag{SQL: fmt.Sprintf(inBatch, "start_ts", "start_ts"), Args: []any{sites, from, to}}
 
-	// The visits as their events make them now.
-	qctx, err := withIDs()
-	if err != nil {
-		return classify("rebuild visits", err)
-	}
-	rebuilt := sqlquery.VisitsSQL(dialect{}, sqlquery.Frag{
-		SQL:  "site_id IN ? AND ts >= toDateTime(?) AND ts <= toDateTime(?) AND session_id IN (SELECT session_id FROM batch_sessions)",
-		Args: []any{sites, from, to},
-	})
-	fresh := map[sessionKey]visit{}
-	rows, err := s.conn.Query(qctx, rebuilt.SQL, rebuilt.Args...)
-	if err != nil {
-		return classify("rebuild visits", err)
-	}
-	for rows.Next() {
+	// The visits and their values as their events make them now.
+	visits := map[sessionKey]map[struct{}]visit{}
+	err := query("rebuild visits", sqlquery.VisitsSQL(dialect{}, events), func(r driver.Rows) error {
 		var v visit
-		if err := rows.Scan(v.scanTargets()...); err != nil {
-			rows.Close()
-			return classify("rebuild visits", err)
+		if err := r.Scan(v.scanTargets()...); err != nil {
+			return err
 		}
-		if _, ok := keys[sessionKey{v.SiteID, v.SessionID}]; ok {
-			fresh[sessionKey{v.SiteID, v.SessionID}] = v
+		if k := (sessionKey{v.SiteID, v.SessionID}); hasKey(keys, k) {
+			visits[k] = map[struct{}]visit{{}: v}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return classify("rebuild visits", err)
+	values := map[sessionKey]map[valueKey]visitValue{}
+	err = query("rebuild visit values", sqlquery.VisitValuesSQL(dialect{}, events), func(r driver.Rows) error {
+		var x visitValue
+		if err := r.Scan(x.scanTargets()[:6]...); err != nil {
+			return err
+		}
+		k := sessionKey{x.SiteID, x.SessionID}
+		v, ok := visits[k][struct{}{}]
+		if !ok {
+			return nil
+		}
+		x.VisitorID, x.Start, x.Duration = v.VisitorID, v.Start, v.End.Unix()-v.Start.Unix()
+		if v.Pageviews == 1 && v.Events == 0 {
+			x.Bounce = 1
+		}
+		if values[k] == nil {
+			values[k] = map[valueKey]visitValue{}
+		}
+		values[k][valueKey{x.Dim, x.Value}] = x
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 
-	// Their current rows: per session, the version that no cancel row
-	// matches, and the highest version used.
-	qctx, err = withIDs()
-	if err != nil {
-		return classify("read visits", err)
-	}
-	type state struct {
-		live    *visit
-		version uint32
-		net     map[uint32]int
-		rows    map[uint32]visit
-	}
-	current := map[sessionKey]*state{}
-	rows, err = s.conn.Query(qctx, "SELECT "+visitSelect+", sign, version FROM visits WHERE site_id IN ?"+
-		" AND start_ts >= toDateTime(?) AND start_ts <= toDateTime(?) AND session_id IN (SELECT session_id FROM batch_sessions)",
-		sites, from, to)
-	if err != nil {
-		return classify("read visits", err)
-	}
-	for rows.Next() {
+	// Their current rows.
+	liveVisits := collapsing[struct{}, visit]{}
+	err = query("read visits", sqlquery.Cat("SELECT "+visitSelect+", sign, version FROM visits WHERE ", stored), func(r driver.Rows) error {
 		var v visit
 		var sign int8
 		var version uint32
-		if err := rows.Scan(append(v.scanTargets(), &sign, &version)...); err != nil {
-			rows.Close()
-			return classify("read visits", err)
-		}
-		k := sessionKey{v.SiteID, v.SessionID}
-		st := current[k]
-		if st == nil {
-			st = &state{net: map[uint32]int{}, rows: map[uint32]visit{}}
-			current[k] = st
-		}
-		st.version = max(st.version, version)
-		st.net[version] += int(sign)
-		if sign > 0 {
-			st.rows[version] = v
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return classify("read visits", err)
-	}
-
-	batch, err := s.conn.PrepareBatch(ctx, visitsInsert)
-	if err != nil {
-		return classify("prepare visits insert", err)
-	}
-	n := 0
-	for k, v := range fresh {
-		st := current[k]
-		var version uint32 = 1
-		if st != nil {
-			version = st.version + 1
-			for ver, net := range st.net {
-				if net <= 0 {
-					continue
-				}
-				old := st.rows[ver]
-				if old.equal(&v) {
-					version = 0 // up to date
-					break
-				}
-				if err := appendVisit(batch, &old, -1, ver); err != nil {
-					batch.Abort()
-					return err
-				}
-				n++
-			}
-		}
-		if version == 0 {
-			continue
-		}
-		if err := appendVisit(batch, &v, 1, version); err != nil {
-			batch.Abort()
+		if err := r.Scan(append(v.scanTargets(), &sign, &version)...); err != nil {
 			return err
 		}
-		n++
+		liveVisits.add(sessionKey{v.SiteID, v.SessionID}, struct{}{}, v, sign, version)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	liveValues := collapsing[valueKey, visitValue]{}
+	err = query("read visit values", sqlquery.Cat("SELECT "+valueSelect+", sign, version FROM visit_values WHERE ", stored), func(r driver.Rows) error {
+		var x visitValue
+		var sign int8
+		var version uint32
+		if err := r.Scan(append(x.scanTargets(), &sign, &version)...); err != nil {
+			return err
+		}
+		liveValues.add(sessionKey{x.SiteID, x.SessionID}, valueKey{x.Dim, x.Value}, x, sign, version)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	// Each table is compared with its own rows, so a batch redelivered
+	// after a crash between the two inserts completes whichever is stale.
+	if err := replace(ctx, s.conn, valuesInsert, keys, liveValues, values, visitValue.equal, appendValue); err != nil {
+		return err
+	}
+	return replace(ctx, s.conn, visitsInsert, keys, liveVisits, visits, visit.equal, appendVisit)
+}
+
+func hasKey(keys map[sessionKey]struct{}, k sessionKey) bool {
+	_, ok := keys[k]
+	return ok
+}
+
+// collapsing holds a VersionedCollapsingMergeTree's rows of some sessions:
+// per session, per row id within it and version, the row and its summed
+// signs. A row is live when its signs sum positive.
+type collapsing[ID comparable, R any] map[sessionKey]*sessionRows[ID, R]
+
+type versioned[ID comparable] struct {
+	id      ID
+	version uint32
+}
+
+type sessionRows[ID comparable, R any] struct {
+	version uint32 // the highest used
+	net     map[versioned[ID]]int
+	rows    map[versioned[ID]]R
+}
+
+func (c collapsing[ID, R]) add(k sessionKey, id ID, r R, sign int8, version uint32) {
+	st := c[k]
+	if st == nil {
+		st = &sessionRows[ID, R]{net: map[versioned[ID]]int{}, rows: map[versioned[ID]]R{}}
+		c[k] = st
+	}
+	st.version = max(st.version, version)
+	vk := versioned[ID]{id, version}
+	st.net[vk] += int(sign)
+	if sign > 0 {
+		st.rows[vk] = r
+	}
+}
+
+// replace inserts, in one block, for each session of keys whose live rows
+// in stored differ from its rows in want: a copy of each live row with
+// sign -1, and want's rows with the next version. A session already up to
+// date is not written, so redelivery changes nothing.
+func replace[ID comparable, R any](ctx context.Context, conn driver.Conn, insert string, keys map[sessionKey]struct{},
+	stored collapsing[ID, R], want map[sessionKey]map[ID]R, equal func(R, R) bool,
+	appendRow func(appender, R, int8, uint32) error) error {
+	batch, err := conn.PrepareBatch(ctx, insert)
+	if err != nil {
+		return classify("prepare "+insert, err)
+	}
+	n := 0
+	for k := range keys {
+		live := map[ID]R{}
+		var cancel []versioned[ID]
+		var version uint32 = 1
+		if st := stored[k]; st != nil {
+			version = st.version + 1
+			for vk, net := range st.net {
+				if net > 0 {
+					live[vk.id] = st.rows[vk]
+					cancel = append(cancel, vk)
+				}
+			}
+		}
+		if len(cancel) == len(want[k]) && maps.EqualFunc(live, want[k], equal) {
+			continue
+		}
+		for _, vk := range cancel {
+			if err := appendRow(batch, stored[k].rows[vk], -1, vk.version); err != nil {
+				batch.Abort()
+				return err
+			}
+			n++
+		}
+		for _, r := range want[k] {
+			if err := appendRow(batch, r, 1, version); err != nil {
+				batch.Abort()
+				return err
+			}
+			n++
+		}
 	}
 	if n == 0 {
 		return batch.Abort()
 	}
 	if err := batch.Send(); err != nil {
-		return classify("insert visits", err)
+		return classify(insert, err)
 	}
 	return nil
 }
 
-func (v *visit) equal(w *visit) bool {
+func (v visit) equal(w visit) bool {
 	return v.SiteID == w.SiteID && v.SessionID == w.SessionID && v.VisitorID == w.VisitorID &&
 		v.Start.Equal(w.Start) && v.End.Equal(w.End) && v.Pageviews == w.Pageviews && v.Events == w.Events && v.Attrs == w.Attrs
 }
@@ -247,7 +309,7 @@ var visitsInsert = "INSERT INTO visits (" + strings.Join(sqlquery.VisitColumns, 
 
 type appender interface{ Append(v ...any) error }
 
-func appendVisit(b appender, v *visit, sign int8, version uint32) error {
+func appendVisit(b appender, v visit, sign int8, version uint32) error {
 	args := []any{v.SiteID, v.SessionID, v.VisitorID, v.Start, v.End, uint32(v.Pageviews), uint32(v.Events)}
 	for _, a := range v.Attrs {
 		args = append(args, a)
@@ -258,15 +320,56 @@ func appendVisit(b appender, v *visit, sign int8, version uint32) error {
 	return nil
 }
 
+// visitValue is a row of visit_values without its sign and version, its
+// fields in the order of VisitValueColumns, then the visit's.
+type visitValue struct {
+	SiteID            string
+	SessionID         uint64
+	Dim, Value        string
+	Pageviews, Events int64
+	VisitorID         uint64
+	Start             time.Time
+	Bounce, Duration  int64
+}
+
+func (v *visitValue) scanTargets() []any {
+	return []any{&v.SiteID, &v.SessionID, &v.Dim, &v.Value, &v.Pageviews, &v.Events, &v.VisitorID, &v.Start, &v.Bounce, &v.Duration}
+}
+
+func (v visitValue) equal(w visitValue) bool {
+	return v.Start.Equal(w.Start) && v.SiteID == w.SiteID && v.Dim == w.Dim && v.Value == w.Value &&
+		v.SessionID == w.SessionID && v.VisitorID == w.VisitorID && v.Pageviews == w.Pageviews &&
+		v.Events == w.Events && v.Bounce == w.Bounce && v.Duration == w.Duration
+}
+
+// valueKey names a visit value within its visit.
+type valueKey struct{ dim, value string }
+
+// valueSelect reads the visit_values columns in scanTargets' order.
+const valueSelect = "site_id, session_id, dim, value, toInt64(pageviews), toInt64(events), visitor_id, start_ts, " +
+	"toInt64(bounce), toInt64(duration)"
+
+var valuesInsert = "INSERT INTO visit_values (site_id, session_id, dim, value, pageviews, events, visitor_id, " +
+	"start_ts, bounce, duration, sign, version)"
+
+func appendValue(b appender, x visitValue, sign int8, version uint32) error {
+	err := b.Append(x.SiteID, x.SessionID, x.Dim, x.Value, uint32(x.Pageviews), uint32(x.Events), x.VisitorID,
+		x.Start, uint8(x.Bounce), uint32(max(x.Duration, 0)), sign, version)
+	if err != nil {
+		return &Error{Op: "append visit value", Err: err, permanent: true}
+	}
+	return nil
+}
+
 // backfillChunk is how many sessions one backfill step rebuilds.
 const backfillChunk = 20000
 
-// Backfilled is closed once the visits of events stored before the visits
-// table existed are built (or the backfill stopped).
+// Backfilled is closed once the visits and visit values of events stored
+// before those tables existed are built (or the backfill stopped).
 func (s *Store) Backfilled() <-chan struct{} { return s.backfilled }
 
-// backfillVisits builds the visits of the days that had events before the
-// visits table existed (visits_backfill), a day at a time, oldest first,
+// backfillVisits builds the visits and visit values of the days that had
+// events before those tables existed (backfill_days), a day at a time, oldest first,
 // and marks each day done. Inserts and the backfill rebuild visits the same
 // way and take turns (visitsMu), so they may overlap freely; a restart
 // resumes with the first day not done.
@@ -293,7 +396,7 @@ func (s *Store) backfillVisits(ctx context.Context, log *slog.Logger) {
 }
 
 func (s *Store) backfillDays(ctx context.Context) ([]time.Time, error) {
-	rows, err := s.conn.Query(ctx, "SELECT day FROM visits_backfill GROUP BY day HAVING max(done) = 0 ORDER BY day")
+	rows, err := s.conn.Query(ctx, "SELECT day FROM backfill_days GROUP BY day HAVING max(done) = 0 ORDER BY day")
 	if err != nil {
 		return nil, err
 	}
@@ -339,5 +442,5 @@ func (s *Store) backfillDay(ctx context.Context, day time.Time) error {
 			return err
 		}
 	}
-	return s.conn.Exec(ctx, "INSERT INTO visits_backfill (day, done) SELECT toDate(toDateTime(?)), toUInt8(1)", from.Unix())
+	return s.conn.Exec(ctx, "INSERT INTO backfill_days (day, done) SELECT toDate(toDateTime(?)), toUInt8(1)", from.Unix())
 }

@@ -12,12 +12,12 @@ import (
 // its own short transaction, so the flusher's inserts wait at most one step.
 const backfillChunk = 20000
 
-// Backfilled is closed once the visits of events stored before the visits
-// table existed are built (or the backfill stopped).
+// Backfilled is closed once the visits and visit values of events stored
+// before those tables existed are built (or the backfill stopped).
 func (s *Store) Backfilled() <-chan struct{} { return s.done }
 
-// backfillVisits builds the visits of the events that were stored before
-// the visits table existed (the backfill table's range of rowids), a chunk
+// backfillVisits builds the visits and visit values of the events that were
+// stored before those tables existed (the backfill table's range of rowids), a chunk
 // at a time, and records its progress with each chunk, so a restart resumes
 // where it stopped. Inserts rebuild the visits of their own sessions from
 // all of their events, so the two may overlap freely.
@@ -48,7 +48,7 @@ func (s *Store) backfillVisits(ctx context.Context, log *slog.Logger) {
 	log.Info("analytics: visits built", "took", time.Since(started).Round(time.Millisecond))
 }
 
-// backfillStep rebuilds the visits of the sessions of events with rowids in
+// backfillStep rebuilds the visits and visit values of the sessions of events with rowids in
 // [from, to) and moves the backfill past them, in one transaction.
 func (s *Store) backfillStep(ctx context.Context, from, to int64) error {
 	tx, err := s.wdb.BeginTx(ctx, nil)
@@ -75,7 +75,7 @@ func (s *Store) backfillStep(ctx context.Context, from, to int64) error {
 		return err
 	}
 	for i := range sites {
-		if _, err := tx.ExecContext(ctx, upsertVisits.SQL, sites[i], lists[i]); err != nil {
+		if err := upsertVisits(ctx, tx, sites[i], lists[i]); err != nil {
 			return err
 		}
 	}

@@ -84,8 +84,8 @@ func TestKillDuringInsert(t *testing.T) {
 	}
 }
 
-// checkVisitsMatchEvents compares the visits table with the visits rebuilt
-// from all stored events.
+// checkVisitsMatchEvents compares the visits and visit_values tables with
+// those rebuilt from all stored events.
 func checkVisitsMatchEvents(t *testing.T, s *Store) {
 	t.Helper()
 	cols := strings.Join(sqlquery.VisitColumns, ", ")
@@ -93,6 +93,8 @@ func checkVisitsMatchEvents(t *testing.T, s *Store) {
 	for name, q := range map[string]string{
 		"visits not matching their events": "SELECT count(*) FROM (SELECT " + cols + " FROM visits EXCEPT " + rebuilt + ")",
 		"events without their visit":       "SELECT count(*) FROM (" + rebuilt + " EXCEPT SELECT " + cols + " FROM visits)",
+		"values not matching their events": "SELECT count(*) FROM (SELECT " + valueColumns + " FROM visit_values EXCEPT " + valuesSQL("1 = 1") + ")",
+		"events without their values":      "SELECT count(*) FROM (" + valuesSQL("1 = 1") + " EXCEPT SELECT " + valueColumns + " FROM visit_values)",
 	} {
 		var n int
 		if err := s.db.QueryRow(q).Scan(&n); err != nil {
@@ -102,7 +104,8 @@ func checkVisitsMatchEvents(t *testing.T, s *Store) {
 			t.Fatalf("%s: %d", name, n)
 		}
 	}
-	var visits int
+	var visits, values int
 	s.db.QueryRow("SELECT count(*) FROM visits").Scan(&visits)
-	t.Logf("%d events, %d visits consistent", count(t, s.db), visits)
+	s.db.QueryRow("SELECT count(*) FROM visit_values").Scan(&values)
+	t.Logf("%d events, %d visits, %d visit values consistent", count(t, s.db), visits, values)
 }

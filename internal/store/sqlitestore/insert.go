@@ -98,9 +98,10 @@ func (s *Store) Insert(ctx context.Context, token string, events []event.Event) 
 	return classify(tx.Commit())
 }
 
-// refreshVisits rebuilds the visits of the events' sessions from all of
-// their stored events, so a visit is the same whatever order and however
-// often its events arrived: a redelivered batch rewrites identical rows.
+// refreshVisits rebuilds the visits and visit values of the events'
+// sessions from all of their stored events, so a visit is the same whatever
+// order and however often its events arrived: a redelivered batch rewrites
+// identical rows.
 func refreshVisits(ctx context.Context, tx *sql.Tx, events []event.Event) error {
 	sessions := map[string][]int64{}
 	seen := map[[2]any]bool{}
@@ -117,16 +118,48 @@ func refreshVisits(ctx context.Context, tx *sql.Tx, events []event.Event) error 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, upsertVisits.SQL, site, string(list)); err != nil {
+		if err := upsertVisits(ctx, tx, site, string(list)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// upsertVisits replaces the visits of a site's sessions (a JSON array of ids).
-var upsertVisits = sqlquery.Cat("INSERT OR REPLACE INTO visits (", strings.Join(sqlquery.VisitColumns, ", "), ") ",
-	sqlquery.VisitsSQL(dialect{}, sqlquery.Frag{SQL: "site_id = ? AND session_id IN (SELECT value FROM json_each(?))"}))
+// sessionsWhere selects a site's sessions (?1) by a JSON array of ids (?2).
+const sessionsWhere = "site_id = ?1 AND session_id IN (SELECT value FROM json_each(?2))"
+
+// visitsUpsert replaces the visits of a site's sessions.
+var visitsUpsert = sqlquery.Cat("INSERT OR REPLACE INTO visits (", strings.Join(sqlquery.VisitColumns, ", "), ") ",
+	sqlquery.VisitsSQL(dialect{}, sqlquery.Frag{SQL: sessionsWhere}))
+
+// valueColumns are the columns of visit_values in the order valuesSQL
+// selects them.
+const valueColumns = "site_id, dim, start_ts, session_id, value, visitor_id, pageviews, events, bounce, duration"
+
+// valuesSQL returns the visit values of the events where holds, completed
+// from their visits rows.
+func valuesSQL(where string) string {
+	return sqlquery.Cat("SELECT x.site_id, x.dim, v.start_ts, x.session_id, x.value, v.visitor_id, x.pageviews, x.events, ",
+		"(CASE WHEN v.pageviews = 1 AND v.events = 0 THEN 1 ELSE 0 END), (v.end_ts / 1000) - (v.start_ts / 1000) FROM (",
+		sqlquery.VisitValuesSQL(dialect{}, sqlquery.Frag{SQL: where}),
+		") AS x JOIN visits AS v ON v.site_id = x.site_id AND v.session_id = x.session_id").SQL
+}
+
+// valuesInsert writes the visit values of a site's sessions.
+var valuesInsert = "INSERT INTO visit_values (" + valueColumns + ") " + valuesSQL(sessionsWhere)
+
+// upsertVisits replaces the visits and visit values of a site's sessions (a
+// JSON array of ids).
+func upsertVisits(ctx context.Context, tx *sql.Tx, site, ids string) error {
+	if _, err := tx.ExecContext(ctx, visitsUpsert.SQL, site, ids); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM visit_values WHERE "+sessionsWhere, site, ids); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, valuesInsert, site, ids)
+	return err
+}
 
 func validate(ev *event.Event) error {
 	switch {

@@ -117,5 +117,8 @@ func (dialect) Coalesce(expr string) string { return "coalesce(" + expr + ", 0)"
 // Visits: the table holds one row per visit.
 func (dialect) Visits() string { return "visits" }
 
+// VisitValues: the table holds one row per visit and value.
+func (dialect) VisitValues() string { return "visit_values" }
+
 // ValueKey: SQLite groups by the value itself.
 func (dialect) ValueKey(sqlquery.Frag) (sqlquery.Frag, bool) { return sqlquery.Frag{}, false }

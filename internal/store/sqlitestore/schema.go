@@ -85,6 +85,26 @@ CREATE TABLE IF NOT EXISTS backfill (
   end_row   INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, coalesce(max(rowid), 0) FROM events;`,
+	// 4: one row per visit and page or event name (sqlquery.VisitValuesSQL)
+	// with the visit's visitor, start, bounce and duration, kept up by
+	// Insert with the visits, so the page and event breakdowns read it
+	// instead of joining events to visits. Stored in the order those
+	// queries read it. The visits backfill starts over: it builds both.
+	`CREATE TABLE IF NOT EXISTS visit_values (
+  site_id       TEXT    NOT NULL,
+  dim           TEXT    NOT NULL,
+  start_ts      INTEGER NOT NULL,
+  session_id    INTEGER NOT NULL,
+  value         TEXT    NOT NULL,
+  visitor_id    INTEGER NOT NULL,
+  pageviews     INTEGER NOT NULL,
+  events        INTEGER NOT NULL,
+  bounce        INTEGER NOT NULL,
+  duration      INTEGER NOT NULL,
+  PRIMARY KEY (site_id, dim, start_ts, session_id, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS visit_values_session ON visit_values (site_id, session_id);
+INSERT OR REPLACE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, coalesce(max(rowid), 0) FROM events;`,
 }
 
 // migrate applies the migrations the database has not seen yet, each in

@@ -21,6 +21,7 @@ package sqlquery
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,6 +131,9 @@ type Dialect interface {
 	// Visits is the visits table as the queries read it: one row per
 	// visit (ClickHouse reads its collapsing table with FINAL).
 	Visits() string
+	// VisitValues is the visit_values table as the queries read it: one
+	// row per visit and page or event name (see VisitValuesSQL).
+	VisitValues() string
 }
 
 const (
@@ -173,6 +177,29 @@ func VisitsSQL(d Dialect, where Frag) Frag {
 	}
 	return Cat("SELECT ", strings.Join(cols, ", "), " FROM events WHERE ", where,
 		" GROUP BY site_id, session_id HAVING ", d.CountIf(isCounted), " > 0")
+}
+
+// ValueDims are the row dimensions kept per visit in the visit_values table,
+// so their breakdowns read one row per visit and value instead of grouping
+// the range's events per visit and joining them to the visits.
+var ValueDims = []store.Dimension{store.DimPage, store.DimEventName}
+
+// VisitValueColumns are the columns VisitValuesSQL selects.
+var VisitValueColumns = []string{"site_id", "session_id", "dim", "value", "pageviews", "events"}
+
+// VisitValuesSQL returns, for the events where holds, one row per (site,
+// session) and value of each of ValueDims (VisitValueColumns): the page of
+// its pageviews and custom events, the name of its custom events, with the
+// pageviews and custom events it counts. where appears twice in the text.
+// The stores complete each row with its visit's visitor, start, bounce and
+// duration.
+func VisitValuesSQL(d Dialect, where Frag) Frag {
+	return Cat("SELECT site_id, session_id, '", string(store.DimPage), "' AS dim, pathname AS value, ",
+		d.Int(d.CountIf(isPageview)), " AS pageviews, ", d.Int(d.CountIf(isEvent)), " AS events FROM events WHERE ", where,
+		" AND ", isCounted, " GROUP BY site_id, session_id, pathname UNION ALL ",
+		"SELECT site_id, session_id, '", string(store.DimEventName), "' AS dim, name AS value, ",
+		d.Int("0"), " AS pageviews, ", d.Count(), " AS events FROM events WHERE ", where,
+		" AND ", isEvent, " GROUP BY site_id, session_id, name")
 }
 
 // gen builds the queries of one store.Query.
@@ -402,6 +429,8 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 			d.Sum("pv"), " AS pageviews, ", d.Sum("ev"), " AS events, ", d.Sum("bounce"), " AS bounces, ",
 			d.Sum("dur"), " AS duration FROM (", g.sessions(), ") AS v GROUP BY ", col)
 		count = Cat("SELECT ", d.Uniq(col), " FROM (", g.sessions(), ") AS v")
+	} else if len(g.flags) == 0 && slices.Contains(ValueDims, dim) {
+		grouped, count = g.valuesBreakdown(dim)
 	} else {
 		var value Frag
 		where := Cat(g.rowsBase(), " AND ", g.countedRows())
@@ -435,4 +464,26 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 	page = Cat("SELECT value, visitors, visits, pageviews, events, bounces, duration FROM (", grouped,
 		") AS g ORDER BY visitors DESC, value ASC LIMIT ", num(int64(limit)), " OFFSET ", num(int64(offset)))
 	return page, count
+}
+
+// valuesBreakdown is the breakdown of one of ValueDims when the query has
+// only session filters: it reads visit_values, one row per visit and value,
+// restricted by the session filters through the visits.
+func (g *gen) valuesBreakdown(dim store.Dimension) (grouped, count Frag) {
+	d := g.d
+	where := Cat("site_id = ", Arg(g.q.SiteID), " AND dim = ", Arg(string(dim)),
+		" AND start_ts >= ", d.Time(g.q.From), " AND start_ts < ", d.Time(g.q.To))
+	if len(g.q.Filters) > 0 {
+		where = Cat(where, " AND session_id IN (SELECT session_id FROM (", g.sessions(), ") AS v)")
+	}
+	keyed, pick, groupBy := Frag{SQL: "value"}, "value", "value"
+	if key, ok := d.ValueKey(Frag{SQL: "value"}); ok {
+		keyed, pick, groupBy = Cat(key, " AS k, value"), "any(value) AS value", "k"
+	}
+	rows := Cat("SELECT ", keyed, ", visitor_id, pageviews, events, bounce, duration FROM ", d.VisitValues(), " WHERE ", where)
+	grouped = Cat("SELECT ", pick, ", ", d.Uniq("visitor_id"), " AS visitors, ", d.Count(), " AS visits, ",
+		d.Sum("pageviews"), " AS pageviews, ", d.Sum("events"), " AS events, ", d.Sum("bounce"), " AS bounces, ",
+		d.Sum("duration"), " AS duration FROM (", rows, ") AS r GROUP BY ", groupBy)
+	count = Cat("SELECT ", d.Uniq("value"), " FROM ", d.VisitValues(), " WHERE ", where)
+	return grouped, count
 }

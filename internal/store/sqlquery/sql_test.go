@@ -38,6 +38,7 @@ func (textDialect) ValueKey(v Frag) (Frag, bool) { return Cat("hash(", v, ")"), 
 func (textDialect) LeftJoinUsing(l, r Frag) Frag { return Cat("(", l, ") LEFT JOIN (", r, ")") }
 func (textDialect) Coalesce(expr string) string  { return expr }
 func (textDialect) Visits() string               { return "visits" }
+func (textDialect) VisitValues() string          { return "visit_values" }
 
 // TestValuesAreBound: whatever a request puts in filter values or property
 // keys reaches the database as bound arguments, never as SQL text, and the

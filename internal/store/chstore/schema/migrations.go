@@ -53,12 +53,7 @@ var Migrations = []Migration{
 		Version:     1,
 		Description: "create the events table",
 		Up: func(f Features) []string {
-			// LowCardinality where the server has it: dictionaries make the
-			// breakdown columns smaller and their GROUP BYs faster.
-			lc := "String"
-			if f.LowCardinality {
-				lc = "LowCardinality(String)"
-			}
+			lc := lowCardinality(f)
 			return []string{`CREATE TABLE IF NOT EXISTS events (
 	id String,
 	ts DateTime,
@@ -106,10 +101,7 @@ var Migrations = []Migration{
 		Version:     3,
 		Description: "create the visits table and list the days whose visits are to be built",
 		Up: func(f Features) []string {
-			lc := "String"
-			if f.LowCardinality {
-				lc = "LowCardinality(String)"
-			}
+			lc := lowCardinality(f)
 			// A visit's row is replaced by inserting a copy of it with sign -1
 			// and the new row with the next version: queries sum sign-weighted
 			// values, merges drop the cancelled pairs.
@@ -147,6 +139,45 @@ ORDER BY (site_id, toDate(start_ts), session_id)`,
 			}
 		},
 	},
+	{
+		Version:     4,
+		Description: "create the visit_values table and build visits and their values again",
+		Up: func(f Features) []string {
+			lc := lowCardinality(f)
+			// One row per visit and page or event name, replaced like the
+			// visits' rows; sorted the way the breakdowns read it.
+			return []string{`CREATE TABLE IF NOT EXISTS visit_values (
+	site_id String,
+	dim ` + lc + `,
+	value String,
+	session_id UInt64,
+	visitor_id UInt64,
+	start_ts DateTime,
+	pageviews UInt32,
+	events UInt32,
+	bounce UInt8,
+	duration UInt32,
+	sign Int8,
+	version UInt32
+) ENGINE = VersionedCollapsingMergeTree(sign, version) PARTITION BY toYYYYMM(start_ts)
+ORDER BY (site_id, dim, toDate(start_ts), session_id, value)`,
+				// Every day with events is to be built again, values included:
+				// backfill_days takes over from visits_backfill.
+				`CREATE TABLE IF NOT EXISTS backfill_days (day Date, done UInt8) ENGINE = MergeTree() ORDER BY day`,
+				`INSERT INTO backfill_days (day, done) SELECT DISTINCT toDate(ts), toUInt8(0) FROM events`,
+			}
+		},
+	},
+}
+
+// lowCardinality is the type of the columns with few distinct values:
+// LowCardinality where the server has it (dictionaries make the breakdown
+// columns smaller and their GROUP BYs faster).
+func lowCardinality(f Features) string {
+	if f.LowCardinality {
+		return "LowCardinality(String)"
+	}
+	return "String"
 }
 
 // createVersionTable is the bookkeeping table. MergeTree with ORDER BY works
