@@ -554,6 +554,10 @@ func TestNoRawIP(t *testing.T) {
 // Pings and leaves keep their engagement; no other hit carries one.
 func TestEngagement(t *testing.T) {
 	p := newPipeline(t, Config{})
+	// Pings and leaves need the visit their pageview started.
+	if _, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{})); drop != "" {
+		t.Fatal(drop)
+	}
 	for _, typ := range []string{event.Ping, event.Leave, event.Pageview} {
 		ev, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{Type: typ, Engaged: 15000, Scroll: 80}))
 		if drop != "" {
