@@ -147,6 +147,19 @@ ORDER BY (site_id, toDate(start_ts), session_id)`,
 			}
 		},
 	},
+	{
+		Version:     4,
+		Description: "add the engagement columns of pings and leaves",
+		Up: func(Features) []string {
+			// Milliseconds visible since the previous ping, deepest scroll
+			// in percent; one column per statement so a rerun skips each
+			// existing one (18.16 has no ADD COLUMN IF NOT EXISTS).
+			return []string{
+				"ALTER TABLE events ADD COLUMN engaged UInt32 DEFAULT 0",
+				"ALTER TABLE events ADD COLUMN scroll UInt8 DEFAULT 0",
+			}
+		},
+	},
 }
 
 // createVersionTable is the bookkeeping table. MergeTree with ORDER BY works
@@ -254,12 +267,23 @@ const (
 	codeDatabaseAlreadyExists = 82
 )
 
+// Codes of ADD COLUMN for a column that exists: ILLEGAL_COLUMN on 18.16,
+// DUPLICATE_COLUMN on later servers.
+const (
+	codeIllegalColumn   = 44
+	codeDuplicateColumn = 15
+)
+
 // execIdempotent runs a statement that is written to be idempotent, treating
-// a lost creation race as success.
+// a lost creation race, or a column added before, as success.
 func execIdempotent(ctx context.Context, conn driver.Conn, stmt string) error {
 	err := conn.Exec(ctx, stmt)
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) && (ex.Code == codeTableAlreadyExists || ex.Code == codeDatabaseAlreadyExists) {
+		return nil
+	}
+	if errors.As(err, &ex) && (ex.Code == codeIllegalColumn || ex.Code == codeDuplicateColumn) &&
+		strings.Contains(stmt, " ADD COLUMN ") && strings.Contains(ex.Message, "already exists") {
 		return nil
 	}
 	return err
