@@ -1,7 +1,7 @@
 # PocketBase v0.40 needs Go 1.27; the module proxy serves the toolchain.
 export GOTOOLCHAIN := go1.27.3
 
-.PHONY: run build test geo bench
+.PHONY: run build test geo geo-city bench
 
 # Builds, then starts the app on the embedded defaults at 127.0.0.1:8090.
 # A built binary, not `go run`: PocketBase turns dev mode (every SQL
@@ -21,6 +21,10 @@ test:
 # a binary without it downloads the same database into pb_data on first start.
 geo:
 	bash scripts/geo.sh
+
+# Opt-in city database for GEOIP_DB (GeoLite2 City, its own licence).
+geo-city:
+	bash scripts/geo-city.sh
 
 bench:
 	bash bench/bench.sh

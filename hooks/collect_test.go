@@ -213,6 +213,20 @@ func TestCollect(t *testing.T) {
 			content: []string{`"data":{"props":{"code":"validation_invalid_type"`},
 		},
 		{
+			name:    "scroll depth out of range",
+			body:    strings.NewReader(`{"site":"` + siteID + `","type":"leave","url":"https://example.com/","e":1200,"s":101}`),
+			status:  http.StatusBadRequest,
+			content: []string{`"data":{"s":{"code":"validation_out_of_range"`, `"message":"Invalid hit."`},
+			checks:  []check{queued(0)},
+		},
+		{
+			name:    "engaged time on a pageview",
+			body:    strings.NewReader(`{"site":"` + siteID + `","type":"pageview","url":"https://example.com/","e":1200}`),
+			status:  http.StatusBadRequest,
+			content: []string{`"data":{"e":{"code":"validation_invalid"`},
+			checks:  []check{queued(0)},
+		},
+		{
 			name:    "oversize body with content length",
 			body:    strings.NewReader(valid + strings.Repeat(" ", hit.MaxBodySize+1-len(valid))),
 			status:  http.StatusRequestEntityTooLarge,

@@ -206,6 +206,9 @@ func (p *Pipeline) Run(ctx context.Context, in *Input) (ev event.Event, drop str
 		s.ev.Name = in.Hit.Name
 		s.ev.Props = in.Hit.Props
 	}
+	if in.Hit.Type == event.Ping || in.Hit.Type == event.Leave {
+		s.ev.Engaged, s.ev.Scroll = in.Hit.Engaged, in.Hit.Scroll
+	}
 
 	for _, st := range p.steps {
 		if reason := st.run(p, s); reason != "" {

@@ -198,7 +198,12 @@ func TestPage(t *testing.T) {
 	p := newPipeline(t, Config{})
 	cases := []struct {
 		name, url, drop, host, path string
+		hash                        bool
 	}{
+		{name: "hash route", url: "https://example.com/app/?x=1#/users/3?tab=2", hash: true, host: "example.com", path: "/app/#/users/3"},
+		{name: "hash route without path", url: "https://example.com#/caf%C3%A9", hash: true, host: "example.com", path: "/#/café"},
+		{name: "hash that is no route", url: "https://example.com/a#top", hash: true, host: "example.com", path: "/a"},
+		{name: "hash route without the flag", url: "https://example.com/a#/b", host: "example.com", path: "/a"},
 		{name: "plain", url: "https://example.com/pricing", host: "example.com", path: "/pricing"},
 		{name: "www kept, host lower-cased", url: "https://WWW.Example.COM/About", host: "www.example.com", path: "/About"},
 		{name: "port, user info, query and fragment dropped", url: "http://user:pw@example.com:8080/a/b?x=1#top", host: "example.com", path: "/a/b"},
@@ -217,7 +222,7 @@ func TestPage(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ev, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{URL: c.url}))
+			ev, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{URL: c.url, Hash: c.hash}))
 			if drop != c.drop {
 				t.Fatalf("drop = %q, want %q", drop, c.drop)
 			}
@@ -358,7 +363,7 @@ func TestGeo(t *testing.T) {
 	}{
 		{name: "IPv4 from the database", ip: testIP4, country: "GB", region: "England", city: "London"},
 		{name: "IPv6 from the database", ip: testIP6, country: "DE", region: "Berlin", city: "Berlin"},
-		{name: "unknown address", ip: netip.MustParseAddr("203.0.113.1")},
+		{name: "unknown address", ip: netip.MustParseAddr("10.0.0.1")},
 		{name: "untrusted header ignored", ip: testIP4, header: map[string]string{"CF-IPCountry": "FR"}, country: "GB", region: "England", city: "London"},
 		{name: "trusted header wins", cdns: []string{"cloudflare"}, ip: testIP4, header: map[string]string{"CF-IPCountry": "FR", "CF-IPCity": "Paris"}, country: "FR", city: "Paris"},
 		{name: "trusted Vercel header", cdns: []string{"vercel"}, ip: netip.MustParseAddr("203.0.113.1"),
@@ -542,6 +547,28 @@ func TestNoRawIP(t *testing.T) {
 					t.Fatalf("event carries the IP %s: %s", form, data)
 				}
 			}
+		}
+	}
+}
+
+// Pings and leaves keep their engagement; no other hit carries one.
+func TestEngagement(t *testing.T) {
+	p := newPipeline(t, Config{})
+	// Pings and leaves need the visit their pageview started.
+	if _, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{})); drop != "" {
+		t.Fatal(drop)
+	}
+	for _, typ := range []string{event.Ping, event.Leave, event.Pageview} {
+		ev, drop := p.Run(context.Background(), input(uaChromeWindows, hit.Body{Type: typ, Engaged: 15000, Scroll: 80}))
+		if drop != "" {
+			t.Fatal(drop)
+		}
+		want := [2]int{15000, 80}
+		if typ == event.Pageview {
+			want = [2]int{}
+		}
+		if got := [2]int{ev.Engaged, ev.Scroll}; got != want {
+			t.Errorf("%s: engagement %v, want %v", typ, got, want)
 		}
 	}
 }

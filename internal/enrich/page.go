@@ -1,6 +1,7 @@
 package enrich
 
 import (
+	"cmp"
 	"net/url"
 	"strings"
 	"unicode/utf8"
@@ -30,14 +31,22 @@ var clickIDs = []string{
 // stepPage takes the hostname, pathname and UTM parameters from the URL.
 // The hostname is lower case and keeps "www."; the pathname drops the query
 // and fragment, is percent-decoded when that is valid UTF-8, and is capped.
-// utm_source falls back to the ref or source parameters.
+// utm_source falls back to the ref or source parameters. A page that routes
+// by its fragment (hit.Body.Hash) keeps a "#/…" fragment in the pathname.
 func stepPage(p *Pipeline, s *state) string {
 	u, ok := splitURL(s.in.Hit.URL)
 	if !ok || u.host == "" {
 		return DropInvalidURL
 	}
 	s.ev.Hostname = u.host
-	s.ev.Pathname = cleanPath(u.path)
+	path := u.path
+	if s.in.Hit.Hash {
+		if _, frag, ok := strings.Cut(s.in.Hit.URL, "#"); ok && strings.HasPrefix(frag, "/") {
+			frag, _, _ = strings.Cut(frag, "?") // a route's query, as the page's
+			path = cmp.Or(path, "/") + "#" + frag
+		}
+	}
+	s.ev.Pathname = cleanPath(path)
 	s.query = u.query
 	parseQuery(s)
 	return ""

@@ -19,7 +19,8 @@ import (
 // Format 1:
 //
 //	0x01                          format
-//	flags                         1 byte: bit 0 Entry, bit 1 latitude/longitude follow
+//	flags                         1 byte: bit 0 Entry, bit 1 latitude/longitude follow,
+//	                              bit 2 engagement follows
 //	ID                            string
 //	Time                          varint (zigzag), unix milliseconds
 //	SiteID, Type, Name            strings
@@ -31,17 +32,20 @@ import (
 //	Device, Browser, OS           strings
 //	ScreenWidth                   varint (zigzag)
 //	VisitorID, SessionID          2 x 8 bytes, little endian
+//	Engaged, Scroll               2 x varint (zigzag) (flag bit 2 only)
 //
 // A string is a uvarint byte length and the bytes as they are. Nothing may
 // follow the last field. From the first release on, a change of layout
-// takes a new format byte, and one release reads both.
+// takes a new format byte, and one release reads both; a new optional field
+// behind a flag bit keeps every older encoding valid.
 const (
 	// FormatBinaryV1 is the first byte of an event in format 1.
 	FormatBinaryV1 byte = 0x01
 
 	flagEntry  = 1 << 0
 	flagLatLon = 1 << 1
-	knownFlags = flagEntry | flagLatLon
+	flagEngage = 1 << 2
+	knownFlags = flagEntry | flagLatLon | flagEngage
 )
 
 // ErrMalformed is wrapped by the errors of UnmarshalBinary for input that is
@@ -77,7 +81,7 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	// Room for everything up front: one growth at most.
 	var arr [16]string
 	keys := arr[:0]
-	size := 2 + 10 + 10 + 16 + 10 + 8 + 8 // format, flags, time, props count, lat/lon, width, ids
+	size := 2 + 10 + 10 + 16 + 10 + 8 + 8 + 20 // format, flags, time, props count, lat/lon, width, ids, engagement
 	for _, s := range [...]string{
 		e.ID, e.SiteID, e.Type, e.Name,
 		e.Hostname, e.Pathname, e.Title, e.ReferrerHost, e.Channel,
@@ -99,6 +103,10 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	hasLatLon := math.Float64bits(e.Latitude)|math.Float64bits(e.Longitude) != 0
 	if hasLatLon {
 		flags |= flagLatLon
+	}
+	hasEngage := e.Engaged != 0 || e.Scroll != 0
+	if hasEngage {
+		flags |= flagEngage
 	}
 	b = append(b, FormatBinaryV1, flags)
 	b = appendString(b, e.ID)
@@ -131,6 +139,10 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendVarint(b, int64(e.ScreenWidth))
 	b = binary.LittleEndian.AppendUint64(b, e.VisitorID)
 	b = binary.LittleEndian.AppendUint64(b, e.SessionID)
+	if hasEngage {
+		b = binary.AppendVarint(b, int64(e.Engaged))
+		b = binary.AppendVarint(b, int64(e.Scroll))
+	}
 	return b, nil
 }
 
@@ -211,6 +223,16 @@ func (d *decoder) varint() int64 {
 		x = ^x
 	}
 	return x
+}
+
+// int reads a varint that must fit an int.
+func (d *decoder) int(field string) int {
+	d.field = field
+	x := d.varint()
+	if d.err == nil && int64(int(x)) != x {
+		d.fail("%d overflows int", x)
+	}
+	return int(x)
 }
 
 func (d *decoder) uint64() uint64 {
@@ -311,16 +333,15 @@ func (e *Event) decodeV1(s string) error {
 	ev.Device = d.string("dev")
 	ev.Browser = d.string("br")
 	ev.OS = d.string("os")
-	d.field = "w"
-	w := d.varint()
-	if d.err == nil && int64(int(w)) != w {
-		d.fail("%d overflows int", w)
-	}
-	ev.ScreenWidth = int(w)
+	ev.ScreenWidth = d.int("w")
 	d.field = "vid"
 	ev.VisitorID = d.uint64()
 	d.field = "sid"
 	ev.SessionID = d.uint64()
+	if flags&flagEngage != 0 {
+		ev.Engaged = d.int("e")
+		ev.Scroll = d.int("s")
+	}
 
 	if d.err == nil && d.off != len(s) {
 		d.field = "end"

@@ -47,6 +47,14 @@ func full() event.Event {
 	}
 }
 
+// engaged is a leave with engagement, as the tracker sends it.
+func engaged() event.Event {
+	ev := full()
+	ev.Type, ev.Name, ev.Props = event.Leave, "", nil
+	ev.Engaged, ev.Scroll = 15250, 80
+	return ev
+}
+
 func TestBinaryRoundTrip(t *testing.T) {
 	many := map[string]string{}
 	for i := range 100 {
@@ -57,6 +65,8 @@ func TestBinaryRoundTrip(t *testing.T) {
 		ev   event.Event
 	}{
 		{"every field", full()},
+		{"engagement", engaged()},
+		{"scroll only", event.Event{Type: event.Ping, Scroll: 100}},
 		{"zero", event.Event{}},
 		{"pageview without optional fields", event.Event{
 			ID: "a", Time: time.UnixMilli(1).UTC(), SiteID: "s", Type: event.Pageview, VisitorID: 1, SessionID: 2,
@@ -69,6 +79,7 @@ func TestBinaryRoundTrip(t *testing.T) {
 		{"max values", event.Event{
 			Time:        time.UnixMilli(math.MaxInt64).UTC(),
 			ScreenWidth: math.MaxInt,
+			Engaged:     math.MaxInt,
 			VisitorID:   math.MaxUint64,
 			SessionID:   math.MaxUint64,
 			Latitude:    math.MaxFloat64,
@@ -216,6 +227,7 @@ func TestUnmarshalCorrupt(t *testing.T) {
 		{"text", []byte("pageview"), "unknown format byte 0x70"},
 		{"format byte only", []byte{event.FormatBinaryV1}, "truncated"},
 		{"unknown flags", setByte(1, 0x80), "unknown flags 0x80"},
+		{"engagement flag without engagement", setByte(1, valid[1]|1<<2), "e at byte"},
 		{"id length beyond the input", []byte{event.FormatBinaryV1, 0, 0x7f, 'a'}, "id at byte 2: length 127 exceeds the 1 bytes left"},
 		{"huge length", append([]byte{event.FormatBinaryV1, 0}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f), "exceeds"},
 		{"varint overflow", append([]byte{event.FormatBinaryV1, 0}, bytes.Repeat([]byte{0xff}, 11)...), "overflows 64 bits"},
@@ -263,7 +275,7 @@ func propsEvent(t *testing.T, k1, k2 string) []byte {
 }
 
 func FuzzUnmarshalBinary(f *testing.F) {
-	for _, ev := range []event.Event{full(), {}, {ID: "x", Props: map[string]string{"a": "1"}}} {
+	for _, ev := range []event.Event{full(), engaged(), {}, {ID: "x", Props: map[string]string{"a": "1"}}} {
 		b, err := ev.MarshalBinary()
 		if err != nil {
 			f.Fatal(err)

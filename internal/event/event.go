@@ -78,4 +78,9 @@ type Event struct {
 
 	// Entry marks the first pageview of a session.
 	Entry bool `json:"entry,omitempty"`
+
+	// Engagement, on pings and leaves: the milliseconds the page was visible
+	// since the previous ping, and the deepest point scrolled to, in percent.
+	Engaged int `json:"e,omitempty"`
+	Scroll  int `json:"s,omitempty"`
 }

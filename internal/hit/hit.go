@@ -8,6 +8,8 @@
 //	 "referrer":"https://duckduckgo.com/","title":"A","w":1280}
 //	{"site":"abcdefghijklmno","type":"event","url":"https://example.com/a",
 //	 "name":"Signup","props":{"plan":"pro","seats":3,"trial":true}}
+//	{"site":"abcdefghijklmno","type":"ping","url":"https://example.com/#/a",
+//	 "h":1,"e":15000,"s":80}
 //
 // Unknown fields are ignored, so older servers accept newer trackers.
 package hit
@@ -30,15 +32,17 @@ import (
 // Limits of a hit. Title is truncated to MaxTitle; every other limit
 // rejects the hit.
 const (
-	MaxBodySize  = 8 << 10 // bytes of the request body
-	MaxURL       = 2048    // bytes of url and of referrer
-	MaxTitle     = 500     // runes
-	MaxName      = 120     // runes of a custom event name
-	MaxProps     = 30      // keys of props
-	MaxPropKey   = 64      // runes
-	MaxPropValue = 256     // runes
-	MaxWidth     = 100000  // CSS pixels
-	SiteIDLength = 15      // PocketBase record ids: 15 of [a-z0-9]
+	MaxBodySize  = 8 << 10  // bytes of the request body
+	MaxURL       = 2048     // bytes of url and of referrer
+	MaxTitle     = 500      // runes
+	MaxName      = 120      // runes of a custom event name
+	MaxProps     = 30       // keys of props
+	MaxPropKey   = 64       // runes
+	MaxPropValue = 256      // runes
+	MaxWidth     = 100000   // CSS pixels
+	MaxEngaged   = 86400000 // milliseconds of visible time in one ping or leave
+	MaxScroll    = 100      // percent
+	SiteIDLength = 15       // PocketBase record ids: 15 of [a-z0-9]
 )
 
 // Body is the JSON body of POST /api/collect as the tracker sends it,
@@ -52,6 +56,16 @@ type Body struct {
 	Name     string            `json:"name"`  // custom event name
 	Props    map[string]string `json:"props"` // scalar values, stringified
 	Width    int               `json:"w"`     // viewport width in CSS pixels
+
+	// Hash says the page routes by its URL fragment: a fragment starting
+	// with "#/" is part of the page's path.
+	Hash bool `json:"h"`
+
+	// Engagement, sent with pings and leaves: Engaged is the milliseconds
+	// the page was visible since the previous ping, Scroll the deepest point
+	// of the page scrolled to, in percent.
+	Engaged int `json:"e"`
+	Scroll  int `json:"s"`
 
 	// Host is URL's host name (no port, brackets or user info), found while
 	// validating, so the route need not parse the URL again. Not sent.
@@ -96,6 +110,9 @@ type wire struct {
 	Name     string                    `json:"name"`
 	Props    map[string]jsontext.Value `json:"props"`
 	Width    float64                   `json:"w"`
+	Hash     float64                   `json:"h"`
+	Engaged  float64                   `json:"e"`
+	Scroll   float64                   `json:"s"`
 }
 
 var bom = []byte("\xEF\xBB\xBF")
@@ -108,7 +125,9 @@ var bom = []byte("\xEF\xBB\xBF")
 // most MaxTitle runes; Name is set (at most MaxName runes) for events and
 // empty otherwise; Props has at most MaxProps non-empty keys, with values
 // stringified (numbers, booleans) and nulls left out, nil when empty; Width
-// is in [0, MaxWidth], fractions truncated. Every string is valid UTF-8.
+// is in [0, MaxWidth], fractions truncated; Hash is sent as 0 or 1; Engaged
+// (in [0, MaxEngaged]) and Scroll (in [0, MaxScroll]), fractions truncated,
+// are zero unless Type is ping or leave. Every string is valid UTF-8.
 func Parse(body []byte) (Body, error) {
 	body = bytes.TrimPrefix(body, bom)
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -171,6 +190,26 @@ func Parse(body []byte) (Body, error) {
 		return Body{}, &Error{"w", CodeOutOfRange, "The width must be between 0 and 100000."}
 	}
 	p.Width = int(w.Width)
+
+	if w.Hash != 0 && w.Hash != 1 {
+		return Body{}, &Error{"h", CodeInvalid, "The hash flag must be 0 or 1."}
+	}
+	p.Hash = w.Hash == 1
+
+	if w.Engaged < 0 || w.Engaged > MaxEngaged {
+		return Body{}, &Error{"e", CodeOutOfRange, "The engaged time must be between 0 and 86400000 milliseconds."}
+	}
+	if w.Scroll < 0 || w.Scroll > MaxScroll {
+		return Body{}, &Error{"s", CodeOutOfRange, "The scroll depth must be between 0 and 100 percent."}
+	}
+	p.Engaged, p.Scroll = int(w.Engaged), int(w.Scroll)
+	if (p.Engaged != 0 || p.Scroll != 0) && p.Type != event.Ping && p.Type != event.Leave {
+		field := "e"
+		if p.Engaged == 0 {
+			field = "s"
+		}
+		return Body{}, &Error{field, CodeInvalid, "Only ping and leave hits carry engagement."}
+	}
 
 	return p, nil
 }
@@ -299,11 +338,20 @@ func decodeError(err error) *Error {
 		switch field {
 		case "props":
 			want = "an object of scalar values"
-		case "w":
+		case "w", "h", "e", "s":
 			want = "a number"
 		}
-		if se.JSONKind == '0' && field == "w" {
-			return &Error{field, CodeOutOfRange, "The width must be between 0 and 100000."}
+		if se.JSONKind == '0' {
+			switch field {
+			case "w":
+				return &Error{field, CodeOutOfRange, "The width must be between 0 and 100000."}
+			case "e":
+				return &Error{field, CodeOutOfRange, "The engaged time must be between 0 and 86400000 milliseconds."}
+			case "s":
+				return &Error{field, CodeOutOfRange, "The scroll depth must be between 0 and 100 percent."}
+			case "h":
+				return &Error{field, CodeInvalid, "The hash flag must be 0 or 1."}
+			}
 		}
 		return &Error{field, CodeInvalidType, "The field " + strconv.Quote(field) + " must be " + want + "."}
 	}

@@ -79,6 +79,21 @@ func TestParseValid(t *testing.T) {
 			want: Body{Site: site, Type: "event", URL: "https://example.com/" + strings.Repeat("a", MaxURL-len("https://example.com/")), Host: "example.com",
 				Name: strings.Repeat("n", MaxName), Props: map[string]string{strings.Repeat("k", MaxPropKey): strings.Repeat("v", MaxPropValue)}, Width: 100000},
 		},
+		{
+			name: "ping with engagement",
+			body: `{"site":"abcdefghij12345","type":"ping","url":"https://example.com/#/a","h":1,"e":15000.7,"s":80}`,
+			want: Body{Site: site, Type: "ping", URL: "https://example.com/#/a", Host: "example.com", Hash: true, Engaged: 15000, Scroll: 80},
+		},
+		{
+			name: "leave at the engagement limits",
+			body: `{"site":"abcdefghij12345","type":"leave","url":"https://example.com/","h":0,"e":86400000,"s":100}`,
+			want: Body{Site: site, Type: "leave", URL: "https://example.com/", Host: "example.com", Engaged: MaxEngaged, Scroll: MaxScroll},
+		},
+		{
+			name: "zero engagement on a pageview",
+			body: `{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","e":0,"s":0,"h":1}`,
+			want: Body{Site: site, Type: "pageview", URL: "https://example.com/", Host: "example.com", Hash: true},
+		},
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
@@ -151,6 +166,17 @@ func TestParseInvalid(t *testing.T) {
 		{"huge width", `{` + valid + `,"w":100001}`, "w", CodeOutOfRange},
 		{"width overflow", `{` + valid + `,"w":1e400}`, "w", CodeOutOfRange},
 		{"width as string", `{` + valid + `,"w":"1280"}`, "w", CodeInvalidType},
+		{"hash flag 2", `{` + valid + `,"h":2}`, "h", CodeInvalid},
+		{"hash flag overflow", `{` + valid + `,"h":1e400}`, "h", CodeInvalid},
+		{"hash flag as bool", `{` + valid + `,"h":true}`, "h", CodeInvalidType},
+		{"negative engaged time", `{"site":"abcdefghij12345","type":"ping","url":"https://example.com/","e":-1}`, "e", CodeOutOfRange},
+		{"engaged time over a day", `{"site":"abcdefghij12345","type":"ping","url":"https://example.com/","e":86400001}`, "e", CodeOutOfRange},
+		{"engaged time overflow", `{"site":"abcdefghij12345","type":"ping","url":"https://example.com/","e":1e400}`, "e", CodeOutOfRange},
+		{"engaged time as string", `{"site":"abcdefghij12345","type":"ping","url":"https://example.com/","e":"5"}`, "e", CodeInvalidType},
+		{"scroll over 100", `{"site":"abcdefghij12345","type":"leave","url":"https://example.com/","s":101}`, "s", CodeOutOfRange},
+		{"negative scroll", `{"site":"abcdefghij12345","type":"leave","url":"https://example.com/","s":-5}`, "s", CodeOutOfRange},
+		{"engagement on a pageview", `{` + valid + `,"e":1000}`, "e", CodeInvalid},
+		{"scroll on an event", `{"site":"abcdefghij12345","type":"event","url":"https://example.com/","name":"x","s":50}`, "s", CodeInvalid},
 	}
 	for _, s := range scenarios {
 		t.Run(s.name, func(t *testing.T) {
@@ -175,6 +201,8 @@ func FuzzParse(f *testing.F) {
 		`{"site":"abcdefghij12345","type":"event","url":"https://example.com/","name":"Signup","props":{"plan":"pro","n":3,"b":true,"x":null}}`,
 		`{"site":"abcdefghij12345","type":"ping","url":"http://example.com/"}`,
 		`{"site":"abcdefghij12345","type":"leave","url":"http://example.com/","w":1.5}`,
+		`{"site":"abcdefghij12345","type":"ping","url":"http://example.com/#/a","h":1,"e":15000.5,"s":100}`,
+		`{"site":"abcdefghij12345","type":"pageview","url":"http://example.com/","e":1,"s":-1,"h":2}`,
 		`{"site":"abcdefghij12345","type":"event","url":"https://example.com/","name":"  ","props":{"k":{"a":1}}}`,
 		`{"site":"abcdefghij12345","type":"pageview","url":"https://example.com/","title":"` + strings.Repeat("é", 501) + `"}`,
 		`{"site":"abcdefghij12345","type":"pageview","url":"/relative","referrer":"x"}`,
@@ -243,6 +271,12 @@ func checkInvariants(t *testing.T, p Body) {
 	if p.Width < 0 || p.Width > MaxWidth {
 		t.Errorf("width %d out of range", p.Width)
 	}
+	if p.Engaged < 0 || p.Engaged > MaxEngaged || p.Scroll < 0 || p.Scroll > MaxScroll {
+		t.Errorf("engagement %d ms, %d%% out of range", p.Engaged, p.Scroll)
+	}
+	if (p.Engaged != 0 || p.Scroll != 0) && p.Type != event.Ping && p.Type != event.Leave {
+		t.Errorf("engagement on a %s", p.Type)
+	}
 	for _, s := range []string{p.Site, p.Type, p.URL, p.Referrer, p.Title, p.Name} {
 		if !utf8.ValidString(s) {
 			t.Errorf("%q is not valid UTF-8", s)
@@ -253,6 +287,7 @@ func checkInvariants(t *testing.T, p Body) {
 func equal(a, b Body) bool {
 	return a.Site == b.Site && a.Type == b.Type && a.URL == b.URL && a.Referrer == b.Referrer &&
 		a.Title == b.Title && a.Name == b.Name && a.Width == b.Width && maps.Equal(a.Props, b.Props) &&
+		a.Hash == b.Hash && a.Engaged == b.Engaged && a.Scroll == b.Scroll &&
 		(a.Props == nil) == (b.Props == nil)
 }
 

@@ -379,6 +379,37 @@ type Row struct {
 	Events        int64   `json:"events"`
 	BounceRate    float64 `json:"bounceRate"`
 	VisitDuration int64   `json:"visitDuration"`
+
+	// TimeOnPage and ScrollDepth are set on rows of the page dimension
+	// only; see Engagement.
+	TimeOnPage  *int64 `json:"timeOnPage,omitempty"`
+	ScrollDepth *int64 `json:"scrollDepth,omitempty"`
+}
+
+// Engagement sums the pings and leaves on one page among a query's visits
+// (those its filters select, all of their rows): the page's visible time
+// and the deepest scroll each visit reported there.
+type Engagement struct {
+	// Engaged is the visible time in milliseconds, summed.
+	Engaged int64
+	// Depth sums each visit's deepest scroll (percent) over the Reported
+	// visits that sent a ping or leave from the page.
+	Depth    int64
+	Reported int64
+}
+
+// SetOn sets r's TimeOnPage, the visible time per visit of the row in
+// whole seconds, and ScrollDepth, the mean deepest scroll of the visits that
+// reported one, in percent (both rounded; 0 without data).
+func (e Engagement) SetOn(r *Row) {
+	var top, depth int64
+	if r.Visits > 0 {
+		top = int64(round(float64(e.Engaged)/1000/float64(r.Visits), 1))
+	}
+	if e.Reported > 0 {
+		depth = int64(round(float64(e.Depth)/float64(e.Reported), 1))
+	}
+	r.TimeOnPage, r.ScrollDepth = &top, &depth
 }
 
 // Breakdown is one page of a breakdown.

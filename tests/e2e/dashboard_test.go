@@ -67,3 +67,29 @@ func TestDashboardInHostApp(t *testing.T) {
 		"USER_PASSWORD="+password,
 	)
 }
+
+// TestDashboardProperties breaks a custom event down by a property in the
+// browser and filters the view by a value (props.mjs).
+func TestDashboardProperties(t *testing.T) {
+	browser := chromium(t)
+	app := testutil.StartApp(t, testutil.AppOptions{})
+	requireRoute(t, app, "/", `<div id="app">`)
+
+	const password = "user-password-123"
+	user := testutil.Unique("user") + "@example.com"
+	_, token := app.CreateUser(t, user, password)
+	var site struct {
+		ID string `json:"id"`
+	}
+	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
+		"name": "Props", "domains": []string{"shop.pocketlytics.test"}, "timezone": "UTC",
+	}, &site, http.StatusOK)
+
+	runScript(t, "props.mjs", 2*time.Minute,
+		"CHROMIUM_PATH="+browser,
+		"APP_URL="+app.URL,
+		"USER_EMAIL="+user,
+		"USER_PASSWORD="+password,
+		"SITE_ID="+site.ID,
+	)
+}

@@ -108,6 +108,28 @@ func startPageServer(t *testing.T, appURL, siteID string) *pageServer {
 	mux.HandleFunc("GET /plain", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, page("Plain", ""))
 	})
+	// Auto-tracked events: a tall page with an outbound link, a file link
+	// and hash routes; a 404 page that says so in a meta tag.
+	auto := fmt.Sprintf(`<script defer src="%s/t.js" data-site="%s" data-heartbeat="1" data-outbound data-downloads data-404 data-hash></script>`, appURL, siteID)
+	mux.HandleFunc("GET /docs/", func(w http.ResponseWriter, r *http.Request) {
+		other := "http://elsewhere.test:" + r.Host[strings.LastIndexByte(r.Host, ':')+1:]
+		fmt.Fprintf(w, `<!doctype html><html><head><meta charset=utf-8><title>Docs</title>%s</head><body>
+<p><a id=out href="%s/landing">elsewhere</a> <a id=tab href="%s/landing?tab" target=_blank>new tab</a>
+<a id=mid href="%s/landing?middle">middle</a> <a id=dl href="/files/report.pdf">report</a></p>
+<div style="height:5000px"></div><p id=end>end</p></body></html>`, auto, other, other, other)
+	})
+	mux.HandleFunc("GET /landing", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, page("Landing", ""))
+	})
+	mux.HandleFunc("GET /files/report.pdf", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/pdf")
+		w.Header().Set("Content-Disposition", `attachment; filename="report.pdf"`)
+		w.Write([]byte("%PDF-1.4\n%%EOF\n"))
+	})
+	mux.HandleFunc("GET /gone", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprint(w, page("Not found", `<meta name="pocketlytics" content="404">`+auto))
+	})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -73,3 +73,73 @@ func createSite(t *testing.T, app *testutil.App, domains ...string) (id, token s
 	}, &site, http.StatusOK)
 	return site.ID, token
 }
+
+// TestTrackerAutoEvents runs the opt-in auto-tracked events and the
+// engagement in a browser (autotrack.mjs), then finds them in the analytics
+// API: the events with their url and path props, the hash route as a page,
+// and the page's time on page and scroll depth.
+func TestTrackerAutoEvents(t *testing.T) {
+	browser := chromium(t)
+	app := testutil.StartApp(t, testutil.AppOptions{Env: []string{"TRACK_LOCALHOST=true"}})
+	requireRoute(t, app, "/t.js", "/api/collect")
+
+	const host = "docs.pocketlytics.test"
+	siteID, token := createSite(t, app, host)
+	rec := startRecorder(t, app.URL)
+	pages := startPageServer(t, rec.URL, siteID)
+	page := "http://" + host + ":" + pages.port
+
+	runScript(t, "autotrack.mjs", 2*time.Minute,
+		"CHROMIUM_PATH="+browser,
+		"APP_URL="+rec.URL,
+		"PAGE_URL="+page,
+		"SITE_ID="+siteID,
+	)
+
+	type item struct {
+		Value       string
+		Events      int
+		TimeOnPage  *int
+		ScrollDepth *int
+	}
+	breakdown := func(dim string) map[string]item {
+		var b struct{ Items []item }
+		app.Call(t, "GET", "/api/analytics/sites/"+siteID+"/breakdown/"+dim+"?period=today", token, nil, &b, http.StatusOK)
+		out := map[string]item{}
+		for _, it := range b.Items {
+			out[it.Value] = it
+		}
+		return out
+	}
+	// The flusher writes in batches: wait for the last hit (the 404).
+	deadline := time.Now().Add(15 * time.Second)
+	for breakdown("event_name")["404"].Events == 0 && time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+	}
+	names := breakdown("event_name")
+	for name, n := range map[string]int{"Outbound Link: Click": 3, "File Download": 1, "404": 1} {
+		if names[name].Events != n {
+			t.Errorf("event %q: %d stored, want %d (%+v)", name, names[name].Events, n, names)
+		}
+	}
+	urls := breakdown("event_prop:url")
+	for _, u := range []string{"http://elsewhere.test:" + pages.port + "/landing", page + "/files/report.pdf"} {
+		if _, ok := urls[u]; !ok {
+			t.Errorf("event_prop:url has no row %q: %+v", u, urls)
+		}
+	}
+	if _, ok := breakdown("event_prop:path")["/gone"]; !ok {
+		t.Error("event_prop:path has no row /gone")
+	}
+	pagesByPath := breakdown("page")
+	docs, ok := pagesByPath["/docs/"]
+	if !ok || docs.TimeOnPage == nil || docs.ScrollDepth == nil {
+		t.Fatalf("page /docs/ without engagement: %+v", pagesByPath)
+	}
+	if *docs.TimeOnPage < 1 || *docs.ScrollDepth != 100 {
+		t.Errorf("/docs/: time on page %d s, scroll depth %d%%; want at least 1 s and 100%%", *docs.TimeOnPage, *docs.ScrollDepth)
+	}
+	if _, ok := pagesByPath["/docs/#/guide/install"]; !ok {
+		t.Errorf("the hash route is not a page: %+v", pagesByPath)
+	}
+}

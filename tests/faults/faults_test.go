@@ -175,6 +175,29 @@ func post(t *testing.T, app *testutil.App, site string, d time.Duration, workers
 	return statuses
 }
 
+// waitStoreReachable waits until health reports the analytics store open
+// and answering.
+func waitStoreReachable(t *testing.T, app *testutil.App) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var health struct {
+			StoreReachable bool `json:"storeReachable"`
+		}
+		if res, err := http.Get(app.URL + "/api/analytics/health"); err == nil {
+			_ = json.NewDecoder(res.Body).Decode(&health)
+			res.Body.Close()
+		}
+		if health.StoreReachable {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the analytics store did not open within 30 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // behindProxy puts a proxy in front of the service of rawURL (a Redis URL or a
 // ClickHouse DSN) and returns it with the URL that goes through it.
 func behindProxy(t *testing.T, rawURL string) (*testutil.Proxy, string) {
@@ -206,6 +229,9 @@ func TestClickHouseOutageIsLogged(t *testing.T) {
 	proxy, proxied := behindProxy(t, dsn)
 	app := testutil.StartApp(t, testutil.AppOptions{Env: scaleEnv(t, redisURL, proxied)})
 	site, _ := app.CreateSite(t, domain)
+	// The store opens (and migrates) in the background: cut it once open,
+	// so the outage is one of inserts, not of the start.
+	waitStoreReachable(t, app)
 
 	proxy.Cut()
 	statuses := post(t, app, site, outage, 2)

@@ -46,6 +46,11 @@ var embeddedDB []byte
 // still downloading at start). It is safe for concurrent use.
 type DB struct {
 	reader atomic.Pointer[maxminddb.Reader]
+
+	// fallback places the addresses reader does not: the embedded country
+	// database behind a configured one, which may cover only some addresses
+	// (the IPv4 half of a city database).
+	fallback *DB
 }
 
 var warnOnce sync.Once
@@ -53,12 +58,17 @@ var warnOnce sync.Once
 // Embedded reports whether the binary embeds the country database.
 func Embedded() bool { return len(embeddedDB) > 0 }
 
-// Open opens the database at path; an empty path opens the embedded country
-// database. When the binary was built without it, Open logs a warning once
-// (through slog's default logger) and returns a DB that finds nothing.
+// Open opens the database at path, with the embedded country database
+// answering for the addresses it does not place; an empty path opens the
+// embedded country database. When the binary was built without it, Open logs
+// a warning once (through slog's default logger) and returns a DB that finds
+// nothing.
 func Open(path string) (*DB, error) {
 	if path != "" {
 		db := &DB{}
+		if Embedded() {
+			db.fallback, _ = OpenBytes(embeddedDB)
+		}
 		return db, db.Load(path)
 	}
 
@@ -101,6 +111,7 @@ func (db *DB) Close() error {
 	if db == nil {
 		return nil
 	}
+	db.fallback.Close()
 	if r := db.reader.Swap(nil); r != nil {
 		return r.Close()
 	}
@@ -125,9 +136,12 @@ func (db *DB) lookup(ip netip.Addr) Location {
 	}
 	var rec record
 	if err := r.Lookup(ip.Unmap()).Decode(&rec); err != nil {
-		return Location{}
+		return db.fallback.lookup(ip)
 	}
-	return rec.location()
+	if loc := rec.location(); loc.Country != "" {
+		return loc
+	}
+	return db.fallback.lookup(ip)
 }
 
 // Locate returns the location of a request from ip. When hs trusts a CDN

@@ -50,10 +50,10 @@ func TestLookupLayouts(t *testing.T) {
 				{"192.0.2.55", l.london},
 				{"::ffff:192.0.2.55", l.london},
 				{"2001:db8:1::7", l.berlin},
-				{"2001:db8:2::7", geo.Location{}}, // not in the database
-				{"198.51.100.1", geo.Location{}},  // "XX" means unknown
-				{"203.0.113.9", geo.Location{}},   // not in the database
-				{"", geo.Location{}},              // invalid address
+				{"fd00::7", geo.Location{}},      // private: in neither database
+				{"198.51.100.1", geo.Location{}}, // "XX" means unknown
+				{"10.9.9.9", geo.Location{}},     // in neither this nor the embedded database
+				{"", geo.Location{}},             // invalid address
 			}
 			for _, c := range cases {
 				var ip netip.Addr
@@ -94,6 +94,29 @@ func TestEmbedded(t *testing.T) {
 	}
 	if got := db.Lookup(netip.MustParseAddr("10.1.2.3")); got != (geo.Location{}) {
 		t.Fatalf("private address located: %+v", got)
+	}
+}
+
+// A configured database that covers only some addresses (the IPv4 file of
+// a city database) leaves the others to the embedded country database.
+func TestOpenFallsBackToEmbedded(t *testing.T) {
+	db, err := geo.Open(geotest.Write(t, geotest.IPLocationCity, entries[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if got := db.Lookup(netip.MustParseAddr("192.0.2.55")); got.City != "London" {
+		t.Errorf("Lookup in the configured database = %+v, want London", got)
+	}
+	got := db.Lookup(netip.MustParseAddr("2a00:1450:4001:80b::200e"))
+	if !builtWithDB() {
+		if got != (geo.Location{}) {
+			t.Fatalf("without the embedded database Lookup = %+v, want zero", got)
+		}
+		return
+	}
+	if got.Country == "" || got.City != "" {
+		t.Errorf("Lookup outside the configured database = %+v, want the embedded country only", got)
 	}
 }
 

@@ -472,12 +472,14 @@ func readEvents(tb testing.TB, s *Store) []event.Event {
 			keys, vals []string
 			width      uint16
 			entry      uint8
+			engaged    uint32
+			scroll     uint8
 		)
 		err := rows.Scan(&ev.ID, &ev.Time, &ev.SiteID, &ev.Type, &ev.Name, &keys, &vals,
 			&ev.Hostname, &ev.Pathname, &ev.Title, &ev.ReferrerHost, &ev.Channel,
 			&ev.UTMSource, &ev.UTMMedium, &ev.UTMCampaign, &ev.UTMTerm, &ev.UTMContent,
 			&ev.Country, &ev.Region, &ev.City, &ev.Latitude, &ev.Longitude,
-			&ev.Device, &ev.Browser, &ev.OS, &width, &ev.VisitorID, &ev.SessionID, &entry)
+			&ev.Device, &ev.Browser, &ev.OS, &width, &ev.VisitorID, &ev.SessionID, &entry, &engaged, &scroll)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -492,6 +494,7 @@ func readEvents(tb testing.TB, s *Store) []event.Event {
 		}
 		ev.ScreenWidth = int(width)
 		ev.Entry = entry == 1
+		ev.Engaged, ev.Scroll = int(engaged), int(scroll)
 		out = append(out, ev)
 	}
 	if err := rows.Err(); err != nil {

@@ -70,6 +70,9 @@ func makeEvents(n int, start time.Time) []event.Event {
 			ev.Device, ev.Browser, ev.OS = "mobile", "Safari", "iOS"
 			ev.ScreenWidth = 390
 		}
+		if ev.Type == event.Ping || ev.Type == event.Leave {
+			ev.Engaged, ev.Scroll = 15000+i, i%101
+		}
 		if ev.Type == event.Custom {
 			ev.Name = "signup"
 			ev.Props = map[string]string{"plan": "pro", "größe": "XL", "empty": "", "emoji": "🎉"}

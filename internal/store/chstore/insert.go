@@ -56,6 +56,8 @@ var columns = []struct {
 		}
 		return 0
 	})},
+	{"engaged", col(func(ev *event.Event) uint32 { return uint32(min(max(ev.Engaged, 0), 1<<32-1)) })},
+	{"scroll", col(func(ev *event.Event) uint8 { return uint8(min(max(ev.Scroll, 0), 100)) })},
 }
 
 // block is the events of one insert on their way to columns.

@@ -27,6 +27,8 @@ func TestUpgradeBuildsVisits(t *testing.T) {
 	// Back to schema version 3, with half of its visits missing as well.
 	for _, stmt := range []string{
 		"DROP TABLE visit_values",
+		"ALTER TABLE events DROP COLUMN engaged",
+		"ALTER TABLE events DROP COLUMN scroll",
 		"DELETE FROM visits WHERE session_id % 2 = 0",
 		"PRAGMA user_version = 3",
 	} {

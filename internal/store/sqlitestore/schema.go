@@ -105,6 +105,10 @@ INSERT OR IGNORE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, coa
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS visit_values_session ON visit_values (site_id, session_id);
 INSERT OR REPLACE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, coalesce(max(rowid), 0) FROM events;`,
+	// 5: the engagement pings and leaves carry: milliseconds visible since
+	// the previous ping, deepest scroll in percent (0 on other rows).
+	`ALTER TABLE events ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN scroll INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // migrate applies the migrations the database has not seen yet, each in

@@ -82,6 +82,7 @@ func TestSchema(t *testing.T) {
 		{"device", "TEXT", true, "''"}, {"browser", "TEXT", true, "''"}, {"os", "TEXT", true, "''"},
 		{"screen_width", "INTEGER", true, "0"},
 		{"visitor_id", "INTEGER", true, nil}, {"session_id", "INTEGER", true, nil}, {"entry", "INTEGER", true, "0"},
+		{"engaged", "INTEGER", true, "0"}, {"scroll", "INTEGER", true, "0"},
 	}
 	rows, err := s.db.Query("SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info('events') ORDER BY cid")
 	if err != nil {
@@ -195,12 +196,24 @@ func TestInsertRow(t *testing.T) {
 		"news.ycombinator.com", "social", "hn", "post", "launch", "t", "c",
 		"DE", "BE", "Berlin", 52.52, 13.405,
 		"mobile", "Safari", "iOS", int64(390),
-		int64(math.MaxInt64), int64(7), int64(1),
+		int64(math.MaxInt64), int64(7), int64(1), int64(0), int64(0),
 	}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("%s = %v (%T), want %v (%T)", columns[i], got[i], got[i], want[i], want[i])
 		}
+	}
+
+	leave := event.Event{ID: "lv", Time: ts, SiteID: "s1", Type: event.Leave, SessionID: 7, Engaged: 15250, Scroll: 80}
+	if err := s.Insert(context.Background(), "tok2", []event.Event{leave}); err != nil {
+		t.Fatal(err)
+	}
+	var engaged, scroll int
+	if err := s.db.QueryRow("SELECT engaged, scroll FROM events WHERE id = 'lv'").Scan(&engaged, &scroll); err != nil {
+		t.Fatal(err)
+	}
+	if engaged != 15250 || scroll != 80 {
+		t.Errorf("leave engagement = %d ms, %d%%; want 15250, 80", engaged, scroll)
 	}
 }
 

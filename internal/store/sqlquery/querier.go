@@ -125,7 +125,7 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	// counting.
 	if len(out.Rows) <= limit && (len(out.Rows) > 0 || offset == 0) {
 		out.Total = offset + len(out.Rows)
-		return out, nil
+		return qr.withEngagement(ctx, q, dim, out)
 	}
 	out.Rows = out.Rows[:min(len(out.Rows), limit)]
 	err = qr.each(ctx, countSQL, func(r Rows) error {
@@ -137,5 +137,5 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	if err != nil {
 		return store.Breakdown{}, fmt.Errorf("breakdown count: %w", err)
 	}
-	return out, nil
+	return qr.withEngagement(ctx, q, dim, out)
 }

@@ -285,8 +285,9 @@ func (g *generator) session(site string, visitor uint64, start time.Time, kind s
 			}
 		})
 		if g.rng.IntN(3) == 0 {
-			t = t.Add(time.Duration(5+g.rng.IntN(60)) * time.Second)
-			add(event.Ping, path, nil)
+			d := time.Duration(5+g.rng.IntN(60)) * time.Second
+			t = t.Add(d)
+			add(event.Ping, path, engage(d))
 		}
 	}
 
@@ -309,12 +310,13 @@ func (g *generator) session(site string, visitor uint64, start time.Time, kind s
 	if kind == kindPingsOnly {
 		for range 3 {
 			t = t.Add(30 * time.Second)
-			add(event.Ping, path, nil)
+			add(event.Ping, path, engage(30*time.Second))
 		}
 	}
 	if g.rng.IntN(3) == 0 {
-		t = t.Add(gap())
-		add(event.Leave, path, nil)
+		d := gap()
+		t = t.Add(d)
+		add(event.Leave, path, engage(d))
 	}
 
 	g.count(site, evs)
@@ -399,5 +401,16 @@ func BenchQueries(query store.Query) []BenchQuery {
 			_, err := q.Overview(ctx, filtered)
 			return err
 		}},
+	}
+}
+
+// engage sets the engagement of a ping or leave sent d after the previous
+// hit: visible all along, scrolled to a depth derived from d (0, as from a
+// tracker without scroll depth, for some), so the random sequence is the
+// same as without engagement.
+func engage(d time.Duration) func(*event.Event) {
+	return func(ev *event.Event) {
+		ev.Engaged = int(d / time.Millisecond)
+		ev.Scroll = int(d/time.Second) * 7 % 101
 	}
 }

@@ -51,12 +51,12 @@ func KnownEvents() []event.Event {
 		}),
 		ev(1, 1, event.Pageview, "/pricing", at(10, 1, 0, 0), country("DE")),
 		ev(1, 1, event.Custom, "/pricing", at(10, 2, 0, 0), func(e *event.Event) { e.Country, e.Name, e.Props = "DE", "signup", map[string]string{"plan": "pro"} }),
-		ev(1, 1, event.Ping, "/pricing", at(10, 5, 0, 0), country("DE")),
+		ev(1, 1, event.Ping, "/pricing", at(10, 5, 0, 0), func(e *event.Event) { e.Country, e.Engaged, e.Scroll = "DE", 240000, 60 }),
 		ev(2, 1, event.Pageview, "/pricing", at(11, 0, 0, 0), func(e *event.Event) { e.Country, e.Channel, e.Entry = "DE", "direct", true }),
-		ev(2, 1, event.Ping, "/pricing", at(11, 0, 30, 0), country("DE")),
+		ev(2, 1, event.Ping, "/pricing", at(11, 0, 30, 0), func(e *event.Event) { e.Country, e.Engaged = "DE", 30000 }),
 		ev(3, 2, event.Pageview, "/", at(9, 59, 0, 0), func(e *event.Event) { e.Country, e.Entry = "FR", true }),
 		ev(3, 2, event.Pageview, "/docs", at(10, 10, 0, 0), country("FR")),
-		ev(4, 3, event.Ping, "/", at(10, 20, 0, 0), nil),
+		ev(4, 3, event.Ping, "/", at(10, 20, 0, 0), func(e *event.Event) { e.Engaged, e.Scroll = 5000, 90 }),
 		ev(5, 4, event.Pageview, "/", at(11, 59, 59, 500), nil),
 		ev(5, 4, event.Pageview, "/about", at(12, 0, 0, 100), nil),
 		ev(6, 5, event.Pageview, "/b", at(10, 30, 0, 100), func(e *event.Event) { e.Country, e.Entry = "US", true }),
@@ -110,6 +110,13 @@ func CheckKnown(t *testing.T, q store.Querier) {
 	row := func(v string, visitors, visits, pageviews, events int64, bounce float64, dur int64) store.Row {
 		return store.Row{Value: v, Visitors: visitors, Visits: visits, Pageviews: pageviews, Events: events, BounceRate: bounce, VisitDuration: dur}
 	}
+	// Pages add the engagement of their visits' pings: /pricing 240 s
+	// (scrolled to 60%) in s1 and 30 s (no scroll reported) in s2; s4's
+	// ping is no visit.
+	page := func(r store.Row, timeOnPage, scrollDepth int64) store.Row {
+		r.TimeOnPage, r.ScrollDepth = &timeOnPage, &scrollDepth
+		return r
+	}
 	breakdowns := []struct {
 		name          string
 		dim           store.Dimension
@@ -117,10 +124,10 @@ func CheckKnown(t *testing.T, q store.Querier) {
 		want          store.Breakdown
 	}{
 		{"pages", store.DimPage, 10, 0, store.Breakdown{Total: 5, Rows: []store.Row{
-			row("/", 2, 2, 2, 0, 0, 151), row("/a", 1, 1, 1, 1, 0, 60), row("/about", 1, 1, 1, 0, 0, 1),
-			row("/b", 1, 1, 1, 0, 0, 60), row("/pricing", 1, 2, 2, 1, 50, 165)}}},
+			page(row("/", 2, 2, 2, 0, 0, 151), 0, 0), page(row("/a", 1, 1, 1, 1, 0, 60), 0, 0), page(row("/about", 1, 1, 1, 0, 0, 1), 0, 0),
+			page(row("/b", 1, 1, 1, 0, 0, 60), 0, 0), page(row("/pricing", 1, 2, 2, 1, 50, 165), 135, 60)}}},
 		{"pages, second page of two", store.DimPage, 2, 2, store.Breakdown{Total: 5, Rows: []store.Row{
-			row("/about", 1, 1, 1, 0, 0, 1), row("/b", 1, 1, 1, 0, 0, 60)}}},
+			page(row("/about", 1, 1, 1, 0, 0, 1), 0, 0), page(row("/b", 1, 1, 1, 0, 0, 60), 0, 0)}}},
 		{"past the end", store.DimPage, 2, 10, store.Breakdown{Total: 5, Rows: []store.Row{}}},
 		{"exit pages", store.DimExitPage, 10, 0, store.Breakdown{Total: 3, Rows: []store.Row{
 			row("/about", 1, 1, 2, 0, 0, 1), row("/b", 1, 1, 2, 1, 0, 60), row("/pricing", 1, 2, 3, 1, 50, 165)}}},

@@ -343,6 +343,12 @@ func (r *Reference) Breakdown(q store.Query, dim store.Dimension, limit, offset 
 		}
 		out.Rows = append(out.Rows, t.Row(v))
 	}
+	if dim == store.DimPage {
+		eng := engagement(sessions)
+		for i := range out.Rows {
+			eng[out.Rows[i].Value].SetOn(&out.Rows[i])
+		}
+	}
 	slices.SortFunc(out.Rows, func(a, b store.Row) int {
 		if a.Visitors != b.Visitors {
 			return int(b.Visitors - a.Visitors)

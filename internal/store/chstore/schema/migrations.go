@@ -168,6 +168,19 @@ ORDER BY (site_id, dim, toDate(start_ts), session_id, value)`,
 			}
 		},
 	},
+	{
+		Version:     5,
+		Description: "add the engagement columns of pings and leaves",
+		Up: func(Features) []string {
+			// Milliseconds visible since the previous ping, deepest scroll
+			// in percent; one column per statement so a rerun skips each
+			// existing one (18.16 has no ADD COLUMN IF NOT EXISTS).
+			return []string{
+				"ALTER TABLE events ADD COLUMN engaged UInt32 DEFAULT 0",
+				"ALTER TABLE events ADD COLUMN scroll UInt8 DEFAULT 0",
+			}
+		},
+	},
 }
 
 // lowCardinality is the type of the columns with few distinct values:
@@ -285,12 +298,23 @@ const (
 	codeDatabaseAlreadyExists = 82
 )
 
+// Codes of ADD COLUMN for a column that exists: ILLEGAL_COLUMN on 18.16,
+// DUPLICATE_COLUMN on later servers.
+const (
+	codeIllegalColumn   = 44
+	codeDuplicateColumn = 15
+)
+
 // execIdempotent runs a statement that is written to be idempotent, treating
-// a lost creation race as success.
+// a lost creation race, or a column added before, as success.
 func execIdempotent(ctx context.Context, conn driver.Conn, stmt string) error {
 	err := conn.Exec(ctx, stmt)
 	var ex *clickhouse.Exception
 	if errors.As(err, &ex) && (ex.Code == codeTableAlreadyExists || ex.Code == codeDatabaseAlreadyExists) {
+		return nil
+	}
+	if errors.As(err, &ex) && (ex.Code == codeIllegalColumn || ex.Code == codeDuplicateColumn) &&
+		strings.Contains(stmt, " ADD COLUMN ") && strings.Contains(ex.Message, "already exists") {
 		return nil
 	}
 	return err

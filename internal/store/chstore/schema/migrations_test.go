@@ -243,3 +243,33 @@ func TestQuoteIdentifier(t *testing.T) {
 		t.Errorf("QuoteIdentifier = %s", got)
 	}
 }
+
+// A column step that ran but was not recorded (a crash in between, or two
+// instances at once) runs again without failing.
+func TestAddColumnAgain(t *testing.T) {
+	conn := testConn(t)
+	ctx := context.Background()
+	f, err := Detect(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Apply(ctx, conn, f); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range Migrations {
+		if m.Version != 5 {
+			continue
+		}
+		for _, stmt := range m.Up(f) {
+			if err := execIdempotent(ctx, conn, stmt); err != nil {
+				t.Errorf("%s again: %v", stmt, err)
+			}
+		}
+	}
+	if err := execIdempotent(ctx, conn, "ALTER TABLE events ADD COLUMN engaged String"); err != nil {
+		t.Errorf("adding an existing column again: %v", err)
+	}
+	if err := execIdempotent(ctx, conn, "ALTER TABLE missing ADD COLUMN x UInt8"); err == nil {
+		t.Error("a column of a missing table: want an error")
+	}
+}

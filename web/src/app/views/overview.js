@@ -7,6 +7,7 @@ import { setQuery } from '../router.js';
 import { num, percent, duration, flag, countryName, capitalize } from '../format.js';
 import { lineChart } from '../chart.js';
 import { snippet } from './settings.js';
+import { propsPanel, propFilters, propName } from './props.js';
 
 // Periods as the API names them (docs/API.md).
 export const PERIODS = [
@@ -73,6 +74,7 @@ export function readState() {
   const period = PERIODS.some(([k]) => k === q.get('period')) ? q.get('period') : '7d';
   const filters = {};
   for (const k of Object.keys(DIMENSIONS)) if (q.has(k)) filters[k] = q.get(k);
+  Object.assign(filters, propFilters(q));
   return {
     period,
     from: q.get('from') || (period === 'custom' ? localDay(-6) : ''),
@@ -219,14 +221,14 @@ export function overviewView(site, feed) {
           {
             class: 'chip',
             type: 'button',
-            'aria-label': `Remove filter ${DIMENSIONS[k]} is ${label(k, v)}`,
+            'aria-label': `Remove filter ${DIMENSIONS[k] || propName(k)} is ${label(k, v)}`,
             onclick: () => {
               const f = { ...state.filters };
               delete f[k];
               update({ filters: f });
             },
           },
-          `${DIMENSIONS[k]}: ${label(k, v)}`,
+          `${DIMENSIONS[k] || propName(k)}: ${label(k, v)}`,
           h('span', { 'aria-hidden': 'true' }, ' ×'),
         ),
       );
@@ -407,6 +409,7 @@ export function overviewView(site, feed) {
         panels.append(c);
         renderPanel(i, c, mine);
       });
+      panels.append(propsPanel(site.id, state, (dim, value) => update({ filters: { ...state.filters, [dim]: value } })));
     }
   };
 
