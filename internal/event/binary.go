@@ -19,7 +19,8 @@ import (
 // Format 1:
 //
 //	0x01                          format
-//	flags                         1 byte: bit 0 Entry, bit 1 latitude/longitude follow
+//	flags                         1 byte: bit 0 Entry, bit 1 latitude/longitude follow,
+//	                              bit 2 revenue follows
 //	ID                            string
 //	Time                          varint (zigzag), unix milliseconds
 //	SiteID, Type, Name            strings
@@ -31,6 +32,8 @@ import (
 //	Device, Browser, OS           strings
 //	ScreenWidth                   varint (zigzag)
 //	VisitorID, SessionID          2 x 8 bytes, little endian
+//	RevenueAmount                 varint (zigzag) (flag bit 2 only)
+//	RevenueCurrency               string (flag bit 2 only)
 //
 // A string is a uvarint byte length and the bytes as they are. Nothing may
 // follow the last field. From the first release on, a change of layout
@@ -41,7 +44,10 @@ const (
 
 	flagEntry  = 1 << 0
 	flagLatLon = 1 << 1
-	knownFlags = flagEntry | flagLatLon
+	// flagRevenue came after the first release: older releases refuse
+	// events with it rather than drop the revenue.
+	flagRevenue = 1 << 2
+	knownFlags  = flagEntry | flagLatLon | flagRevenue
 )
 
 // ErrMalformed is wrapped by the errors of UnmarshalBinary for input that is
@@ -77,12 +83,12 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	// Room for everything up front: one growth at most.
 	var arr [16]string
 	keys := arr[:0]
-	size := 2 + 10 + 10 + 16 + 10 + 8 + 8 // format, flags, time, props count, lat/lon, width, ids
+	size := 2 + 10 + 10 + 16 + 10 + 8 + 8 + 10 // format, flags, time, props count, lat/lon, width, ids, revenue
 	for _, s := range [...]string{
 		e.ID, e.SiteID, e.Type, e.Name,
 		e.Hostname, e.Pathname, e.Title, e.ReferrerHost, e.Channel,
 		e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent,
-		e.Country, e.Region, e.City, e.Device, e.Browser, e.OS,
+		e.Country, e.Region, e.City, e.Device, e.Browser, e.OS, e.RevenueCurrency,
 	} {
 		size += stringSize(s)
 	}
@@ -99,6 +105,10 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	hasLatLon := math.Float64bits(e.Latitude)|math.Float64bits(e.Longitude) != 0
 	if hasLatLon {
 		flags |= flagLatLon
+	}
+	hasRevenue := e.RevenueAmount != 0 || e.RevenueCurrency != ""
+	if hasRevenue {
+		flags |= flagRevenue
 	}
 	b = append(b, FormatBinaryV1, flags)
 	b = appendString(b, e.ID)
@@ -131,6 +141,10 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendVarint(b, int64(e.ScreenWidth))
 	b = binary.LittleEndian.AppendUint64(b, e.VisitorID)
 	b = binary.LittleEndian.AppendUint64(b, e.SessionID)
+	if hasRevenue {
+		b = binary.AppendVarint(b, e.RevenueAmount)
+		b = appendString(b, e.RevenueCurrency)
+	}
 	return b, nil
 }
 
@@ -321,6 +335,11 @@ func (e *Event) decodeV1(s string) error {
 	ev.VisitorID = d.uint64()
 	d.field = "sid"
 	ev.SessionID = d.uint64()
+	if flags&flagRevenue != 0 {
+		d.field = "rev"
+		ev.RevenueAmount = d.varint()
+		ev.RevenueCurrency = d.string("cur")
+	}
 
 	if d.err == nil && d.off != len(s) {
 		d.field = "end"

@@ -78,4 +78,10 @@ type Event struct {
 
 	// Entry marks the first pageview of a session.
 	Entry bool `json:"entry,omitempty"`
+
+	// Revenue a custom event carries: the amount in millionths of the
+	// currency's unit (exact for any decimal amount a shop charges) and the
+	// ISO 4217 code, upper case. Both zero when there is none.
+	RevenueAmount   int64  `json:"rev,omitempty"`
+	RevenueCurrency string `json:"cur,omitempty"`
 }

@@ -56,6 +56,8 @@ var columns = []struct {
 		}
 		return 0
 	})},
+	{"revenue_amount", col(func(ev *event.Event) int64 { return ev.RevenueAmount })},
+	{"revenue_currency", strCol(func(ev *event.Event) string { return ev.RevenueCurrency })},
 }
 
 // block is the events of one insert on their way to columns.

@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS backfill (
   end_row   INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, coalesce(max(rowid), 0) FROM events;`,
+	// 4: the revenue of custom events (event.Event.RevenueAmount, millionths).
+	`ALTER TABLE events ADD COLUMN revenue_amount INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN revenue_currency TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate applies the migrations the database has not seen yet, each in

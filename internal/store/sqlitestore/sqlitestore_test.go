@@ -82,6 +82,7 @@ func TestSchema(t *testing.T) {
 		{"device", "TEXT", true, "''"}, {"browser", "TEXT", true, "''"}, {"os", "TEXT", true, "''"},
 		{"screen_width", "INTEGER", true, "0"},
 		{"visitor_id", "INTEGER", true, nil}, {"session_id", "INTEGER", true, nil}, {"entry", "INTEGER", true, "0"},
+		{"revenue_amount", "INTEGER", true, "0"}, {"revenue_currency", "TEXT", true, "''"},
 	}
 	rows, err := s.db.Query("SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info('events') ORDER BY cid")
 	if err != nil {

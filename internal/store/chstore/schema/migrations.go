@@ -147,6 +147,18 @@ ORDER BY (site_id, toDate(start_ts), session_id)`,
 			}
 		},
 	},
+	{
+		Version:     4,
+		Description: "add the revenue of custom events",
+		Up: func(Features) []string {
+			// One column per statement: 18.16 has no ADD COLUMN IF NOT
+			// EXISTS, so each is idempotent through its own error.
+			return []string{
+				`ALTER TABLE events ADD COLUMN revenue_amount Int64 DEFAULT 0`,
+				`ALTER TABLE events ADD COLUMN revenue_currency String DEFAULT ''`,
+			}
+		},
+	},
 }
 
 // createVersionTable is the bookkeeping table. MergeTree with ORDER BY works
@@ -252,6 +264,7 @@ func QuoteIdentifier(name string) string {
 const (
 	codeTableAlreadyExists    = 57
 	codeDatabaseAlreadyExists = 82
+	codeColumnAlreadyExists   = 44
 )
 
 // execIdempotent runs a statement that is written to be idempotent, treating
@@ -259,7 +272,8 @@ const (
 func execIdempotent(ctx context.Context, conn driver.Conn, stmt string) error {
 	err := conn.Exec(ctx, stmt)
 	var ex *clickhouse.Exception
-	if errors.As(err, &ex) && (ex.Code == codeTableAlreadyExists || ex.Code == codeDatabaseAlreadyExists) {
+	if errors.As(err, &ex) && (ex.Code == codeTableAlreadyExists || ex.Code == codeDatabaseAlreadyExists ||
+		ex.Code == codeColumnAlreadyExists && strings.Contains(ex.Message, "already exists")) {
 		return nil
 	}
 	return err
