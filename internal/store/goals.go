@@ -147,8 +147,10 @@ func (q *Query) validateGoals() error {
 		}
 		names[g.Name] = true
 	}
+	// Nil goals are not loaded yet (request parsing): names are checked
+	// once they are, and until then name no goal.
 	for _, f := range q.Filters {
-		if f.Dimension == DimGoal {
+		if f.Dimension == DimGoal && q.Goals != nil {
 			if _, err := q.GoalsNamed(f); err != nil {
 				return err
 			}

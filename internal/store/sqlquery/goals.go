@@ -42,6 +42,9 @@ func (g *gen) anyGoal(goals []store.Goal) Frag {
 // a row that reached one of the named goals.
 func (g *gen) goalFilter(f store.Filter) Frag {
 	goals, _ := g.q.GoalsNamed(f) // validated with the query
+	if len(goals) == 0 {
+		return Frag{SQL: "1 = 0"}
+	}
 	return Cat("session_id IN (SELECT session_id FROM events WHERE ", g.rowsBase(), " AND ", g.anyGoal(goals), ")")
 }
 
@@ -67,7 +70,8 @@ func (qr *Querier) goalBreakdown(ctx context.Context, q store.Query, limit, offs
 	for i, goal := range q.Goals {
 		c := "g" + strconv.Itoa(i)
 		counts[i] = Cat(wrap(d.CountIf, g.goalCond(goal)), " AS ", c)
-		sums = append(sums, d.Uniq(d.Case([]string{c + " > 0"}, []string{"vid"}, "NULL")),
+		// coalesce: ClickHouse's uniq of no non-NULL value is NULL.
+		sums = append(sums, d.Int("coalesce("+d.Uniq(d.Case([]string{c + " > 0"}, []string{"vid"}, "NULL"))+", 0)"),
 			d.Int(d.Coalesce(d.CountIf(c+" > 0"))), d.Sum(c))
 	}
 	perSession := Cat("SELECT session_id, ", Join(counts, ", "), " FROM events WHERE ", g.rowsBase(),
