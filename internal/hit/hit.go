@@ -51,6 +51,10 @@ type Body struct {
 	Title    string            `json:"title"`
 	Name     string            `json:"name"`  // custom event name
 	Props    map[string]string `json:"props"` // scalar values, stringified
+	// Revenue of a custom event: millionths of the ISO 4217 Currency
+	// (see event.ParseAmount); zero and empty without one.
+	RevenueAmount   int64  `json:"-"`
+	RevenueCurrency string `json:"-"`
 	Width    int               `json:"w"`     // viewport width in CSS pixels
 
 	// Host is URL's host name (no port, brackets or user info), found while
@@ -95,6 +99,10 @@ type wire struct {
 	Title    string                    `json:"title"`
 	Name     string                    `json:"name"`
 	Props    map[string]jsontext.Value `json:"props"`
+	Revenue  *struct {
+		Amount   jsontext.Value `json:"amount"`
+		Currency string         `json:"currency"`
+	} `json:"revenue"`
 	Width    float64                   `json:"w"`
 }
 
@@ -166,6 +174,15 @@ func Parse(body []byte) (Body, error) {
 		return Body{}, err
 	}
 	p.Props = props
+
+	if w.Revenue != nil {
+		if p.Type != event.Custom {
+			return Body{}, &Error{"revenue", CodeInvalid, "Only custom events carry revenue."}
+		}
+		if p.RevenueAmount, p.RevenueCurrency, err = parseRevenue(w.Revenue.Amount, w.Revenue.Currency); err != nil {
+			return Body{}, err
+		}
+	}
 
 	if w.Width < 0 || w.Width > MaxWidth {
 		return Body{}, &Error{"w", CodeOutOfRange, "The width must be between 0 and 100000."}
@@ -345,4 +362,22 @@ func Clean(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// parseRevenue reads an amount (a JSON number or a decimal string, exact to
+// a millionth) and an ISO 4217 currency code (letters, either case).
+func parseRevenue(amount jsontext.Value, currency string) (int64, string, error) {
+	text := string(amount)
+	if len(text) >= 2 && text[0] == '"' {
+		text = text[1 : len(text)-1]
+	}
+	m, err := event.ParseAmount(text)
+	if err != nil {
+		return 0, "", &Error{"revenue", CodeInvalid, "The revenue amount must be a non-negative decimal number like 49.90, at most 6 decimals."}
+	}
+	currency = strings.ToUpper(currency)
+	if !event.ValidCurrency(currency) {
+		return 0, "", &Error{"revenue", CodeInvalid, "The revenue currency must be an ISO 4217 code of three letters, like EUR."}
+	}
+	return m, currency, nil
 }
