@@ -9,7 +9,8 @@
  *   data-heartbeat        seconds between pings while the page is visible (default 15, 0 = off)
  *   data-allow-localhost  also send from localhost, 127.0.0.1 and file: pages
  *
- * Custom events: window.pocketlytics.track("Signup", {plan: "pro"}).
+ * Custom events: window.pocketlytics.track("Signup", {plan: "pro"}), with revenue:
+ * track("Purchase", {}, {revenue: {amount: 49.9, currency: "EUR"}}).
  *
  * It sets no cookie and uses no storage: the server derives a daily-salted
  * visitor key from the request, and nothing in the browser identifies anyone.
@@ -53,7 +54,7 @@
     return out;
   }
 
-  function send(type, name, props) {
+  function send(type, name, props, opts) {
     if (off) return;
     var body = JSON.stringify({
       site: site,
@@ -63,6 +64,7 @@
       title: d.title,
       name: name,
       props: stringify(props),
+      revenue: opts && opts.revenue,
       w: w.innerWidth
     });
     // A beacon survives the page being unloaded; text/plain needs no CORS preflight.
@@ -133,8 +135,8 @@
   });
 
   var api = {
-    track: function (name, props) {
-      if (typeof name === 'string' && name) send('event', name, props);
+    track: function (name, props, opts) {
+      if (typeof name === 'string' && name) send('event', name, props, opts);
     }
   };
   // A prerendered page counts once it is actually shown.
@@ -148,6 +150,6 @@
   var queued = w.pocketlytics && w.pocketlytics.q;
   w.pocketlytics = api;
   for (var i = 0; queued && i < queued.length; i++) {
-    if (queued[i] && queued[i][0] === 'track') api.track(queued[i][1], queued[i][2]);
+    if (queued[i] && queued[i][0] === 'track') api.track(queued[i][1], queued[i][2], queued[i][3]);
   }
 })(window, document);
