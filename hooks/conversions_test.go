@@ -157,3 +157,23 @@ func testConversions(t *testing.T, fx *analyticsFixture) {
 		s.Test(t)
 	}
 }
+
+// TestCollectRevenue: a custom event's revenue travels through the queue
+// exactly; a bad currency is a 400.
+func TestCollectRevenue(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	defer f.app.Cleanup()
+	mux := serveMux(t, f.app)
+	body := `{"site":"` + siteID + `","type":"event","url":"https://example.com/buy","name":"Purchase","revenue":{"amount":49.99,"currency":"eur"}}`
+	if rec := post(mux, body, chromeUA); rec.Code != http.StatusAccepted {
+		t.Fatalf("got %d %s, want 202", rec.Code, rec.Body)
+	}
+	bad := strings.Replace(body, `"eur"`, `"EURO"`, 1)
+	if rec := post(mux, bad, chromeUA); rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "ISO 4217") {
+		t.Fatalf("bad currency: got %d %s, want 400 naming ISO 4217", rec.Code, rec.Body)
+	}
+	evs := f.events(t)
+	if len(evs) != 1 || evs[0].RevenueAmount != 49_990_000 || evs[0].RevenueCurrency != "EUR" {
+		t.Fatalf("got %+v, want one event with 49.99 EUR", evs)
+	}
+}
