@@ -216,6 +216,26 @@ run(async () => {
     await waitFor('the filter removed', () => !new URL(page.url()).searchParams.has('page'));
     await waitFor('all pageviews again', async () => (await metric(page, 'pageviews')) === String(pageviews));
 
+    step('goals panel: conversion rate, click a goal to filter');
+    const token = await page.evaluate(() => JSON.parse(localStorage.getItem('pocketbase_auth')).token);
+    const created = await fetch(`${APP}/api/collections/goals/records`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: token },
+      body: JSON.stringify({ site, name: 'Saw pricing', page: '/pri*' }),
+    });
+    assert(created.status === 200, `goal create: ${created.status} ${await created.text()}`);
+    await page.reload();
+    const goalsPanel = page.locator('.panel', { has: page.getByRole('heading', { name: 'Goals', exact: true }) });
+    const goalRow = goalsPanel.locator('tr', { hasText: 'Saw pricing' });
+    await goalRow.waitFor({ timeout: 10000 });
+    const rate = `${Math.round(((pageviews - 1) / pageviews) * 1000) / 10}%`;
+    assert((await goalRow.locator('.conversion').textContent()) === rate, `conversion: ${await goalRow.locator('.conversion').textContent()}, want ${rate}`);
+    await goalRow.locator('.row-filter').click();
+    await waitFor('the goal filter in the URL', () => new URL(page.url()).searchParams.get('goal') === 'Saw pricing');
+    await waitFor('the figures of the converting visits', async () => (await metric(page, 'visitors')) === String(pageviews - 1));
+    await page.locator('.chip', { hasText: 'Saw pricing' }).click();
+    await waitFor('the goal filter removed', () => !new URL(page.url()).searchParams.has('goal'));
+
     step('SSE blocked → polling, data still updates');
     const blocked = await context.newPage();
     await blocked.route('**/api/realtime**', (route) => route.abort());

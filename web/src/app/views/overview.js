@@ -58,6 +58,7 @@ export const DIMENSIONS = {
   browser: 'Browser',
   os: 'OS',
   event_name: 'Event',
+  goal: 'Goal',
 };
 
 const PANELS = [
@@ -66,6 +67,7 @@ const PANELS = [
   { title: 'Locations', tabs: [['country', 'Countries'], ['region', 'Regions'], ['city', 'Cities']] },
   { title: 'Devices', tabs: [['device', 'Devices'], ['browser', 'Browsers'], ['os', 'Operating systems']] },
   { title: 'Custom events', tabs: [['event_name', 'Events']] },
+  { title: 'Goals', tabs: [['goal', 'Goals']] },
 ];
 
 export function readState() {
@@ -340,7 +342,7 @@ export function overviewView(site, feed) {
     const table = h(
       'table',
       { class: 'breakdown' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), dim === 'event_name' ? h('th', { scope: 'col', class: 'num' }, 'Events') : null)),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), dim === 'event_name' ? h('th', { scope: 'col', class: 'num' }, 'Events') : null, dim === 'goal' ? h('th', { scope: 'col', class: 'num' }, 'Conversion') : null)),
       h(
         'tbody',
         {},
@@ -366,6 +368,7 @@ export function overviewView(site, feed) {
             ),
             h('td', { class: 'num' }, num(r.visitors)),
             dim === 'event_name' ? h('td', { class: 'num' }, num(r.events ?? r.count ?? r.pageviews)) : null,
+            dim === 'goal' ? h('td', { class: 'num conversion' }, `${r.conversionRate}%`) : null,
           );
         }),
       ),
