@@ -216,14 +216,17 @@ run(async () => {
     await waitFor('the filter removed', () => !new URL(page.url()).searchParams.has('page'));
     await waitFor('all pageviews again', async () => (await metric(page, 'pageviews')) === String(pageviews));
 
+    step('settings: add a goal');
+    const overviewURL = page.url();
+    await page.goto(`${APP}/sites/${site}/settings`);
+    await page.getByLabel('Goal name').fill('Saw pricing');
+    await page.getByLabel('Reached by').selectOption('page');
+    await page.getByLabel('Page or event').fill('/pri*');
+    await page.getByRole('button', { name: 'Add goal' }).click();
+    await page.getByRole('button', { name: 'Delete goal Saw pricing' }).waitFor({ timeout: 10000 });
+
     step('goals panel: conversion rate, click a goal to filter');
-    const token = await page.evaluate(() => JSON.parse(localStorage.getItem('pocketbase_auth')).token);
-    const created = await fetch(`${APP}/api/collections/goals/records`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json', Authorization: token },
-      body: JSON.stringify({ site, name: 'Saw pricing', page: '/pri*' }),
-    });
-    assert(created.status === 200, `goal create: ${created.status} ${await created.text()}`);
+    await page.goto(overviewURL);
     await page.reload();
     const goalsPanel = page.locator('.panel', { has: page.getByRole('heading', { name: 'Goals', exact: true }) });
     const goalRow = goalsPanel.locator('tr', { hasText: 'Saw pricing' });
@@ -235,6 +238,12 @@ run(async () => {
     await waitFor('the figures of the converting visits', async () => (await metric(page, 'visitors')) === String(pageviews - 1));
     await page.locator('.chip', { hasText: 'Saw pricing' }).click();
     await waitFor('the goal filter removed', () => !new URL(page.url()).searchParams.has('goal'));
+
+    step('settings: delete the goal');
+    await page.goto(`${APP}/sites/${site}/settings`);
+    await page.getByRole('button', { name: 'Delete goal Saw pricing' }).click();
+    await page.locator('.goals', { hasText: 'No goals yet.' }).waitFor({ timeout: 10000 });
+    await page.goto(overviewURL);
 
     step('SSE blocked → polling, data still updates');
     const blocked = await context.newPage();

@@ -3,6 +3,7 @@
 import { h, clear, uid } from '../dom.js';
 import { sites, siteDomains, parseDomains, findUser, me, isSuperuser } from '../api.js';
 import { navigate } from '../router.js';
+import { goalsCard } from './goals.js';
 
 function timezones() {
   try {
@@ -246,6 +247,7 @@ export function settingsView(site, live, onRenamed) {
     h('h2', { class: 'section' }, 'General'),
     siteForm(site, { onSaved: (s) => onRenamed?.(s) }),
     membersCard(site),
+    goalsCard(site),
     dangerCard(site),
   );
   return { el, destroy: snip.destroy };
