@@ -239,6 +239,21 @@ run(async () => {
     await page.locator('.chip', { hasText: 'Saw pricing' }).click();
     await waitFor('the goal filter removed', () => !new URL(page.url()).searchParams.has('goal'));
 
+    step('funnels: add one in the settings, its chart on the overview');
+    await page.goto(`${APP}/sites/${site}/settings`);
+    await page.getByLabel('Funnel name').fill('Pricing to signup');
+    await page.getByLabel(/Steps, one a line/).fill('/*\nevent: Signup');
+    await page.getByRole('button', { name: 'Add funnel' }).click();
+    await page.getByRole('button', { name: 'Delete funnel Pricing to signup' }).waitFor({ timeout: 10000 });
+    await page.goto(overviewURL);
+    const funnelSteps = page.locator('.funnel-steps li');
+    await funnelSteps.nth(1).waitFor({ timeout: 10000 });
+    assert((await funnelSteps.nth(0).textContent()).includes(`${pageviews} visitors`), `step 1: ${await funnelSteps.nth(0).textContent()}`);
+    assert((await funnelSteps.nth(1).locator('.funnel-rate').textContent()) === '0%', `step 2: ${await funnelSteps.nth(1).textContent()}`);
+    await page.goto(`${APP}/sites/${site}/settings`);
+    await page.getByRole('button', { name: 'Delete funnel Pricing to signup' }).click();
+    await page.locator('.funnels', { hasText: 'No funnels yet.' }).waitFor({ timeout: 10000 });
+
     step('settings: delete the goal');
     await page.goto(`${APP}/sites/${site}/settings`);
     await page.getByRole('button', { name: 'Delete goal Saw pricing' }).click();

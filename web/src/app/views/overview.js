@@ -7,6 +7,7 @@ import { setQuery } from '../router.js';
 import { num, percent, duration, flag, countryName, capitalize } from '../format.js';
 import { lineChart } from '../chart.js';
 import { snippet } from './settings.js';
+import { funnelCard } from './funnels.js';
 
 // Periods as the API names them (docs/API.md).
 export const PERIODS = [
@@ -410,6 +411,7 @@ export function overviewView(site, feed) {
         panels.append(c);
         renderPanel(i, c, mine);
       });
+      panels.append(funnelCard(site, state));
     }
   };
 

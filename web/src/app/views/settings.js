@@ -4,6 +4,7 @@ import { h, clear, uid } from '../dom.js';
 import { sites, siteDomains, parseDomains, findUser, me, isSuperuser } from '../api.js';
 import { navigate } from '../router.js';
 import { goalsCard } from './goals.js';
+import { funnelsSettingsCard } from './funnels.js';
 
 function timezones() {
   try {
@@ -248,6 +249,7 @@ export function settingsView(site, live, onRenamed) {
     siteForm(site, { onSaved: (s) => onRenamed?.(s) }),
     membersCard(site),
     goalsCard(site),
+    funnelsSettingsCard(site),
     dangerCard(site),
   );
   return { el, destroy: snip.destroy };
