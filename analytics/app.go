@@ -62,6 +62,9 @@ func Register(app core.App, cfg Config) error {
 	}
 
 	hooks.RegisterServer(app, hooks.ServerConfig{})
+	if err := hooks.RegisterConversions(app); err != nil {
+		return err
+	}
 	if err := hooks.RegisterSites(app); err != nil {
 		return err
 	}

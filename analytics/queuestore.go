@@ -244,7 +244,7 @@ func (s spoolStats) Stats(ctx context.Context) (spool.Stats, error) {
 	return s.d.spool.Stats(ctx)
 }
 
-// Overview, Timeseries and Breakdown make queueStore the analytics API's
+// Overview, Timeseries, Breakdown and Funnel make queueStore the analytics API's
 // store.Querier; they answer store.ErrUnavailable until the store is reached
 // (ClickHouse down at start); ingest is not affected.
 
@@ -270,4 +270,12 @@ func (d *queueStore) Breakdown(ctx context.Context, q store.Query, dim store.Dim
 		return store.Breakdown{}, store.ErrUnavailable
 	}
 	return s.Breakdown(ctx, q, dim, limit, offset)
+}
+
+func (d *queueStore) Funnel(ctx context.Context, q store.Query, steps []store.Goal) ([]store.FunnelStep, error) {
+	s := d.currentStore()
+	if s == nil {
+		return nil, store.ErrUnavailable
+	}
+	return s.Funnel(ctx, q, steps)
 }

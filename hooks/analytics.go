@@ -58,6 +58,7 @@ const (
 //	GET /api/analytics/sites/{siteId}/overview
 //	GET /api/analytics/sites/{siteId}/timeseries
 //	GET /api/analytics/sites/{siteId}/breakdown/{dimension}
+//	GET /api/analytics/sites/{siteId}/funnels/{funnelId}
 //
 // with the query parameters period, from, to, interval, filters, limit and
 // page. A public site is readable by anyone; any other site by those the
@@ -95,6 +96,7 @@ func RegisterAnalytics(app core.App, cfg AnalyticsConfig) error {
 		g.GET("/overview", h.overview)
 		g.GET("/timeseries", h.timeseries)
 		g.GET("/breakdown/{dimension}", h.breakdown)
+		g.GET("/funnels/{funnelId}", h.funnel)
 		return se.Next()
 	})
 	return nil
@@ -204,6 +206,11 @@ func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.
 	p, err := queryparams.Parse(e.Request.URL.Query(), id, loc, h.cfg.Now(), h.cfg.RetentionDays)
 	if err != nil {
 		return queryparams.Params{}, nil, badRequest(e, err)
+	}
+	if needsGoals(p.Query, e.Request.PathValue("dimension")) {
+		if p.Query.Goals, err = siteGoals(e.App, id); err != nil {
+			return queryparams.Params{}, nil, e.InternalServerError("", err)
+		}
 	}
 	return p, loc, nil
 }

@@ -72,8 +72,11 @@ func TestSitesCollection(t *testing.T) {
 	})
 
 	t.Run("down", func(t *testing.T) {
-		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(1); err != nil {
+		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(2); err != nil { // goals and funnels, then sites
 			t.Fatal(err)
+		}
+		if _, err := app.FindCollectionByNameOrId("goals"); err == nil {
+			t.Fatal("goals still exists after migrating down")
 		}
 		if _, err := app.FindCollectionByNameOrId("sites"); err == nil {
 			t.Fatal("sites still exists after migrating down")

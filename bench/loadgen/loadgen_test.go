@@ -70,7 +70,7 @@ func TestParseFlagsBounds(t *testing.T) {
 // TestTrafficIsRealistic checks that generated visits are valid hits and
 // cover the mix the tool promises.
 func TestTrafficIsRealistic(t *testing.T) {
-	sites := []site{{"s1", "example.com"}, {"s2", "shop.example"}}
+	sites := []site{{"site00000000001", "example.com"}, {"site00000000002", "shop.example"}}
 	r := rand.New(rand.NewPCG(1, 2))
 	types := map[string]int{}
 	devicesSeen := map[string]bool{}
@@ -86,11 +86,17 @@ func TestTrafficIsRealistic(t *testing.T) {
 			if !event.ValidType(p.Type) || p.Width <= 0 {
 				t.Fatalf("invalid hit %+v", p)
 			}
+			// What send posts is what the collect route accepts.
+			if b, err := json.Marshal(p); err != nil {
+				t.Fatal(err)
+			} else if _, err := hit.Parse(b); err != nil {
+				t.Fatalf("collect would refuse %s: %v", b, err)
+			}
 			u, err := url.Parse(p.URL)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := map[string]string{"s1": "example.com", "s2": "shop.example"}[p.Site]; u.Host != want {
+			if want := map[string]string{"site00000000001": "example.com", "site00000000002": "shop.example"}[p.Site]; u.Host != want {
 				t.Fatalf("hit for %s on host %s", p.Site, u.Host)
 			}
 			a, err := netip.ParseAddr(h.IP)

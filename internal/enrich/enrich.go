@@ -205,6 +205,7 @@ func (p *Pipeline) Run(ctx context.Context, in *Input) (ev event.Event, drop str
 	if in.Hit.Type == event.Custom {
 		s.ev.Name = in.Hit.Name
 		s.ev.Props = in.Hit.Props
+		s.ev.RevenueAmount, s.ev.RevenueCurrency = in.Hit.RevenueAmount, in.Hit.RevenueCurrency
 	}
 	if in.Hit.Type == event.Ping || in.Hit.Type == event.Leave {
 		s.ev.Engaged, s.ev.Scroll = in.Hit.Engaged, in.Hit.Scroll

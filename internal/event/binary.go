@@ -20,7 +20,7 @@ import (
 //
 //	0x01                          format
 //	flags                         1 byte: bit 0 Entry, bit 1 latitude/longitude follow,
-//	                              bit 2 engagement follows
+//	                              bit 2 engagement follows, bit 3 revenue follows
 //	ID                            string
 //	Time                          varint (zigzag), unix milliseconds
 //	SiteID, Type, Name            strings
@@ -33,6 +33,8 @@ import (
 //	ScreenWidth                   varint (zigzag)
 //	VisitorID, SessionID          2 x 8 bytes, little endian
 //	Engaged, Scroll               2 x varint (zigzag) (flag bit 2 only)
+//	RevenueAmount                 varint (zigzag) (flag bit 3 only)
+//	RevenueCurrency               string (flag bit 3 only)
 //
 // A string is a uvarint byte length and the bytes as they are. Nothing may
 // follow the last field. From the first release on, a change of layout
@@ -42,10 +44,11 @@ const (
 	// FormatBinaryV1 is the first byte of an event in format 1.
 	FormatBinaryV1 byte = 0x01
 
-	flagEntry  = 1 << 0
-	flagLatLon = 1 << 1
-	flagEngage = 1 << 2
-	knownFlags = flagEntry | flagLatLon | flagEngage
+	flagEntry   = 1 << 0
+	flagLatLon  = 1 << 1
+	flagEngage  = 1 << 2
+	flagRevenue = 1 << 3
+	knownFlags  = flagEntry | flagLatLon | flagEngage | flagRevenue
 )
 
 // ErrMalformed is wrapped by the errors of UnmarshalBinary for input that is
@@ -81,12 +84,12 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	// Room for everything up front: one growth at most.
 	var arr [16]string
 	keys := arr[:0]
-	size := 2 + 10 + 10 + 16 + 10 + 8 + 8 + 20 // format, flags, time, props count, lat/lon, width, ids, engagement
+	size := 2 + 10 + 10 + 16 + 10 + 8 + 8 + 20 + 10 // format, flags, time, props count, lat/lon, width, ids, engagement, revenue
 	for _, s := range [...]string{
 		e.ID, e.SiteID, e.Type, e.Name,
 		e.Hostname, e.Pathname, e.Title, e.ReferrerHost, e.Channel,
 		e.UTMSource, e.UTMMedium, e.UTMCampaign, e.UTMTerm, e.UTMContent,
-		e.Country, e.Region, e.City, e.Device, e.Browser, e.OS,
+		e.Country, e.Region, e.City, e.Device, e.Browser, e.OS, e.RevenueCurrency,
 	} {
 		size += stringSize(s)
 	}
@@ -107,6 +110,10 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	hasEngage := e.Engaged != 0 || e.Scroll != 0
 	if hasEngage {
 		flags |= flagEngage
+	}
+	hasRevenue := e.RevenueAmount != 0 || e.RevenueCurrency != ""
+	if hasRevenue {
+		flags |= flagRevenue
 	}
 	b = append(b, FormatBinaryV1, flags)
 	b = appendString(b, e.ID)
@@ -142,6 +149,10 @@ func (e *Event) AppendBinary(b []byte) ([]byte, error) {
 	if hasEngage {
 		b = binary.AppendVarint(b, int64(e.Engaged))
 		b = binary.AppendVarint(b, int64(e.Scroll))
+	}
+	if hasRevenue {
+		b = binary.AppendVarint(b, e.RevenueAmount)
+		b = appendString(b, e.RevenueCurrency)
 	}
 	return b, nil
 }
@@ -341,6 +352,11 @@ func (e *Event) decodeV1(s string) error {
 	if flags&flagEngage != 0 {
 		ev.Engaged = d.int("e")
 		ev.Scroll = d.int("s")
+	}
+	if flags&flagRevenue != 0 {
+		d.field = "rev"
+		ev.RevenueAmount = d.varint()
+		ev.RevenueCurrency = d.string("cur")
 	}
 
 	if d.err == nil && d.off != len(s) {

@@ -83,4 +83,10 @@ type Event struct {
 	// since the previous ping, and the deepest point scrolled to, in percent.
 	Engaged int `json:"e,omitempty"`
 	Scroll  int `json:"s,omitempty"`
+
+	// Revenue a custom event carries: the amount in millionths of the
+	// currency's unit (exact for any decimal amount a shop charges) and the
+	// ISO 4217 code, upper case. Both zero when there is none.
+	RevenueAmount   int64  `json:"rev,omitempty"`
+	RevenueCurrency string `json:"cur,omitempty"`
 }

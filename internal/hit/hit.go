@@ -57,15 +57,20 @@ type Body struct {
 	Props    map[string]string `json:"props"` // scalar values, stringified
 	Width    int               `json:"w"`     // viewport width in CSS pixels
 
+	// Revenue of a custom event: millionths of the ISO 4217 Currency
+	// (see event.ParseAmount); zero and empty without one.
+	RevenueAmount   int64  `json:"-"`
+	RevenueCurrency string `json:"-"`
+
 	// Hash says the page routes by its URL fragment: a fragment starting
-	// with "#/" is part of the page's path.
-	Hash bool `json:"h"`
+	// with "#/" is part of the page's path. Sent as "h": 1.
+	Hash bool `json:"-"`
 
 	// Engagement, sent with pings and leaves: Engaged is the milliseconds
 	// the page was visible since the previous ping, Scroll the deepest point
 	// of the page scrolled to, in percent.
-	Engaged int `json:"e"`
-	Scroll  int `json:"s"`
+	Engaged int `json:"e,omitempty"`
+	Scroll  int `json:"s,omitempty"`
 
 	// Host is URL's host name (no port, brackets or user info), found while
 	// validating, so the route need not parse the URL again. Not sent.
@@ -109,10 +114,14 @@ type wire struct {
 	Title    string                    `json:"title"`
 	Name     string                    `json:"name"`
 	Props    map[string]jsontext.Value `json:"props"`
-	Width    float64                   `json:"w"`
-	Hash     float64                   `json:"h"`
-	Engaged  float64                   `json:"e"`
-	Scroll   float64                   `json:"s"`
+	Revenue  *struct {
+		Amount   jsontext.Value `json:"amount"`
+		Currency string         `json:"currency"`
+	} `json:"revenue"`
+	Width   float64 `json:"w"`
+	Hash    float64 `json:"h"`
+	Engaged float64 `json:"e"`
+	Scroll  float64 `json:"s"`
 }
 
 var bom = []byte("\xEF\xBB\xBF")
@@ -185,6 +194,15 @@ func Parse(body []byte) (Body, error) {
 		return Body{}, err
 	}
 	p.Props = props
+
+	if w.Revenue != nil {
+		if p.Type != event.Custom {
+			return Body{}, &Error{"revenue", CodeInvalid, "Only custom events carry revenue."}
+		}
+		if p.RevenueAmount, p.RevenueCurrency, err = parseRevenue(w.Revenue.Amount, w.Revenue.Currency); err != nil {
+			return Body{}, err
+		}
+	}
 
 	if w.Width < 0 || w.Width > MaxWidth {
 		return Body{}, &Error{"w", CodeOutOfRange, "The width must be between 0 and 100000."}
@@ -393,4 +411,22 @@ func Clean(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// parseRevenue reads an amount (a JSON number or a decimal string, exact to
+// a millionth) and an ISO 4217 currency code (letters, either case).
+func parseRevenue(amount jsontext.Value, currency string) (int64, string, error) {
+	text := string(amount)
+	if len(text) >= 2 && text[0] == '"' {
+		text = text[1 : len(text)-1]
+	}
+	m, err := event.ParseAmount(text)
+	if err != nil {
+		return 0, "", &Error{"revenue", CodeInvalid, "The revenue amount must be a non-negative decimal number like 49.90, at most 6 decimals."}
+	}
+	currency = strings.ToUpper(currency)
+	if !event.ValidCurrency(currency) {
+		return 0, "", &Error{"revenue", CodeInvalid, "The revenue currency must be an ISO 4217 code of three letters, like EUR."}
+	}
+	return m, currency, nil
 }

@@ -53,6 +53,8 @@ type Querier interface {
 	// (descending), then value, and returns rows [offset, offset+limit) with
 	// the total number of distinct values.
 	Breakdown(ctx context.Context, q Query, dim Dimension, limit, offset int) (Breakdown, error)
+
+	Funneler
 }
 
 // Query selects a site's events in a time range, optionally filtered.
@@ -65,6 +67,9 @@ type Query struct {
 	Location *time.Location
 	// Filters must all hold (AND).
 	Filters []Filter
+	// Goals are the site's goals, which the goal dimension and filter read
+	// (see goals.go).
+	Goals []Goal
 }
 
 // Limits on filters, so a request cannot produce an unbounded SQL text.
@@ -122,7 +127,7 @@ func (q *Query) Validate() error {
 	if size > MaxFilterBytes {
 		return invalid("the filter values add up to more than %d bytes", MaxFilterBytes)
 	}
-	return nil
+	return q.validateGoals()
 }
 
 // ValidatePage checks a breakdown page's limit and offset.
@@ -272,11 +277,12 @@ var dimensions = map[Dimension]struct {
 	DimOS:          {"os", LevelSession},
 	DimEventName:   {"name", LevelEvent},
 	DimEventProp:   {"props", LevelEvent},
+	DimGoal:        {"", LevelVisit},
 }
 
 // DimensionNames lists the accepted dimensions, for error messages and docs.
 const DimensionNames = "page, entry_page, exit_page, hostname, referrer, channel, utm_source, utm_medium, " +
-	"utm_campaign, utm_term, utm_content, country, region, city, device, browser, os, event_name, event_prop:KEY"
+	"utm_campaign, utm_term, utm_content, country, region, city, device, browser, os, event_name, event_prop:KEY, goal"
 
 // ParseDimension validates s and returns it as a Dimension.
 func ParseDimension(s string) (Dimension, error) {
@@ -384,6 +390,10 @@ type Row struct {
 	// only; see Engagement.
 	TimeOnPage  *int64 `json:"timeOnPage,omitempty"`
 	ScrollDepth *int64 `json:"scrollDepth,omitempty"`
+
+	// ConversionRate and Revenue are set on goal rows (see goals.go).
+	ConversionRate float64   `json:"conversionRate,omitempty"`
+	Revenue        []Revenue `json:"revenue,omitempty"`
 }
 
 // Engagement sums the pings and leaves on one page among a query's visits

@@ -216,6 +216,50 @@ run(async () => {
     await waitFor('the filter removed', () => !new URL(page.url()).searchParams.has('page'));
     await waitFor('all pageviews again', async () => (await metric(page, 'pageviews')) === String(pageviews));
 
+    step('settings: add a goal');
+    const overviewURL = page.url();
+    await page.goto(`${APP}/sites/${site}/settings`);
+    await page.getByLabel('Goal name').fill('Saw pricing');
+    await page.getByLabel('Reached by').selectOption('page');
+    await page.getByLabel('Page or event').fill('/pri*');
+    await page.getByRole('button', { name: 'Add goal' }).click();
+    await page.getByRole('button', { name: 'Delete goal Saw pricing' }).waitFor({ timeout: 10000 });
+
+    step('goals panel: conversion rate, click a goal to filter');
+    await page.goto(overviewURL);
+    await page.reload();
+    const goalsPanel = page.locator('.panel', { has: page.getByRole('heading', { name: 'Goals', exact: true }) });
+    const goalRow = goalsPanel.locator('tr', { hasText: 'Saw pricing' });
+    await goalRow.waitFor({ timeout: 10000 });
+    const rate = `${Math.round(((pageviews - 1) / pageviews) * 1000) / 10}%`;
+    assert((await goalRow.locator('.conversion').textContent()) === rate, `conversion: ${await goalRow.locator('.conversion').textContent()}, want ${rate}`);
+    await goalRow.locator('.row-filter').click();
+    await waitFor('the goal filter in the URL', () => new URL(page.url()).searchParams.get('goal') === 'Saw pricing');
+    await waitFor('the figures of the converting visits', async () => (await metric(page, 'visitors')) === String(pageviews - 1));
+    await page.locator('.chip', { hasText: 'Saw pricing' }).click();
+    await waitFor('the goal filter removed', () => !new URL(page.url()).searchParams.has('goal'));
+
+    step('funnels: add one in the settings, its chart on the overview');
+    await page.goto(`${APP}/sites/${site}/settings`);
+    await page.getByLabel('Funnel name').fill('Pricing to signup');
+    await page.getByLabel(/Steps, one a line/).fill('/*\nevent: Signup');
+    await page.getByRole('button', { name: 'Add funnel' }).click();
+    await page.getByRole('button', { name: 'Delete funnel Pricing to signup' }).waitFor({ timeout: 10000 });
+    await page.goto(overviewURL);
+    const funnelSteps = page.locator('.funnel-steps li');
+    await funnelSteps.nth(1).waitFor({ timeout: 10000 });
+    assert((await funnelSteps.nth(0).textContent()).includes(`${pageviews} visitors`), `step 1: ${await funnelSteps.nth(0).textContent()}`);
+    assert((await funnelSteps.nth(1).locator('.funnel-rate').textContent()) === '0%', `step 2: ${await funnelSteps.nth(1).textContent()}`);
+    await page.goto(`${APP}/sites/${site}/settings`);
+    await page.getByRole('button', { name: 'Delete funnel Pricing to signup' }).click();
+    await page.locator('.funnels', { hasText: 'No funnels yet.' }).waitFor({ timeout: 10000 });
+
+    step('settings: delete the goal');
+    await page.goto(`${APP}/sites/${site}/settings`);
+    await page.getByRole('button', { name: 'Delete goal Saw pricing' }).click();
+    await page.locator('.goals', { hasText: 'No goals yet.' }).waitFor({ timeout: 10000 });
+    await page.goto(overviewURL);
+
     step('SSE blocked → polling, data still updates');
     const blocked = await context.newPage();
     await blocked.route('**/api/realtime**', (route) => route.abort());

@@ -121,6 +121,7 @@ func TestInsertRoundTrip(t *testing.T) {
 	events := makeEvents(1000, time.Date(2024, 3, 31, 23, 59, 0, 0, time.UTC)) // spans two months
 	events[1].Latitude, events[1].Longitude = -33.8688197, 151.2092955
 	events[2].ScreenWidth = 100000 // clamped to UInt16
+	events[3].RevenueAmount, events[3].RevenueCurrency = 49_990_000, "EUR"
 	if err := s.Insert(ctx, "round-trip", events); err != nil {
 		t.Fatalf("Insert: %v", err)
 	}
@@ -479,7 +480,8 @@ func readEvents(tb testing.TB, s *Store) []event.Event {
 			&ev.Hostname, &ev.Pathname, &ev.Title, &ev.ReferrerHost, &ev.Channel,
 			&ev.UTMSource, &ev.UTMMedium, &ev.UTMCampaign, &ev.UTMTerm, &ev.UTMContent,
 			&ev.Country, &ev.Region, &ev.City, &ev.Latitude, &ev.Longitude,
-			&ev.Device, &ev.Browser, &ev.OS, &width, &ev.VisitorID, &ev.SessionID, &entry, &engaged, &scroll)
+			&ev.Device, &ev.Browser, &ev.OS, &width, &ev.VisitorID, &ev.SessionID, &entry, &engaged, &scroll,
+			&ev.RevenueAmount, &ev.RevenueCurrency)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -58,6 +58,8 @@ var columns = []struct {
 	})},
 	{"engaged", col(func(ev *event.Event) uint32 { return uint32(min(max(ev.Engaged, 0), 1<<32-1)) })},
 	{"scroll", col(func(ev *event.Event) uint8 { return uint8(min(max(ev.Scroll, 0), 100)) })},
+	{"revenue_amount", col(func(ev *event.Event) int64 { return ev.RevenueAmount })},
+	{"revenue_currency", strCol(func(ev *event.Event) string { return ev.RevenueCurrency })},
 }
 
 // block is the events of one insert on their way to columns.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +31,11 @@ func (s *Store) Timeseries(ctx context.Context, q store.Query, interval store.In
 // Breakdown implements store.Querier.
 func (s *Store) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
 	return newQuerier(s.conn).Breakdown(ctx, q, dim, limit, offset)
+}
+
+// Funnel implements store.Querier.
+func (s *Store) Funnel(ctx context.Context, q store.Query, steps []store.Goal) ([]store.FunnelStep, error) {
+	return newQuerier(s.conn).Funnel(ctx, q, steps)
 }
 
 // maxQuerySize lets the longest accepted query through: filter values
@@ -149,4 +155,14 @@ func (dialect) VisitValues() string { return "visit_values FINAL" }
 // one range would have to collide in cityHash64 to be merged.
 func (dialect) ValueKey(value sqlquery.Frag) (sqlquery.Frag, bool) {
 	return sqlquery.Cat("cityHash64(", value, ")"), true
+}
+
+// Wildcard uses an anchored regular expression of the pattern's quoted
+// parts (LIKE in 18.16 has no escape for its own wildcards).
+func (dialect) Wildcard(value sqlquery.Frag, pattern string) sqlquery.Frag {
+	parts := strings.Split(pattern, "*")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return sqlquery.Cat("match(", value, ", ", sqlquery.Arg("(?s)^"+strings.Join(parts, ".*")+"$"), ")")
 }

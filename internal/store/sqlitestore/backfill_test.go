@@ -29,6 +29,8 @@ func TestUpgradeBuildsVisits(t *testing.T) {
 		"DROP TABLE visit_values",
 		"ALTER TABLE events DROP COLUMN engaged",
 		"ALTER TABLE events DROP COLUMN scroll",
+		"ALTER TABLE events DROP COLUMN revenue_amount",
+		"ALTER TABLE events DROP COLUMN revenue_currency",
 		"DELETE FROM visits WHERE session_id % 2 = 0",
 		"PRAGMA user_version = 3",
 	} {

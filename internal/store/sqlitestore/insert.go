@@ -24,7 +24,7 @@ var columns = []string{
 	"referrer_host", "channel", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
 	"country", "region", "city", "latitude", "longitude",
 	"device", "browser", "os", "screen_width",
-	"visitor_id", "session_id", "entry", "engaged", "scroll",
+	"visitor_id", "session_id", "entry", "engaged", "scroll", "revenue_amount", "revenue_currency",
 }
 
 // chunkRows is how many rows one INSERT statement carries. modernc.org/sqlite
@@ -201,7 +201,7 @@ func appendRow(args []any, ev *event.Event) ([]any, error) {
 		ev.ReferrerHost, ev.Channel, ev.UTMSource, ev.UTMMedium, ev.UTMCampaign, ev.UTMTerm, ev.UTMContent,
 		ev.Country, ev.Region, ev.City, ev.Latitude, ev.Longitude,
 		ev.Device, ev.Browser, ev.OS, ev.ScreenWidth,
-		int64(ev.VisitorID&idMask), int64(ev.SessionID&idMask), entry, ev.Engaged, ev.Scroll,
+		int64(ev.VisitorID&idMask), int64(ev.SessionID&idMask), entry, ev.Engaged, ev.Scroll, ev.RevenueAmount, ev.RevenueCurrency,
 	), nil
 }
 

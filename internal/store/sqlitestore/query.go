@@ -26,6 +26,11 @@ func (s *Store) Breakdown(ctx context.Context, q store.Query, dim store.Dimensio
 	return newQuerier(s.db).Breakdown(ctx, q, dim, limit, offset)
 }
 
+// Funnel implements store.Querier.
+func (s *Store) Funnel(ctx context.Context, q store.Query, steps []store.Goal) ([]store.FunnelStep, error) {
+	return newQuerier(s.db).Funnel(ctx, q, steps)
+}
+
 // newQuerier returns the analytics querier over db (see sqlquery).
 func newQuerier(db *sql.DB) *sqlquery.Querier {
 	return &sqlquery.Querier{
@@ -122,3 +127,10 @@ func (dialect) VisitValues() string { return "visit_values" }
 
 // ValueKey: SQLite groups by the value itself.
 func (dialect) ValueKey(sqlquery.Frag) (sqlquery.Frag, bool) { return sqlquery.Frag{}, false }
+
+// Wildcard uses GLOB, case-sensitive like the other comparisons; the
+// pattern's other GLOB characters are bracketed so they match themselves.
+func (dialect) Wildcard(value sqlquery.Frag, pattern string) sqlquery.Frag {
+	glob := strings.NewReplacer("[", "[[]", "]", "[]]", "?", "[?]").Replace(pattern)
+	return sqlquery.Cat(value, " GLOB ", sqlquery.Arg(glob))
+}

@@ -109,6 +109,9 @@ INSERT OR REPLACE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, co
 	// the previous ping, deepest scroll in percent (0 on other rows).
 	`ALTER TABLE events ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN scroll INTEGER NOT NULL DEFAULT 0;`,
+	// 6: the revenue of custom events (event.Event.RevenueAmount, millionths).
+	`ALTER TABLE events ADD COLUMN revenue_amount INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN revenue_currency TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate applies the migrations the database has not seen yet, each in

@@ -83,6 +83,7 @@ func TestSchema(t *testing.T) {
 		{"screen_width", "INTEGER", true, "0"},
 		{"visitor_id", "INTEGER", true, nil}, {"session_id", "INTEGER", true, nil}, {"entry", "INTEGER", true, "0"},
 		{"engaged", "INTEGER", true, "0"}, {"scroll", "INTEGER", true, "0"},
+		{"revenue_amount", "INTEGER", true, "0"}, {"revenue_currency", "TEXT", true, "''"},
 	}
 	rows, err := s.db.Query("SELECT name, type, \"notnull\", dflt_value FROM pragma_table_info('events') ORDER BY cid")
 	if err != nil {
@@ -178,6 +179,7 @@ func TestInsertRow(t *testing.T) {
 		Country: "DE", Region: "BE", City: "Berlin", Latitude: 52.52, Longitude: 13.405,
 		Device: "mobile", Browser: "Safari", OS: "iOS", ScreenWidth: 390,
 		VisitorID: math.MaxUint64, SessionID: 7, Entry: true,
+		RevenueAmount: 49_900_000, RevenueCurrency: "EUR",
 	}
 	if err := s.Insert(context.Background(), "tok", []event.Event{ev}); err != nil {
 		t.Fatal(err)
@@ -196,7 +198,7 @@ func TestInsertRow(t *testing.T) {
 		"news.ycombinator.com", "social", "hn", "post", "launch", "t", "c",
 		"DE", "BE", "Berlin", 52.52, 13.405,
 		"mobile", "Safari", "iOS", int64(390),
-		int64(math.MaxInt64), int64(7), int64(1), int64(0), int64(0),
+		int64(math.MaxInt64), int64(7), int64(1), int64(0), int64(0), int64(49_900_000), "EUR",
 	}
 	for i := range want {
 		if got[i] != want[i] {

@@ -105,6 +105,9 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	if err := store.ValidatePage(limit, offset); err != nil {
 		return store.Breakdown{}, err
 	}
+	if dim == store.DimGoal {
+		return qr.goalBreakdown(ctx, q, limit, offset)
+	}
 	// One row past the page tells whether there are more values: when there
 	// are none, the total needs no second query.
 	pageSQL, countSQL := breakdownSQL(qr.Dialect, q, dim, limit+1, offset)

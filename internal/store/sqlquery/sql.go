@@ -134,6 +134,10 @@ type Dialect interface {
 	// VisitValues is the visit_values table as the queries read it: one
 	// row per visit and page or event name (see VisitValuesSQL).
 	VisitValues() string
+	// Wildcard is true when value matches pattern, where * matches any
+	// run of characters and nothing else is special (see
+	// store.MatchPattern).
+	Wildcard(value Frag, pattern string) Frag
 }
 
 const (
@@ -216,7 +220,7 @@ type gen struct {
 func newGen(d Dialect, q store.Query, extra ...store.Dimension) *gen {
 	g := &gen{d: d, q: q}
 	for i, f := range q.Filters {
-		if f.Dimension.Level() != store.LevelSession {
+		if l := f.Dimension.Level(); l == store.LevelPage || l == store.LevelEvent {
 			g.flags = append(g.flags, i)
 		}
 	}
@@ -325,9 +329,12 @@ func (g *gen) sessions() Frag {
 	conds := []Frag{g.visitsBase()}
 	for _, f := range g.q.Filters {
 		var c Frag
-		if f.Dimension.Level() == store.LevelSession {
+		switch f.Dimension.Level() {
+		case store.LevelSession:
 			c = g.match(f, Frag{SQL: f.Dimension.VisitColumn()})
-		} else {
+		case store.LevelVisit:
+			c = g.goalFilter(f)
+		default:
 			c = Cat("session_id IN (SELECT session_id FROM events WHERE ", g.rowsBase(), " AND ", g.rowMatch(f), ")")
 		}
 		if f.Op.Negated() {

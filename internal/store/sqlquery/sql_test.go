@@ -31,14 +31,15 @@ func (textDialect) Contains(hay, needle Frag) Frag { return Cat("contains(", hay
 func (d textDialect) PropMatch(key string, match func(Frag) Frag) Frag {
 	return Cat("(", d.PropHas(key), " AND ", match(d.PropValue(key)), ")")
 }
-func (textDialect) PropValue(key string) Frag    { return Cat("prop(", Arg(key), ")") }
-func (textDialect) PropHas(key string) Frag      { return Cat("has(", Arg(key), ")") }
-func (textDialect) JoinUsing(l, r Frag) Frag     { return Cat("(", l, ") JOIN (", r, ")") }
-func (textDialect) ValueKey(v Frag) (Frag, bool) { return Cat("hash(", v, ")"), true }
-func (textDialect) LeftJoinUsing(l, r Frag) Frag { return Cat("(", l, ") LEFT JOIN (", r, ")") }
-func (textDialect) Coalesce(expr string) string  { return expr }
-func (textDialect) Visits() string               { return "visits" }
-func (textDialect) VisitValues() string          { return "visit_values" }
+func (textDialect) PropValue(key string) Frag      { return Cat("prop(", Arg(key), ")") }
+func (textDialect) PropHas(key string) Frag        { return Cat("has(", Arg(key), ")") }
+func (textDialect) JoinUsing(l, r Frag) Frag       { return Cat("(", l, ") JOIN (", r, ")") }
+func (textDialect) ValueKey(v Frag) (Frag, bool)   { return Cat("hash(", v, ")"), true }
+func (textDialect) LeftJoinUsing(l, r Frag) Frag   { return Cat("(", l, ") LEFT JOIN (", r, ")") }
+func (textDialect) Coalesce(expr string) string    { return expr }
+func (textDialect) Visits() string                 { return "visits" }
+func (textDialect) Wildcard(v Frag, p string) Frag { return Cat("glob(", v, ", ", Arg(p), ")") }
+func (textDialect) VisitValues() string            { return "visit_values" }
 
 // TestValuesAreBound: whatever a request puts in filter values or property
 // keys reaches the database as bound arguments, never as SQL text, and the

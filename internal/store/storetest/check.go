@@ -162,6 +162,9 @@ func Check(t *testing.T, q store.Querier, opts Options, ds *Dataset) {
 				}
 			}
 			all := spans[0]
+			t.Run("conversions", func(t *testing.T) {
+				CheckConversions(t, q, ref, store.Query{SiteID: site.ID, From: all.From, To: all.To, Location: loc})
+			})
 			for _, dim := range BreakdownDims() {
 				for _, fs := range FilterSetsNamed("none", "page is /pricing", "event_name is signup", "DE and /pricing and signup") {
 					query := store.Query{SiteID: site.ID, From: all.From, To: all.To, Location: loc, Filters: fs.Filters}

@@ -301,6 +301,7 @@ func (g *generator) session(site string, visitor uint64, start time.Time, kind s
 		props := pick(g, ce.props)
 		add(event.Custom, path, func(ev *event.Event) {
 			ev.Name, ev.Props = ce.name, props
+			withRevenue(ev)
 			if kind == kindEventOnly {
 				ev.ReferrerHost, ev.Channel = src.referrer, src.channel
 			}

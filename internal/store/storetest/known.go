@@ -229,3 +229,13 @@ func (rq refQuerier) Breakdown(_ context.Context, q store.Query, dim store.Dimen
 	}
 	return rq.r.Breakdown(q, dim, limit, offset), nil
 }
+
+func (rq refQuerier) Funnel(_ context.Context, q store.Query, steps []store.Goal) ([]store.FunnelStep, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	if err := store.ValidateSteps(steps); err != nil {
+		return nil, err
+	}
+	return rq.r.Funnel(q, steps), nil
+}

@@ -199,6 +199,10 @@ func (r *Reference) eval(q store.Query) (map[uint64]*refSession, []*event.Event)
 				s.qualified = positive(f, sessionValue(f.Dimension, s), true) != f.Op.Negated()
 				continue
 			}
+			if f.Dimension.Level() == store.LevelVisit {
+				s.qualified = converted(q, f, s) != f.Op.Negated()
+				continue
+			}
 			found := false
 			for _, e := range s.rows {
 				if applies(f, e) {
@@ -299,6 +303,9 @@ func (r *Reference) Timeseries(q store.Query, iv store.Interval) map[int64]store
 
 // Breakdown answers like store.Querier.Breakdown.
 func (r *Reference) Breakdown(q store.Query, dim store.Dimension, limit, offset int) store.Breakdown {
+	if dim == store.DimGoal {
+		return r.goalBreakdown(q, limit, offset)
+	}
 	sessions, rows := r.eval(q)
 	groups := map[string][]*refSession{}
 	if dim.Level() == store.LevelSession {

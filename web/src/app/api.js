@@ -136,6 +136,12 @@ export async function timeseries(siteId, state) {
 }
 
 // breakdown returns one page of a dimension: {rows: [{value, visitors, ...}], total, pages}.
+// funnel returns GET …/funnels/{id} for the dashboard's period and filters:
+// {name, steps: [{page|event, visitors, dropOff, conversionRate}]}.
+export function funnel(siteId, funnelId, state) {
+  return analytics(siteId, `funnels/${encodeURIComponent(funnelId)}`, query(state));
+}
+
 export async function breakdown(siteId, dimension, state, { limit = 10, page = 1 } = {}) {
   const r = await analytics(siteId, `breakdown/${encodeURIComponent(dimension)}`, query(state, { limit, page }));
   return { rows: r.items || [], total: num(r.totalItems), pages: num(r.totalPages) };

@@ -14,7 +14,8 @@
  *   data-404              a page with <meta name="pocketlytics" content="404"> sends event "404", prop path
  *   data-hash             hash routing: a "#/route" is part of the page's path
  *
- * Custom events: window.pocketlytics.track("Signup", {plan: "pro"});
+ * Custom events: window.pocketlytics.track("Signup", {plan: "pro"}), with revenue:
+ * track("Purchase", {}, {revenue: {amount: 49.9, currency: "EUR"}});
  * a 404 page may also call window.pocketlytics.notFound().
  *
  * Pings and the leave hit carry the page's engagement: e, the milliseconds
@@ -91,7 +92,7 @@
 
   // A beacon survives the page being unloaded (a leave, a followed link);
   // text/plain needs no CORS preflight.
-  function send(type, name, props, beacon) {
+  function send(type, name, props, beacon, revenue) {
     if (off) return;
     var engage = type === 'ping' || type === 'leave';
     var body = JSON.stringify({
@@ -102,6 +103,7 @@
       title: d.title,
       name: name,
       props: stringify(props),
+      revenue: revenue,
       w: w.innerWidth,
       h: hash ? 1 : undefined,
       e: engage ? engaged() : undefined,
@@ -211,8 +213,8 @@
   });
 
   var api = {
-    track: function (name, props) {
-      if (typeof name === 'string' && name) send('event', name, props);
+    track: function (name, props, opts) {
+      if (typeof name === 'string' && name) send('event', name, props, false, opts && opts.revenue);
     },
     notFound: notFound
   };
@@ -227,6 +229,6 @@
   var queued = w.pocketlytics && w.pocketlytics.q;
   w.pocketlytics = api;
   for (var i = 0; queued && i < queued.length; i++) {
-    if (queued[i] && queued[i][0] === 'track') api.track(queued[i][1], queued[i][2]);
+    if (queued[i] && queued[i][0] === 'track') api.track(queued[i][1], queued[i][2], queued[i][3]);
   }
 })(window, document);

@@ -181,6 +181,18 @@ ORDER BY (site_id, dim, toDate(start_ts), session_id, value)`,
 			}
 		},
 	},
+	{
+		Version:     6,
+		Description: "add the revenue of custom events",
+		Up: func(Features) []string {
+			// One column per statement: 18.16 has no ADD COLUMN IF NOT
+			// EXISTS, so each is idempotent through its own error.
+			return []string{
+				`ALTER TABLE events ADD COLUMN revenue_amount Int64 DEFAULT 0`,
+				`ALTER TABLE events ADD COLUMN revenue_currency String DEFAULT ''`,
+			}
+		},
+	},
 }
 
 // lowCardinality is the type of the columns with few distinct values:

@@ -8,6 +8,7 @@ import { num, percent, duration, flag, countryName, capitalize } from '../format
 import { lineChart } from '../chart.js';
 import { snippet } from './settings.js';
 import { propsPanel, propFilters, propName } from './props.js';
+import { funnelCard } from './funnels.js';
 
 // Periods as the API names them (docs/API.md).
 export const PERIODS = [
@@ -59,6 +60,7 @@ export const DIMENSIONS = {
   browser: 'Browser',
   os: 'OS',
   event_name: 'Event',
+  goal: 'Goal',
 };
 
 const PANELS = [
@@ -67,6 +69,7 @@ const PANELS = [
   { title: 'Locations', tabs: [['country', 'Countries'], ['region', 'Regions'], ['city', 'Cities']] },
   { title: 'Devices', tabs: [['device', 'Devices'], ['browser', 'Browsers'], ['os', 'Operating systems']] },
   { title: 'Custom events', tabs: [['event_name', 'Events']] },
+  { title: 'Goals', tabs: [['goal', 'Goals']] },
 ];
 
 export function readState() {
@@ -342,7 +345,7 @@ export function overviewView(site, feed) {
     const table = h(
       'table',
       { class: 'breakdown' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), dim === 'event_name' ? h('th', { scope: 'col', class: 'num' }, 'Events') : null)),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), dim === 'event_name' ? h('th', { scope: 'col', class: 'num' }, 'Events') : null, dim === 'goal' ? h('th', { scope: 'col', class: 'num' }, 'Conversion') : null)),
       h(
         'tbody',
         {},
@@ -368,6 +371,7 @@ export function overviewView(site, feed) {
             ),
             h('td', { class: 'num' }, num(r.visitors)),
             dim === 'event_name' ? h('td', { class: 'num' }, num(r.events ?? r.count ?? r.pageviews)) : null,
+            dim === 'goal' ? h('td', { class: 'num conversion' }, `${r.conversionRate}%`) : null,
           );
         }),
       ),
@@ -410,6 +414,7 @@ export function overviewView(site, feed) {
         renderPanel(i, c, mine);
       });
       panels.append(propsPanel(site.id, state, (dim, value) => update({ filters: { ...state.filters, [dim]: value } })));
+      panels.append(funnelCard(site, state));
     }
   };
 

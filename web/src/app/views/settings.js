@@ -3,6 +3,8 @@
 import { h, clear, uid } from '../dom.js';
 import { sites, siteDomains, parseDomains, findUser, me, isSuperuser } from '../api.js';
 import { navigate } from '../router.js';
+import { goalsCard } from './goals.js';
+import { funnelsSettingsCard } from './funnels.js';
 
 function timezones() {
   try {
@@ -246,6 +248,8 @@ export function settingsView(site, live, onRenamed) {
     h('h2', { class: 'section' }, 'General'),
     siteForm(site, { onSaved: (s) => onRenamed?.(s) }),
     membersCard(site),
+    goalsCard(site),
+    funnelsSettingsCard(site),
     dangerCard(site),
   );
   return { el, destroy: snip.destroy };
