@@ -63,8 +63,12 @@ export async function findUser(ref) {
   }
 }
 
+// viewer holds a share link's parameters ({share, proof}) while the share
+// page is open: they go with every analytics request and live subscription.
+export const viewer = { query: {} };
+
 function analytics(siteId, path, query) {
-  return pb.send(`/api/analytics/sites/${encodeURIComponent(siteId)}/${path}`, { query: clean(query) });
+  return pb.send(`/api/analytics/sites/${encodeURIComponent(siteId)}/${path}`, { query: clean({ ...query, ...viewer.query }) });
 }
 
 function clean(query) {

@@ -389,7 +389,7 @@ export function overviewView(site, feed) {
       rangeLabel.textContent = rangeText(ov.value.range);
       const m = ov.value.metrics;
       const empty = !m.visitors.value && !m.pageviews.value && !Object.keys(state.filters).length;
-      if (empty && !snip && !feed.hasData) {
+      if (empty && !snip && !feed.hasData && !site.readOnly) {
         snip = snippet(site, feed);
         clear(setup).append(snip.el);
       }

@@ -3,6 +3,7 @@
 import { h, clear, uid } from '../dom.js';
 import { sites, siteDomains, parseDomains, findUser, me, isSuperuser } from '../api.js';
 import { navigate } from '../router.js';
+import { sharingCards } from './sharing.js';
 
 function timezones() {
   try {
@@ -12,7 +13,7 @@ function timezones() {
   }
 }
 
-function errorText(err) {
+export function errorText(err) {
   const data = err?.response?.data || {};
   const details = Object.entries(data)
     .map(([k, v]) => `${k}: ${v?.message || v}`)
@@ -246,6 +247,7 @@ export function settingsView(site, live, onRenamed) {
     h('h2', { class: 'section' }, 'General'),
     siteForm(site, { onSaved: (s) => onRenamed?.(s) }),
     membersCard(site),
+    sharingCards(site),
     dangerCard(site),
   );
   return { el, destroy: snip.destroy };
