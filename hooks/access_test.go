@@ -228,6 +228,10 @@ func TestAPIKeys(t *testing.T) {
 	if strings.Contains(body, created.Key) || strings.Contains(body, `"key"`) {
 		t.Fatalf("the key is shown again: %s", body)
 	}
+	_, body = call(t, srv, "GET", keysURL, owner, nil)
+	if !strings.Contains(body, created.Id) {
+		t.Fatalf("the owner does not list the key: %s", body)
+	}
 	key := map[string]string{"Authorization": "Bearer " + created.Key}
 
 	t.Run("rules", func(t *testing.T) {

@@ -2,7 +2,8 @@
 // view in the settings; a signed-out browser opens it (overview and live,
 // a hit arriving over SSE), then the owner revokes it while it is open:
 // nothing more arrives and a reload says the link is gone. A password link
-// asks for its password; the public switch opens /share/{siteId}.
+// asks for its password; the public switch opens /share/{siteId}; an API
+// key made in the settings reads the site until it is deleted.
 //
 // Env: CHROMIUM_PATH, APP_URL, SITE_ID, USER_EMAIL, USER_PASSWORD.
 import { launch, env, assert, waitFor, step, run, DESKTOP_UA } from './lib.mjs';
@@ -120,6 +121,21 @@ run(async () => {
     await page.locator('.public-link').waitFor({ state: 'detached' });
     await g.reload();
     await g.getByText('This link does not exist, expired or was revoked.').waitFor();
+
+    step('an API key, shown once, reads this site until deleted');
+    await page.getByPlaceholder('e.g. Weekly export script').fill('Export');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const key = (await page.getByLabel('New API key').textContent({ timeout: 5000 })).trim();
+    assert(key.startsWith('plk_'), `key ${key}`);
+    const withKey = () => fetch(`${APP}/api/analytics/sites/${SITE}/overview?period=today`, { headers: { Authorization: `Bearer ${key}` } });
+    assert((await withKey()).status === 200, 'the key does not read its site');
+    await page.locator('.api-keys li', { hasText: 'Export' }).waitFor();
+    await page.reload();
+    await page.locator('.api-keys li', { hasText: 'Export' }).waitFor();
+    assert(!(await page.getByText(key).count()), 'the key is shown again after a reload');
+    await page.getByRole('button', { name: 'Delete key Export' }).click();
+    await page.locator('.api-keys li', { hasText: 'No API keys for this site.' }).waitFor();
+    assert((await withKey()).status === 404, 'a deleted key still reads the site');
 
     assert(errors.length === 0, `console errors:\n${errors.join('\n')}`);
   } finally {

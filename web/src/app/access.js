@@ -18,7 +18,8 @@ export const shares = {
 
 // API keys are the signed-in user's; the create response holds the key, once.
 export const apiKeys = {
-  list: (siteId) => pb.collection(KEYS).getFullList({ filter: pb.filter('sites ?= {:id}', { id: siteId }), sort: '-created' }),
+  // A user has few keys: they are filtered here.
+  list: (siteId) => pb.collection(KEYS).getFullList({ sort: '-created' }).then((keys) => keys.filter((k) => (k.sites || []).includes(siteId))),
   create: (data) => pb.collection(KEYS).create(data),
   remove: (id) => pb.collection(KEYS).delete(id),
 };
