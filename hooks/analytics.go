@@ -59,9 +59,11 @@ const (
 //	GET /api/analytics/sites/{siteId}/overview
 //	GET /api/analytics/sites/{siteId}/timeseries
 //	GET /api/analytics/sites/{siteId}/breakdown/{dimension}
+//	GET /api/analytics/sites/{siteId}/export
 //
-// with the query parameters period, from, to, interval, filters, limit and
-// page. A public site is readable by anyone; any other site by those the
+// with the query parameters period, from, to, interval, filters, limit,
+// page and, for the time series and breakdowns, format (json or csv; see
+// export.go); export returns a zip of the CSVs. A public site is readable by anyone; any other site by those the
 // sites collection's view rule admits (owner, members, superusers), by a
 // share link of the site and by an API key that lists it (see package
 // access). For everyone else the site does not exist: 404, as for an
@@ -98,6 +100,7 @@ func RegisterAnalytics(app core.App, cfg AnalyticsConfig) error {
 		g.GET("/overview", h.overview)
 		g.GET("/timeseries", h.timeseries)
 		g.GET("/breakdown/{dimension}", h.breakdown)
+		g.GET("/export", h.export)
 		return se.Next()
 	})
 	return nil
@@ -305,6 +308,10 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
+	asCSV, err := wantsCSV(e)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := h.context(e)
 	defer cancel()
 	release, err := h.turn(ctx)
@@ -315,6 +322,9 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 	points, err := h.cfg.Store.Timeseries(ctx, p.Query, p.Interval)
 	if err != nil {
 		return storeError(e, err)
+	}
+	if asCSV {
+		return sendCSV(e, "timeseries.csv", encodeCSV(points))
 	}
 	return e.JSON(http.StatusOK, struct {
 		Range  rangeJSON     `json:"range"`
@@ -331,6 +341,10 @@ func (h *analyticsAPI) breakdown(e *core.RequestEvent) error {
 	if err != nil {
 		return badRequest(e, err)
 	}
+	asCSV, err := wantsCSV(e)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := h.context(e)
 	defer cancel()
 	release, err := h.turn(ctx)
@@ -341,6 +355,9 @@ func (h *analyticsAPI) breakdown(e *core.RequestEvent) error {
 	b, err := h.cfg.Store.Breakdown(ctx, p.Query, dim, p.Limit, p.Offset())
 	if err != nil {
 		return storeError(e, err)
+	}
+	if asCSV {
+		return sendCSV(e, strings.ReplaceAll(string(dim), ":", "_")+".csv", encodeCSV(b.Rows))
 	}
 	return e.JSON(http.StatusOK, struct {
 		Range      rangeJSON       `json:"range"`
