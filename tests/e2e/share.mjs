@@ -3,9 +3,11 @@
 // a hit arriving over SSE), then the owner revokes it while it is open:
 // nothing more arrives and a reload says the link is gone. A password link
 // asks for its password; the public switch opens /share/{siteId}; an API
-// key made in the settings reads the site until it is deleted.
+// key made in the settings reads the site until it is deleted; the CSV and
+// export buttons download files.
 //
 // Env: CHROMIUM_PATH, APP_URL, SITE_ID, USER_EMAIL, USER_PASSWORD.
+import { readFileSync } from 'node:fs';
 import { launch, env, assert, waitFor, step, run, DESKTOP_UA } from './lib.mjs';
 
 const APP = env('APP_URL');
@@ -108,6 +110,14 @@ run(async () => {
     await g.getByRole('heading', { name: 'E2E shared shop', level: 1 }).waitFor();
     await waitFor('figures behind the password', async () => Number((await g.locator('.metric[data-metric="visitors"] .metric-value').textContent()).replace(/\D/g, '')) >= 1, { timeout: 10000 });
     assert(!(await g.getByRole('link', { name: 'Live', exact: true }).count()), 'a link without the live flag offers the live view');
+
+    step('CSV and export downloads from the share page');
+    const [csv] = await Promise.all([g.waitForEvent('download'), g.getByRole('button', { name: 'Download this breakdown as CSV' }).first().click()]);
+    const csvText = readFileSync(await csv.path(), 'utf8');
+    assert(csv.suggestedFilename() === 'page.csv' && csvText.startsWith('value,visitors,') && csvText.includes('/live-one,'), `page.csv: ${csvText}`);
+    const [zip] = await Promise.all([g.waitForEvent('download'), g.getByRole('button', { name: /Export all breakdowns/ }).click()]);
+    const zipBytes = readFileSync(await zip.path());
+    assert(zip.suggestedFilename().endsWith('.zip') && zipBytes.subarray(0, 2).toString() === 'PK', `export ${zip.suggestedFilename()}`);
 
     step('the public switch');
     const publicURL = `${APP}/share/${SITE}`;

@@ -114,6 +114,20 @@ function range(r) {
   return { ...x, from: new Date(x.from), to: new Date(x.to), timezone: x.timezone || 'UTC' };
 }
 
+// download saves an analytics answer (a CSV, the export zip) as a file: a
+// fetch, so the session's token (or the share link's parameters) goes with it.
+export async function download(siteId, path, state, extra, filename) {
+  const q = new URLSearchParams(clean({ ...query(state, extra), ...viewer.query }));
+  const headers = pb.authStore.token ? { Authorization: pb.authStore.token } : {};
+  const res = await fetch(`${pb.baseURL}/api/analytics/sites/${encodeURIComponent(siteId)}/${path}?${q}`, { headers });
+  if (!res.ok) throw new Error((await res.json().catch(() => ({}))).message || `HTTP ${res.status}`);
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(await res.blob());
+  a.download = filename;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
 // overview returns {range, metrics: {key: {value, previous, change (percent or null)}}}.
 export async function overview(siteId, state) {
   const r = await analytics(siteId, 'overview', query(state));

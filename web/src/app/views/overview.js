@@ -7,6 +7,7 @@ import { setQuery } from '../router.js';
 import { num, percent, duration, flag, countryName, capitalize } from '../format.js';
 import { lineChart } from '../chart.js';
 import { snippet } from './settings.js';
+import { exportButton, csvButton } from './downloads.js';
 
 // Periods as the API names them (docs/API.md).
 export const PERIODS = [
@@ -210,7 +211,7 @@ export function overviewView(site, feed) {
         h('button', { class: 'btn', type: 'button', onclick: () => update({ from: from.value, to: to.value }) }, 'Apply'),
       );
     }
-    controls.append(rangeLabel);
+    controls.append(rangeLabel, exportButton(site, () => state));
     clear(filterBar);
     for (const [k, v] of Object.entries(state.filters)) {
       filterBar.append(
@@ -308,7 +309,7 @@ export function overviewView(site, feed) {
         ),
       );
     }
-    clear(container).append(h('h2', {}, p.title), tablist, body);
+    clear(container).append(h('div', { class: 'panel-head' }, h('h2', {}, p.title), csvButton(site, () => ps.dim, () => state)), tablist, body);
     body.append(h('p', { class: 'muted' }, 'Loading…'));
     let page = 1;
     const rows = [];
