@@ -73,8 +73,8 @@ func TestSitesCollection(t *testing.T) {
 	})
 
 	t.Run("down", func(t *testing.T) {
-		// api_keys and shares refer to sites: they go first.
-		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(3); err != nil {
+		// The later steps (shares, api_keys, embed_origins) go first.
+		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(4); err != nil {
 			t.Fatal(err)
 		}
 		for _, name := range []string{"sites", "shares", "api_keys"} {
