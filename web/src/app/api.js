@@ -1,11 +1,14 @@
 // The PocketBase client and the analytics API calls. Everything the
 // dashboard reads goes through here, so adapting to an API change touches
 // one file.
-import PocketBase from 'pocketbase';
+import PocketBase, { BaseAuthStore } from 'pocketbase';
+import { available } from './storage.js';
 
 // Same origin: the dashboard is served by the app it talks to. The SDK's
 // default LocalAuthStore keeps the session across reloads.
-export const pb = new PocketBase(location.origin);
+// Where storage is denied (framed on another site), the session lives in
+// memory.
+export const pb = new PocketBase(location.origin, available ? undefined : new BaseAuthStore());
 pb.autoCancellation(false);
 
 export function me() {

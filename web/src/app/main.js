@@ -11,6 +11,8 @@ import { initTheme, themeToggle } from './theme.js';
 import { toasts } from './toasts.js';
 
 initTheme();
+// Framed (an embedded share link): the compact layout, without the top bar.
+if (window.top !== window.self) document.documentElement.classList.add('embedded');
 
 route('/login', loginView);
 route('/signup', signupView);

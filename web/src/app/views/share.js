@@ -4,6 +4,7 @@
 // password's proof) go with every analytics request and live subscription.
 import { h, clear, uid } from '../dom.js';
 import { viewer } from '../api.js';
+import { session } from '../storage.js';
 import { shareInfo, unlockShare } from '../access.js';
 import { LiveFeed, feedFor, releaseFeed } from '../livefeed.js';
 import { liveCounter } from './site.js';
@@ -59,7 +60,7 @@ export function shareView(tab) {
             onsubmit: async (e) => {
               e.preventDefault();
               try {
-                sessionStorage.setItem(proofKey(token), await unlockShare(token, input.value));
+                session.setItem(proofKey(token), await unlockShare(token, input.value));
                 open();
               } catch (e2) {
                 err.textContent = e2?.response?.message || e2.message;
@@ -77,7 +78,7 @@ export function shareView(tab) {
     };
 
     const open = async () => {
-      const proof = sessionStorage.getItem(proofKey(token)) || '';
+      const proof = session.getItem(proofKey(token)) || '';
       let info;
       try {
         info = await shareInfo(token, proof);

@@ -235,7 +235,40 @@ function keysCard(site) {
   );
 }
 
+function embedCard(site) {
+  const id = uid('embed');
+  const err = h('p', { class: 'error', role: 'alert', hidden: true });
+  const saved = h('p', { class: 'ok', role: 'status' });
+  const input = h('input', { id, name: 'embed_origins', placeholder: 'https://status.example.com', value: (site.embed_origins || []).join(', ') });
+  return h(
+    'form',
+    {
+      class: 'card form',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        err.hidden = true;
+        saved.textContent = '';
+        const origins = input.value.split(/[\s,]+/).filter(Boolean);
+        try {
+          site = await sites.update(site.id, { embed_origins: origins });
+          input.value = (site.embed_origins || []).join(', ');
+          saved.textContent = 'Saved.';
+        } catch (e2) {
+          err.textContent = errorText(e2);
+          err.hidden = false;
+        }
+      },
+    },
+    h('h2', {}, 'Embedding'),
+    h('label', { class: 'field', for: id }, h('span', {}, 'Sites that may show share links in an iframe')),
+    input,
+    h('p', { class: 'hint' }, 'Origins separated by commas. Framed, a share link shows a compact layout; no other page of the dashboard can be framed.'),
+    err,
+    h('div', { class: 'row' }, h('button', { class: 'btn', type: 'submit' }, 'Save origins'), saved),
+  );
+}
+
 // sharingCards are the settings' sharing section.
 export function sharingCards(site) {
-  return [h('h2', { class: 'section' }, 'Sharing'), publicCard(site), sharesCard(site), keysCard(site)];
+  return [h('h2', { class: 'section' }, 'Sharing'), publicCard(site), sharesCard(site), embedCard(site), keysCard(site)];
 }
