@@ -40,7 +40,10 @@ func Register(app core.App, cfg Config) error {
 		return errors.New("analytics: already registered in this app")
 	}
 	app.Store().Set(registeredKey, true)
-	migrations.SetNames(app, migrations.Names{Sites: cfg.SitesCollection, Salts: cfg.SaltsCollection})
+	migrations.SetNames(app, migrations.Names{
+		Sites: cfg.SitesCollection, Salts: cfg.SaltsCollection,
+		Shares: cfg.SharesCollection, APIKeys: cfg.APIKeysCollection,
+	})
 	app.OnServe().Bind(&hook.Handler[*core.ServeEvent]{
 		Id:       "pocketlyticsCollections",
 		Priority: -200, // before everything that reads them
@@ -175,6 +178,8 @@ func Register(app core.App, cfg Config) error {
 			RetentionDays: cfg.RetentionDays,
 		}),
 		hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
+		hooks.RegisterShares(app),
+		hooks.RegisterAPIKeys(app),
 		hooks.RegisterOps(app, ops),
 		hooks.RegisterTracker(app),
 		hooks.RegisterDashboard(app, cfg.DashboardPath),
@@ -192,6 +197,8 @@ func checkCollections(app core.App, cfg Config) error {
 	for _, c := range []struct{ id, name, setting string }{
 		{migrations.SitesCollectionId, cfg.SitesCollection, "SitesCollection"},
 		{migrations.SaltsCollectionId, cfg.SaltsCollection, "SaltsCollection"},
+		{migrations.SharesCollectionId, cfg.SharesCollection, "SharesCollection"},
+		{migrations.APIKeysCollectionId, cfg.APIKeysCollection, "APIKeysCollection"},
 	} {
 		col, err := app.FindCachedCollectionByNameOrId(c.id)
 		if err != nil {

@@ -30,6 +30,12 @@ type Config struct {
 	SitesCollection string
 	SaltsCollection string
 
+	// SharesCollection and APIKeysCollection name the collections of share
+	// links and API keys (SHARES_COLLECTION, default "shares";
+	// API_KEYS_COLLECTION, default "api_keys").
+	SharesCollection  string
+	APIKeysCollection string
+
 	// RedisURL enables the Redis queue, live bus and presence, and shares
 	// salts and sessions between instances (REDIS_URL), e.g.
 	// "redis://127.0.0.1:6379/0". Empty: everything stays in the process.
@@ -124,6 +130,8 @@ func (c Config) withDefaults() (Config, error) {
 	str(&c.MetricsPath, config.MetricsPath)
 	str(&c.SitesCollection, config.SitesCollection)
 	str(&c.SaltsCollection, config.SaltsCollection)
+	str(&c.SharesCollection, config.SharesCollection)
+	str(&c.APIKeysCollection, config.APIKeysCollection)
 	str(&c.RedisPrefix, config.RedisPrefix)
 	str(&c.LiveChannel, config.LiveChannel)
 	if c.RateLimit <= 0 {
@@ -171,15 +179,17 @@ func ConfigFromEnv() (Config, error) {
 
 func configFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
-		SitesCollection: getenv("SITES_COLLECTION"),
-		SaltsCollection: getenv("SALTS_COLLECTION"),
-		RedisURL:        getenv("REDIS_URL"),
-		RedisPrefix:     getenv("REDIS_PREFIX"),
-		LiveChannel:     getenv("LIVE_CHANNEL"),
-		ClickHouseURL:   getenv("CLICKHOUSE_URL"),
-		GeoIPDB:         getenv("GEOIP_DB"),
-		QueueDir:        getenv("QUEUE_DIR"),
-		MetricsToken:    getenv("METRICS_TOKEN"),
+		SitesCollection:   getenv("SITES_COLLECTION"),
+		SaltsCollection:   getenv("SALTS_COLLECTION"),
+		SharesCollection:  getenv("SHARES_COLLECTION"),
+		APIKeysCollection: getenv("API_KEYS_COLLECTION"),
+		RedisURL:          getenv("REDIS_URL"),
+		RedisPrefix:       getenv("REDIS_PREFIX"),
+		LiveChannel:       getenv("LIVE_CHANNEL"),
+		ClickHouseURL:     getenv("CLICKHOUSE_URL"),
+		GeoIPDB:           getenv("GEOIP_DB"),
+		QueueDir:          getenv("QUEUE_DIR"),
+		MetricsToken:      getenv("METRICS_TOKEN"),
 	}
 	for _, h := range strings.Split(getenv("GEO_HEADERS"), ",") {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
 
+	"github.com/pocketlytics/pocketlytics/access"
 	"github.com/pocketlytics/pocketlytics/internal/queryparams"
 	"github.com/pocketlytics/pocketlytics/internal/ratelimit"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
@@ -59,11 +60,15 @@ const (
 //	GET /api/analytics/sites/{siteId}/timeseries
 //	GET /api/analytics/sites/{siteId}/breakdown/{dimension}
 //	GET /api/analytics/sites/{siteId}/funnels/{funnelId}
+//	GET /api/analytics/sites/{siteId}/export
 //
-// with the query parameters period, from, to, interval, filters, limit and
-// page. A public site is readable by anyone; any other site by those the
-// sites collection's view rule admits (owner, members, superusers). For
-// everyone else the site does not exist: 404, as for an unknown id.
+// with the query parameters period, from, to, interval, filters, limit,
+// page and, for the time series and breakdowns, format (json or csv; see
+// export.go); export returns a zip of the CSVs. A public site is readable
+// by anyone; any other site by those the sites collection's view rule admits (owner, members, superusers), by a
+// share link of the site and by an API key that lists it (see package
+// access). For everyone else the site does not exist: 404, as for an
+// unknown id.
 func RegisterAnalytics(app core.App, cfg AnalyticsConfig) error {
 	if cfg.Store == nil {
 		return errors.New("hooks: RegisterAnalytics needs a Store")
@@ -97,6 +102,7 @@ func RegisterAnalytics(app core.App, cfg AnalyticsConfig) error {
 		g.GET("/timeseries", h.timeseries)
 		g.GET("/breakdown/{dimension}", h.breakdown)
 		g.GET("/funnels/{funnelId}", h.funnel)
+		g.GET("/export", h.export)
 		return se.Next()
 	})
 	return nil
@@ -108,8 +114,9 @@ type analyticsAPI struct {
 	turns   chan struct{} // a slot per request querying the store
 }
 
-// clientKey names who is rate-limited: the auth record, else the address.
-// Share tokens and API keys get their own keys here when they arrive.
+// clientKey names who is rate-limited: the auth record, else the address
+// (share viewers and API keys too: a made-up token must not buy a new
+// bucket).
 func clientKey(e *core.RequestEvent) string {
 	if e.Auth != nil {
 		return "auth:" + e.Auth.Collection().Id + ":" + e.Auth.Id
@@ -175,6 +182,25 @@ func canViewID(e *core.RequestEvent, id string) (bool, error) {
 	return ok, nil
 }
 
+// canRead reports whether the request may read the statistics of a site
+// that is not public: by a share link of the site (share=…), an API key
+// that lists it (Authorization: Bearer plk_…), or else the sites view rule.
+// An unknown site costs what a forbidden one does (the routes do not tell
+// which): the same lookups, then 404.
+func canRead(e *core.RequestEvent, id string) (bool, error) {
+	q := e.Request.URL.Query()
+	if q.Has(access.ShareParam) {
+		return access.ShareOpens(e.App, id, map[string]string{
+			access.ShareParam: q.Get(access.ShareParam),
+			access.ProofParam: q.Get(access.ProofParam),
+		}, false), nil
+	}
+	if key, ok := access.BearerKey(e.Request.Header.Get("Authorization")); ok {
+		return access.KeyOpens(e.App, id, key), nil
+	}
+	return canViewID(e, id)
+}
+
 // request resolves the site (404 when the caller may not see it) and parses
 // the query parameters (400 when they are wrong).
 func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.Location, error) {
@@ -184,9 +210,7 @@ func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.
 	id := e.Request.PathValue("siteId")
 	site, known := h.cfg.Sites.Get(id)
 	if !known || !site.Public {
-		// An unknown site costs what a forbidden one does: the view rule's
-		// query on the id, then 404 (the routes do not tell which).
-		allowed, err := canViewID(e, id)
+		allowed, err := canRead(e, id)
 		if err != nil {
 			return queryparams.Params{}, nil, err
 		}
@@ -291,6 +315,10 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
+	asCSV, err := wantsCSV(e)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := h.context(e)
 	defer cancel()
 	release, err := h.turn(ctx)
@@ -301,6 +329,9 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 	points, err := h.cfg.Store.Timeseries(ctx, p.Query, p.Interval)
 	if err != nil {
 		return storeError(e, err)
+	}
+	if asCSV {
+		return sendCSV(e, "timeseries.csv", encodeCSV(points))
 	}
 	return e.JSON(http.StatusOK, struct {
 		Range  rangeJSON     `json:"range"`
@@ -317,6 +348,10 @@ func (h *analyticsAPI) breakdown(e *core.RequestEvent) error {
 	if err != nil {
 		return badRequest(e, err)
 	}
+	asCSV, err := wantsCSV(e)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := h.context(e)
 	defer cancel()
 	release, err := h.turn(ctx)
@@ -327,6 +362,9 @@ func (h *analyticsAPI) breakdown(e *core.RequestEvent) error {
 	b, err := h.cfg.Store.Breakdown(ctx, p.Query, dim, p.Limit, p.Offset())
 	if err != nil {
 		return storeError(e, err)
+	}
+	if asCSV {
+		return sendCSV(e, strings.ReplaceAll(string(dim), ":", "_")+".csv", encodeCSV(b.Rows))
 	}
 	return e.JSON(http.StatusOK, struct {
 		Range      rangeJSON       `json:"range"`

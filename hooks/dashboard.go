@@ -23,8 +23,9 @@ const (
 	// Unhashed files (the favicon).
 	plainCacheControl = "public, max-age=3600"
 
+	// frame-ancestors is added per page (see frameAncestors).
 	dashboardCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; " +
-		"img-src 'self' data:; connect-src 'self'; frame-ancestors 'self'; base-uri 'self'; form-action 'self'"
+		"img-src 'self' data:; connect-src 'self'; base-uri 'self'; form-action 'self'; frame-ancestors "
 )
 
 // SignupPath answers whether the sign-in page offers to create an account:
@@ -91,7 +92,12 @@ func RegisterDashboard(app core.App, base string) error {
 				return e.NotFoundError("", nil)
 			}
 
-			e.Response.Header().Set("Content-Security-Policy", dashboardCSP)
+			// Only a share page may be framed, by its site's embed origins.
+			ancestors := frameAncestors(e.App, name)
+			e.Response.Header().Set("Content-Security-Policy", dashboardCSP+ancestors)
+			if ancestors == "'none'" {
+				e.Response.Header().Set("X-Frame-Options", "DENY")
+			}
 			e.Response.Header().Set("Referrer-Policy", "same-origin")
 			return index.serve(e, pageCacheControl)
 		}).Bind(apis.SkipSuccessActivityLog()) // like PocketBase's apis.Static: no log row per asset

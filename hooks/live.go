@@ -8,6 +8,8 @@ import (
 
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
+
+	"github.com/pocketlytics/pocketlytics/access"
 	"github.com/pocketlytics/pocketlytics/realtime"
 )
 
@@ -27,8 +29,9 @@ const maxLiveArrivals = 100
 // It returns the site's live count, recent arrivals, active pages, referrer
 // hosts of live visitors, today's per-minute online series and whether live
 // messages are pushed (see realtime.Status). Anyone may read a public site's;
-// any other site's, those the sites view rule admits (realtime.CanView). For
-// everyone else the site does not exist (404).
+// any other site's, those the sites view rule admits, a live share link
+// (realtime.CanView) and an API key that lists the site. For everyone else
+// the site does not exist (404).
 func RegisterLive(app core.App, cfg LiveConfig) error {
 	if cfg.Live == nil {
 		return errors.New("hooks: RegisterLive needs a realtime.Live")
@@ -61,7 +64,10 @@ func liveStatus(e *core.RequestEvent, cfg LiveConfig) error {
 		return e.BadRequestError("", err)
 	}
 	if !realtime.CanView(e.App, site, info) {
-		return e.NotFoundError("", nil)
+		key, ok := access.BearerKey(e.Request.Header.Get("Authorization"))
+		if !ok || !access.KeyOpens(e.App, site.Id, key) {
+			return e.NotFoundError("", nil)
+		}
 	}
 
 	n := cfg.Arrivals

@@ -76,6 +76,12 @@ func normalizeSite(r *core.Record) error {
 		r.Set("domains", domains)
 	}
 
+	if origins, err := normalizeOrigins(r.GetString("embed_origins")); err != nil {
+		errs["embed_origins"] = err
+	} else {
+		r.Set("embed_origins", origins)
+	}
+
 	tz := r.GetString("timezone")
 	if tz == "" {
 		tz = "UTC"

@@ -1,12 +1,13 @@
 package migrations_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
 
-	_ "github.com/pocketlytics/pocketlytics/migrations"
+	"github.com/pocketlytics/pocketlytics/migrations"
 )
 
 func TestSitesCollection(t *testing.T) {
@@ -72,14 +73,49 @@ func TestSitesCollection(t *testing.T) {
 	})
 
 	t.Run("down", func(t *testing.T) {
-		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(2); err != nil { // goals and funnels, then sites
+		// The later steps (goals and funnels; shares, api_keys, embed_origins) go first.
+		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(5); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := app.FindCollectionByNameOrId("goals"); err == nil {
-			t.Fatal("goals still exists after migrating down")
-		}
-		if _, err := app.FindCollectionByNameOrId("sites"); err == nil {
-			t.Fatal("sites still exists after migrating down")
+		for _, name := range []string{"sites", "shares", "api_keys", "goals", "funnels"} {
+			if _, err := app.FindCollectionByNameOrId(name); err == nil {
+				t.Fatalf("%s still exists after migrating down", name)
+			}
 		}
 	})
+}
+
+func TestAccessCollections(t *testing.T) {
+	app, err := tests.NewTestApp(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Cleanup()
+
+	for _, tc := range []struct {
+		id, name string
+		secret   string // a field never in API responses
+		unique   string // an index that must be unique
+	}{
+		{migrations.SharesCollectionId, "shares", "password", "idx_shares_token"},
+		{migrations.APIKeysCollectionId, "api_keys", "hash", "idx_api_keys_hash"},
+	} {
+		c, err := app.FindCollectionByNameOrId(tc.id)
+		if err != nil || c.Name != tc.name {
+			t.Fatalf("collection %s: %v", tc.id, err)
+		}
+		for name, rule := range map[string]*string{
+			"list": c.ListRule, "view": c.ViewRule, "create": c.CreateRule, "update": c.UpdateRule, "delete": c.DeleteRule,
+		} {
+			if rule == nil || *rule == "" || !strings.Contains(*rule, "@request.auth.id") {
+				t.Errorf("%s %s rule is %v: want a rule on the signed-in user", tc.name, name, rule)
+			}
+		}
+		if f := c.Fields.GetByName(tc.secret); f == nil || !f.GetHidden() && f.Type() != core.FieldTypePassword {
+			t.Errorf("%s.%s must be hidden or a password field", tc.name, tc.secret)
+		}
+		if idx := c.GetIndex(tc.unique); !strings.Contains(idx, "UNIQUE") {
+			t.Errorf("%s: index %s = %q, want unique", tc.name, tc.unique, idx)
+		}
+	}
 }

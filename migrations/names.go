@@ -11,14 +11,18 @@ import (
 // The collections' ids are fixed, so every part of Pocketlytics (and the
 // dashboard) finds them by id whatever names the host app gave them.
 const (
-	SitesCollectionId = "pocketlytics_sites"
-	SaltsCollectionId = "pocketlytics_salts"
+	SitesCollectionId   = "pocketlytics_sites"
+	SaltsCollectionId   = "pocketlytics_salts"
+	SharesCollectionId  = "pocketlytics_shares"
+	APIKeysCollectionId = "pocketlytics_api_keys"
 )
 
 // Names are the names the migrations give the collections.
 type Names struct {
-	Sites string
-	Salts string
+	Sites   string
+	Salts   string
+	Shares  string
+	APIKeys string
 }
 
 const namesKey = "pocketlytics.collectionNames"
@@ -36,6 +40,12 @@ func names(app core.App) Names {
 	}
 	if n.Salts == "" {
 		n.Salts = config.SaltsCollection
+	}
+	if n.Shares == "" {
+		n.Shares = config.SharesCollection
+	}
+	if n.APIKeys == "" {
+		n.APIKeys = config.APIKeysCollection
 	}
 	return n
 }

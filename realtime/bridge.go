@@ -17,6 +17,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/metrics"
 	"github.com/pocketlytics/pocketlytics/realtime/bus"
 
+	"github.com/pocketlytics/pocketlytics/access"
 	"github.com/pocketlytics/pocketlytics/migrations"
 )
 
@@ -111,6 +112,14 @@ func (b *bridge) bind() {
 	}
 	b.app.OnRecordAfterUpdateSuccess(SitesCollection).BindFunc(recheckSite)
 	b.app.OnRecordAfterDeleteSuccess(SitesCollection).BindFunc(recheckSite)
+	// A share changed (password, live flag) or deleted: its viewers lose
+	// access at once.
+	recheckShare := func(e *core.RecordEvent) error {
+		b.recheckSite(e.Record.GetString("site"))
+		return e.Next()
+	}
+	b.app.OnRecordAfterUpdateSuccess(access.SharesCollection).BindFunc(recheckShare)
+	b.app.OnRecordAfterDeleteSuccess(access.SharesCollection).BindFunc(recheckShare)
 	b.app.OnCollectionAfterUpdateSuccess(SitesCollection).BindFunc(func(e *core.CollectionEvent) error {
 		b.recheck(func(string, *subscriber) bool { return true }, nil)
 		return e.Next()
@@ -206,12 +215,36 @@ func (b *bridge) onSubscribe(e *core.RealtimeSubscribeRequestEvent) error {
 	if err := e.Next(); err != nil {
 		return err
 	}
+	b.expireShares(e.Client)
 	topics := topicsOf(e.Client)
 	b.set(e.Client, topics)
 	// Before the answer: hits sent after it must find the site watched on
 	// every instance.
 	b.live.announceWatch(slices.Sorted(maps.Keys(topics)), false)
 	return nil
+}
+
+func (b *bridge) recheckSite(id string) {
+	b.recheck(func(site string, _ *subscriber) bool { return site == id }, nil)
+}
+
+// expireShares rechecks, when it expires, each share the client's live
+// subscriptions were admitted by.
+func (b *bridge) expireShares(c subscriptions.Client) {
+	for key, opts := range c.Subscriptions(TopicPrefix) {
+		token := opts.Query[access.ShareParam]
+		if token == "" {
+			continue
+		}
+		share, err := access.FindShare(b.app, token)
+		if err != nil {
+			continue
+		}
+		if exp := share.GetDateTime("expires"); !exp.IsZero() {
+			site, _ := parseTopic(key)
+			time.AfterFunc(time.Until(exp.Time()), func() { b.recheckSite(site) })
+		}
+	}
 }
 
 // parseOptions reads the "?options=" of subscription keys exactly as
@@ -249,12 +282,14 @@ func canView(app core.App, site string, auth *core.Record, opts subscriptions.Su
 const PublicField = "public"
 
 // CanView reports whether a request may see a site's live data. As for the
-// analytics API, anyone may watch a public site; "public" opens the
-// statistics, not the record itself (its domains, owner and members stay
-// behind the view rule). Any other site is visible to those the sites
-// collection's view rule admits: owner, members and superusers.
+// analytics API, anyone may watch a public site, and anyone with a share
+// link of the site whose live flag is on (access.ShareOpens); these open
+// the statistics, not the record itself (its domains, owner and members
+// stay behind the view rule). Any other site is visible to those the sites
+// collection's view rule admits: owner, members and superusers. API keys
+// never open live topics.
 func CanView(app core.App, site *core.Record, info *core.RequestInfo) bool {
-	if site.GetBool(PublicField) {
+	if site.GetBool(PublicField) || access.ShareOpens(app, site.Id, info.Query, true) {
 		return true
 	}
 	ok, err := app.CanAccessRecord(site, info, site.Collection().ViewRule)

@@ -12,6 +12,10 @@ const (
 	SitesCollection = "sites"
 	// SaltsCollection is the name of the hidden collection of daily salts.
 	SaltsCollection = "salts"
+	// SharesCollection is the name of the collection of share links.
+	SharesCollection = "shares"
+	// APIKeysCollection is the name of the collection of API keys.
+	APIKeysCollection = "api_keys"
 	// DashboardPath is where the dashboard is served in a host app; the
 	// standalone binary serves it at "/".
 	DashboardPath = "/analytics/"

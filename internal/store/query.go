@@ -392,7 +392,7 @@ type Row struct {
 	ScrollDepth *int64 `json:"scrollDepth,omitempty"`
 
 	// ConversionRate and Revenue are set on goal rows (see goals.go).
-	ConversionRate float64   `json:"conversionRate,omitempty"`
+	ConversionRate float64   `json:"conversionRate,omitzero"`
 	Revenue        []Revenue `json:"revenue,omitempty"`
 }
 

@@ -1,11 +1,14 @@
 // The PocketBase client and the analytics API calls. Everything the
 // dashboard reads goes through here, so adapting to an API change touches
 // one file.
-import PocketBase from 'pocketbase';
+import PocketBase, { BaseAuthStore } from 'pocketbase';
+import { available } from './storage.js';
 
 // Same origin: the dashboard is served by the app it talks to. The SDK's
 // default LocalAuthStore keeps the session across reloads.
-export const pb = new PocketBase(location.origin);
+// Where storage is denied (framed on another site), the session lives in
+// memory.
+export const pb = new PocketBase(location.origin, available ? undefined : new BaseAuthStore());
 pb.autoCancellation(false);
 
 export function me() {
@@ -63,8 +66,12 @@ export async function findUser(ref) {
   }
 }
 
+// viewer holds a share link's parameters ({share, proof}) while the share
+// page is open: they go with every analytics request and live subscription.
+export const viewer = { query: {} };
+
 function analytics(siteId, path, query) {
-  return pb.send(`/api/analytics/sites/${encodeURIComponent(siteId)}/${path}`, { query: clean(query) });
+  return pb.send(`/api/analytics/sites/${encodeURIComponent(siteId)}/${path}`, { query: clean({ ...query, ...viewer.query }) });
 }
 
 function clean(query) {
@@ -108,6 +115,20 @@ export const METRICS = [
 function range(r) {
   const x = r?.range || {};
   return { ...x, from: new Date(x.from), to: new Date(x.to), timezone: x.timezone || 'UTC' };
+}
+
+// download saves an analytics answer (a CSV, the export zip) as a file: a
+// fetch, so the session's token (or the share link's parameters) goes with it.
+export async function download(siteId, path, state, extra, filename) {
+  const q = new URLSearchParams(clean({ ...query(state, extra), ...viewer.query }));
+  const headers = pb.authStore.token ? { Authorization: pb.authStore.token } : {};
+  const res = await fetch(`${pb.baseURL}/api/analytics/sites/${encodeURIComponent(siteId)}/${path}?${q}`, { headers });
+  if (!res.ok) throw new Error((await res.json().catch(() => ({}))).message || `HTTP ${res.status}`);
+  const a = document.createElement('a');
+  a.href = URL.createObjectURL(await res.blob());
+  a.download = filename;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
 // overview returns {range, metrics: {key: {value, previous, change (percent or null)}}}.

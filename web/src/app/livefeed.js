@@ -2,7 +2,7 @@
 // SSE connection when it works, and polling of the live endpoint every 15 s
 // when the server says push is off or the connection fails or is blocked.
 // Push is retried with a growing delay; nothing of this is an error to show.
-import { pb, live, liveTopic, normalizeArrival } from './api.js';
+import { pb, live, liveTopic, normalizeArrival, viewer } from './api.js';
 
 export const POLL_MS = 15000;
 const RETRY_MIN_MS = 15000;
@@ -94,7 +94,8 @@ export class LiveFeed {
     try {
       const topic = liveTopic(this.siteId);
       this.unsub?.().catch(() => {});
-      this.unsub = await pb.realtime.subscribe(topic, (msg) => this.handle(msg));
+      const share = Object.keys(viewer.query).length ? { query: { ...viewer.query } } : undefined;
+      this.unsub = await pb.realtime.subscribe(topic, (msg) => this.handle(msg), share);
       if (this.stopped) return this.unsub();
       // The SDK reconnects by itself after a drop; poll meanwhile.
       this.disconnectHook = (active) => {

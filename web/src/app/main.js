@@ -6,10 +6,13 @@ import { route, match, start, navigate, setCurrent, appPath } from './router.js'
 import { loginView, signupView } from './views/login.js';
 import { sitesView, newSiteView } from './views/sites.js';
 import { siteView } from './views/site.js';
+import { shareView } from './views/share.js';
 import { initTheme, themeToggle } from './theme.js';
 import { toasts } from './toasts.js';
 
 initTheme();
+// Framed (an embedded share link): the compact layout, without the top bar.
+if (window.top !== window.self) document.documentElement.classList.add('embedded');
 
 route('/login', loginView);
 route('/signup', signupView);
@@ -18,8 +21,12 @@ route('/sites/new', newSiteView);
 route('/sites/:id', siteView('overview'));
 route('/sites/:id/live', siteView('live'));
 route('/sites/:id/settings', siteView('settings'));
+route('/share/:token', shareView('overview'));
+route('/share/:token/live', shareView('live'));
 
 const publicPaths = new Set(['/login', '/signup']);
+// Share links open without an account, signed in or not.
+const isShared = (path) => path.startsWith('/share/');
 
 const root = document.getElementById('app');
 const main = h('main', { id: 'main', tabindex: '-1' });
@@ -70,7 +77,7 @@ function render(pathChanged) {
   setCurrent(path);
   renderUser();
 
-  if (!pb.authStore.isValid && !publicPaths.has(path)) {
+  if (!pb.authStore.isValid && !publicPaths.has(path) && !isShared(path)) {
     const next = path === '/' ? '' : `?next=${encodeURIComponent(path + location.search)}`;
     navigate(`/login${next}`, { replace: true });
     return;
@@ -99,7 +106,7 @@ function notFound() {
 // A session that expires or is signed out elsewhere sends the user to sign in.
 pb.authStore.onChange(() => {
   renderUser();
-  if (!pb.authStore.isValid && !publicPaths.has(appPath())) render(true);
+  if (!pb.authStore.isValid && !publicPaths.has(appPath()) && !isShared(appPath())) render(true);
 });
 
 // Keep the session fresh; a rejected refresh means it is no longer valid.

@@ -1,5 +1,6 @@
 // Light, dark or the system's choice; remembered in this browser.
 import { h } from './dom.js';
+import { local } from './storage.js';
 
 const KEY = 'pl_theme';
 const order = ['auto', 'light', 'dark'];
@@ -8,7 +9,7 @@ const icons = { auto: '◐', light: '☀', dark: '☾' };
 const listeners = new Set();
 
 export function initTheme() {
-  apply(localStorage.getItem(KEY) || 'auto');
+  apply(local.getItem(KEY) || 'auto');
   matchMedia('(prefers-color-scheme: dark)').addEventListener('change', () => listeners.forEach((f) => f(isDark())));
 }
 
@@ -37,7 +38,7 @@ export function themeToggle() {
   };
   btn.addEventListener('click', () => {
     const mode = order[(order.indexOf(document.documentElement.dataset.theme) + 1) % order.length];
-    localStorage.setItem(KEY, mode);
+    local.setItem(KEY, mode);
     apply(mode);
     show();
   });

@@ -9,6 +9,7 @@ import { lineChart } from '../chart.js';
 import { snippet } from './settings.js';
 import { propsPanel, propFilters, propName } from './props.js';
 import { funnelCard } from './funnels.js';
+import { exportButton, csvButton } from './downloads.js';
 
 // Periods as the API names them (docs/API.md).
 export const PERIODS = [
@@ -215,7 +216,7 @@ export function overviewView(site, feed) {
         h('button', { class: 'btn', type: 'button', onclick: () => update({ from: from.value, to: to.value }) }, 'Apply'),
       );
     }
-    controls.append(rangeLabel);
+    controls.append(rangeLabel, exportButton(site, () => state));
     clear(filterBar);
     for (const [k, v] of Object.entries(state.filters)) {
       filterBar.append(
@@ -313,7 +314,7 @@ export function overviewView(site, feed) {
         ),
       );
     }
-    clear(container).append(h('h2', {}, p.title), tablist, body);
+    clear(container).append(h('div', { class: 'panel-head' }, h('h2', {}, p.title), csvButton(site, () => ps.dim, () => state)), tablist, body);
     body.append(h('p', { class: 'muted' }, 'Loading…'));
     let page = 1;
     const rows = [];
@@ -395,7 +396,7 @@ export function overviewView(site, feed) {
       rangeLabel.textContent = rangeText(ov.value.range);
       const m = ov.value.metrics;
       const empty = !m.visitors.value && !m.pageviews.value && !Object.keys(state.filters).length;
-      if (empty && !snip && !feed.hasData) {
+      if (empty && !snip && !feed.hasData && !site.readOnly) {
         snip = snippet(site, feed);
         clear(setup).append(snip.el);
       }

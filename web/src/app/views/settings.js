@@ -5,6 +5,7 @@ import { sites, siteDomains, parseDomains, findUser, me, isSuperuser } from '../
 import { navigate } from '../router.js';
 import { goalsCard } from './goals.js';
 import { funnelsSettingsCard } from './funnels.js';
+import { sharingCards } from './sharing.js';
 
 function timezones() {
   try {
@@ -14,7 +15,7 @@ function timezones() {
   }
 }
 
-function errorText(err) {
+export function errorText(err) {
   const data = err?.response?.data || {};
   const details = Object.entries(data)
     .map(([k, v]) => `${k}: ${v?.message || v}`)
@@ -250,6 +251,7 @@ export function settingsView(site, live, onRenamed) {
     membersCard(site),
     goalsCard(site),
     funnelsSettingsCard(site),
+    sharingCards(site),
     dangerCard(site),
   );
   return { el, destroy: snip.destroy };

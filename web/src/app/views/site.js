@@ -15,12 +15,12 @@ const tabs = [
 ];
 
 // liveCounter shows "N online" with a pulsing dot and a quiet "polling" tag.
-export function liveCounter(feed, siteId) {
+export function liveCounter(feed, siteId, href = `/sites/${siteId}/live`) {
   const value = h('span', { class: 'live-count' }, num(feed.count));
   const mode = h('span', { class: 'live-mode', title: 'Live updates arrive by polling every 15 seconds', hidden: feed.mode !== 'polling' }, 'polling');
   const el = h(
     'a',
-    { class: 'live-pill', href: `/sites/${siteId}/live`, 'aria-live': 'polite', dataset: { mode: feed.mode } },
+    { class: 'live-pill', href, 'aria-live': 'polite', dataset: { mode: feed.mode } },
     h('span', { class: 'dot', 'aria-hidden': 'true' }),
     value,
     h('span', {}, ' online'),

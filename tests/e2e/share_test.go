@@ -1,0 +1,41 @@
+package e2e
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
+)
+
+// TestShareLink opens a share link signed out in Chromium (overview and
+// live), revokes it while open, then checks a password link and the public
+// switch (see share.mjs).
+func TestShareLink(t *testing.T) {
+	browser := chromium(t)
+	app := testutil.StartApp(t, testutil.AppOptions{})
+	requireRoute(t, app, "/", `<div id="app">`)
+	admin := app.SuperuserToken(t)
+	// Each hit of the script comes from its own address.
+	app.Call(t, "PATCH", "/api/settings", admin, map[string]any{
+		"trustedProxy": map[string]any{"headers": []string{"X-Forwarded-For"}, "useLeftmostIP": true},
+	}, nil, http.StatusOK)
+
+	const password = "user-password-123"
+	user := testutil.Unique("sharer") + "@example.com"
+	_, token := app.CreateUser(t, user, password)
+	var site struct {
+		ID string `json:"id"`
+	}
+	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
+		"name": "E2E shared shop", "domains": []string{"shop.pocketlytics.test"}, "timezone": "UTC",
+	}, &site, http.StatusOK)
+
+	runScript(t, "share.mjs", 2*time.Minute,
+		"CHROMIUM_PATH="+browser,
+		"APP_URL="+app.URL,
+		"SITE_ID="+site.ID,
+		"USER_EMAIL="+user,
+		"USER_PASSWORD="+password,
+	)
+}
