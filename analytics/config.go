@@ -95,6 +95,11 @@ type Config struct {
 	// dead consumer before another claims it (CLAIM_IDLE, default 1m).
 	ClaimIdle time.Duration
 
+	// NodeID names this node among the Redis queue's consumers (NODE_ID);
+	// it must be unique among the running nodes and kept across restarts.
+	// Empty: an id made on the first start and kept in pb_data/node_id.
+	NodeID string
+
 	// MaxDeliveries sends an entry to the dead letters after this many
 	// failed deliveries (MAX_DELIVERIES, default 5).
 	MaxDeliveries int
@@ -180,6 +185,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		GeoIPDB:         getenv("GEOIP_DB"),
 		QueueDir:        getenv("QUEUE_DIR"),
 		MetricsToken:    getenv("METRICS_TOKEN"),
+		NodeID:          getenv("NODE_ID"),
 	}
 	for _, h := range strings.Split(getenv("GEO_HEADERS"), ",") {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {

@@ -34,6 +34,9 @@ const (
 	FlushInterval = time.Second
 	ClaimIdle     = time.Minute
 	MaxDeliveries = 5
+	// NodeIDFile keeps the node's name among the queue's consumers, inside
+	// pb_data, when NODE_ID is not set.
+	NodeIDFile = "node_id"
 )
 
 // Redis and the live view.
