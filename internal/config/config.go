@@ -46,6 +46,10 @@ const (
 	LiveWindow  = 5 * time.Minute
 )
 
+// SitesMirrorFile is where a collector keeps its copy of the control node's
+// sites, inside pb_data, to start while Redis is unreachable.
+const SitesMirrorFile = "sites-mirror.json"
+
 // GeoIPFile is where the country database is downloaded when the binary
 // embeds none, inside pb_data.
 const GeoIPFile = "geoip/country.mmdb"
