@@ -3,16 +3,22 @@ package analytics
 import (
 	"errors"
 	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/hook"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pocketlytics/pocketlytics/hooks"
+	"github.com/pocketlytics/pocketlytics/internal/config"
 	"github.com/pocketlytics/pocketlytics/internal/enrich"
 	"github.com/pocketlytics/pocketlytics/internal/salt"
 	"github.com/pocketlytics/pocketlytics/internal/session"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
+	"github.com/pocketlytics/pocketlytics/internal/sitemirror"
 	"github.com/pocketlytics/pocketlytics/migrations"
 	"github.com/pocketlytics/pocketlytics/realtime"
 )
@@ -51,6 +57,9 @@ func Register(app core.App, cfg Config) error {
 			if err := checkCollections(e.App, cfg); err != nil {
 				return err
 			}
+			if err := trustProxyHeaders(e.App, cfg.TrustedProxyHeaders); err != nil {
+				return err
+			}
 			return e.Next()
 		},
 	})
@@ -65,13 +74,21 @@ func Register(app core.App, cfg Config) error {
 	}
 
 	hooks.RegisterServer(app, hooks.ServerConfig{})
-	if err := hooks.RegisterConversions(app); err != nil {
-		return err
+	var sites *sitecache.Cache
+	if cfg.Collector {
+		sites = followSites(app, cfg, rdb)
+	} else {
+		if err := hooks.RegisterConversions(app); err != nil {
+			return err
+		}
+		if err := hooks.RegisterSites(app); err != nil {
+			return err
+		}
+		sites = sitecache.Register(app)
+		if rdb != nil {
+			sitemirror.Publish(app, rdb, sitemirror.Options{Key: cfg.RedisPrefix + "sites"})
+		}
 	}
-	if err := hooks.RegisterSites(app); err != nil {
-		return err
-	}
-	sites := sitecache.Register(app)
 
 	// Salts are shared through Redis when instances share a queue, so a
 	// visitor gets the same id whichever instance they reach; while Redis is
@@ -162,7 +179,7 @@ func Register(app core.App, cfg Config) error {
 		ops.Spool = spoolStats{data}
 	}
 
-	for _, err := range []error{
+	errs := []error{
 		hooks.RegisterCollect(app, hooks.CollectConfig{
 			Sites:          sites,
 			Enricher:       enricher,
@@ -172,21 +189,77 @@ func Register(app core.App, cfg Config) error {
 			TrackLocalhost: cfg.TrackLocalhost,
 			OnHit:          onHit(app),
 		}),
-		hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{
-			Store:         data,
-			Sites:         sites,
-			RetentionDays: cfg.RetentionDays,
-		}),
-		hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
-		hooks.RegisterShares(app),
-		hooks.RegisterAPIKeys(app),
 		hooks.RegisterOps(app, ops),
 		hooks.RegisterTracker(app),
-		hooks.RegisterDashboard(app, cfg.DashboardPath),
-	} {
-		if err != nil {
-			return err
+	}
+	// A collector takes hits only: the dashboards, their API and live
+	// status are the control node's.
+	if !cfg.Collector {
+		errs = append(errs,
+			hooks.RegisterAnalytics(app, hooks.AnalyticsConfig{
+				Store:         data,
+				Sites:         sites,
+				RetentionDays: cfg.RetentionDays,
+			}),
+			hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
+			hooks.RegisterShares(app),
+			hooks.RegisterAPIKeys(app),
+			hooks.RegisterDashboard(app, cfg.DashboardPath),
+		)
+	}
+	return errors.Join(errs...)
+}
+
+// followSites keeps a collector's sites equal to the control node's mirror
+// in Redis, starting from the copy saved in pb_data. Serving waits a moment
+// for the first load, so the first hits are not refused as unknown sites.
+func followSites(app core.App, cfg Config, rdb *redis.Client) *sitecache.Cache {
+	sites := sitecache.New()
+	var follower *sitemirror.Follower
+	app.OnServe().Bind(&hook.Handler[*core.ServeEvent]{
+		Id:       "pocketlyticsSiteMirror",
+		Priority: -100, // before the routes that use it
+		Func: func(e *core.ServeEvent) error {
+			follower = sitemirror.Follow(rdb, sites, sitemirror.Options{
+				Key:    cfg.RedisPrefix + "sites",
+				File:   filepath.Join(e.App.DataDir(), config.SitesMirrorFile),
+				Logger: e.App.Logger(),
+			})
+			select {
+			case <-follower.Loaded():
+			case <-time.After(siteMirrorWait):
+				e.App.Logger().Warn("analytics: serving before the sites were loaded from Redis, with the copy saved in pb_data",
+					slog.Int("sites", len(sites.All())))
+			}
+			return e.Next()
+		},
+	})
+	app.OnTerminate().BindFunc(func(e *core.TerminateEvent) error {
+		if follower != nil {
+			_ = follower.Close()
 		}
+		return e.Next()
+	})
+	return sites
+}
+
+// siteMirrorWait is how long a collector waits for its first copy of the
+// sites before it serves.
+const siteMirrorWait = 3 * time.Second
+
+// trustProxyHeaders writes the configured headers into PocketBase's trusted
+// proxy settings, where e.RealIP() reads the client address from.
+func trustProxyHeaders(app core.App, headers []string) error {
+	if len(headers) == 0 {
+		return nil
+	}
+	s := app.Settings()
+	if slices.Equal(s.TrustedProxy.Headers, headers) {
+		return nil
+	}
+	s.TrustedProxy.Headers = headers
+	if err := app.Save(s); err != nil {
+		return fmt.Errorf("analytics: save the trusted proxy headers: %w", err)
 	}
 	return nil
 }

@@ -15,6 +15,12 @@ import (
 // bus, dashboard at /analytics/. Each field's environment variable is the one
 // ConfigFromEnv reads.
 type Config struct {
+	// Collector makes this node a collector: it takes hits (/api/collect,
+	// /t.js) and flushes them, learning the sites from the control node's
+	// mirror in Redis, and serves no dashboard. It needs RedisURL and
+	// ClickHouseURL. The standalone binary sets it for `pocketlytics collect`.
+	Collector bool
+
 	// DashboardPath is where the dashboard is served, ending in "/"
 	// (default "/analytics/"; the standalone binary serves it at "/").
 	DashboardPath string
@@ -77,6 +83,12 @@ type Config struct {
 	// TrackLocalhost accepts hits from pages on localhost (TRACK_LOCALHOST).
 	TrackLocalhost bool
 
+	// TrustedProxyHeaders are written into PocketBase's trusted proxy
+	// settings at each start (TRUSTED_PROXY_HEADERS=X-Forwarded-For), so
+	// that behind a load balancer the visitor hash and the rate limit see
+	// the visitor's address. Empty: the settings are left as they are.
+	TrustedProxyHeaders []string
+
 	// RateLimit is the sustained hits per second allowed per client IP
 	// (RATE_LIMIT, default 20); bursts of twice that pass.
 	RateLimit float64
@@ -100,6 +112,11 @@ type Config struct {
 	// ClaimIdle is how long a Redis stream entry may stay pending with a
 	// dead consumer before another claims it (CLAIM_IDLE, default 1m).
 	ClaimIdle time.Duration
+
+	// NodeID names this node among the Redis queue's consumers (NODE_ID);
+	// it must be unique among the running nodes and kept across restarts.
+	// Empty: an id made on the first start and kept in pb_data/node_id.
+	NodeID string
 
 	// MaxDeliveries sends an entry to the dead letters after this many
 	// failed deliveries (MAX_DELIVERIES, default 5).
@@ -163,6 +180,9 @@ func (c Config) withDefaults() (Config, error) {
 	if p := strings.TrimSuffix(c.DashboardPath, "/"); p == "/api" || p == "/_" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/_/") {
 		return c, fmt.Errorf("analytics: DashboardPath %q is inside PocketBase's /api/ or /_/", c.DashboardPath)
 	}
+	if c.Collector && (c.RedisURL == "" || c.ClickHouseURL == "") {
+		return c, fmt.Errorf("analytics: a collector needs REDIS_URL and CLICKHOUSE_URL: it shares the control node's sites, queue and store")
+	}
 	if !strings.HasPrefix(c.MetricsPath, "/") {
 		return c, fmt.Errorf("analytics: MetricsPath must start with /, got %q", c.MetricsPath)
 	}
@@ -190,10 +210,17 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		GeoIPDB:           getenv("GEOIP_DB"),
 		QueueDir:          getenv("QUEUE_DIR"),
 		MetricsToken:      getenv("METRICS_TOKEN"),
+		NodeID:            getenv("NODE_ID"),
 	}
 	for _, h := range strings.Split(getenv("GEO_HEADERS"), ",") {
 		if h = strings.ToLower(strings.TrimSpace(h)); h != "" {
 			c.GeoHeaders = append(c.GeoHeaders, h)
+		}
+	}
+
+	for _, h := range strings.Split(getenv("TRUSTED_PROXY_HEADERS"), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.TrustedProxyHeaders = append(c.TrustedProxyHeaders, h)
 		}
 	}
 

@@ -94,3 +94,31 @@ func TestConfigPaths(t *testing.T) {
 		})
 	}
 }
+
+func TestCollectorNeedsRedisAndClickHouse(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"neither":       {Collector: true},
+		"no clickhouse": {Collector: true, RedisURL: "redis://127.0.0.1:6379/0"},
+		"no redis":      {Collector: true, ClickHouseURL: "clickhouse://127.0.0.1:9000/a"},
+	} {
+		if _, err := cfg.withDefaults(); err == nil {
+			t.Errorf("%s: a collector was accepted", name)
+		}
+	}
+	ok := Config{Collector: true, RedisURL: "redis://127.0.0.1:6379/0", ClickHouseURL: "clickhouse://127.0.0.1:9000/a"}
+	if _, err := ok.withDefaults(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTrustedProxyHeadersFromEnv(t *testing.T) {
+	c, err := configFromEnv(func(k string) string {
+		if k == "TRUSTED_PROXY_HEADERS" {
+			return " X-Real-IP, ,X-Forwarded-For"
+		}
+		return ""
+	})
+	if err != nil || len(c.TrustedProxyHeaders) != 2 || c.TrustedProxyHeaders[0] != "X-Real-IP" || c.TrustedProxyHeaders[1] != "X-Forwarded-For" {
+		t.Fatalf("TrustedProxyHeaders = %q, %v", c.TrustedProxyHeaders, err)
+	}
+}

@@ -70,11 +70,16 @@ func (d *queueStore) open() error {
 	d.local, d.producer, d.consumer = local, local, local
 
 	if d.rdb != nil {
+		node, err := nodeID(d.app.DataDir(), d.cfg)
+		if err != nil {
+			return err
+		}
 		p := d.cfg.RedisPrefix
 		d.redisq, err = redisq.New(d.rdb, redisq.Options{
 			Stream:        p + "events",
 			DeadStream:    p + "events:dead",
 			Group:         "flushers",
+			Consumer:      node,
 			ClaimIdle:     d.cfg.ClaimIdle,
 			MaxDeliveries: d.cfg.MaxDeliveries,
 		})

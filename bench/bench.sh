@@ -12,6 +12,9 @@
 #            bootstrap interval (bench/ratios.sh)
 #   backlog  $BACKLOG hits queued in Redis while ClickHouse is unreachable,
 #            then the time the flusher takes to store them all
+#   scale    a collector (`pocketlytics collect`, GOMAXPROCS=1) beside a
+#            control node, flat out for $DURATION: hits/s per collector
+#            core, Redis commands and bytes per hit (docs/SCALING.md)
 #   go       the Go benchmarks of the hot path, the stores and the live layer
 #   queries  the analytics query benchmarks, when they exist
 #
@@ -35,7 +38,7 @@ QUERY_ROWS_SQLITE=${QUERY_ROWS_SQLITE:-1000000}
 QUERY_ROWS_CH=${QUERY_ROWS_CH:-10000000}
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(load ingest backlog go queries)
+[ ${#parts[@]} -gt 0 ] || parts=(load ingest backlog scale go queries)
 want() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 
 log() { echo "bench: $*" >&2; }
@@ -73,7 +76,7 @@ stop() { # PID: stops a process started here
 cleanup() {
 	local i
 	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do stop "${pids[i]}"; done
-	for name in redis_clickhouse ingest backlog_10k backlog_100k; do
+	for name in redis_clickhouse ingest backlog_10k backlog_100k scale; do
 		clickhouse-client --query "DROP DATABASE IF EXISTS ${ch_db}_$name" 2>/dev/null || true
 	done
 	rm -rf "$BENCH_OUT/redis"
@@ -286,6 +289,39 @@ if want backlog; then
 	section "backlog drain: $BACKLOG hits queued in Redis, then stored in ClickHouse"
 	backlog_run backlog_10k FLUSH_BATCH=10000
 	backlog_run backlog_100k FLUSH_BATCH=100000
+fi
+
+if want scale; then
+	section "one collector core: \`pocketlytics collect\` with GOMAXPROCS=1, flat out for $DURATION, -concurrency $CONCURRENCY"
+	start_app scale REDIS_URL="$REDIS_URL" CLICKHOUSE_URL="$(ch_url scale)"
+	control_pid=$app_pid
+	dir=$BENCH_OUT/scale-collector; rm -rf "$dir"; mkdir -p "$dir"
+	port=$(free_port)
+	"${nice[@]}" env -u REDIS_URL -u CLICKHOUSE_URL GOMAXPROCS=1 RATE_LIMIT=1000000000 REDIS_PREFIX="${prefix}scale:" \
+		REDIS_URL="$REDIS_URL" CLICKHOUSE_URL="$(ch_url scale)" TRUSTED_PROXY_HEADERS=X-Forwarded-For \
+		"$bin/pocketlytics" collect --http "127.0.0.1:$port" --dir "$dir" --dev=false >"$dir/app.log" 2>&1 &
+	col_pid=$!
+	pids+=("$col_pid")
+	wait_http "http://127.0.0.1:$port/api/health"
+	flags=(-sites "$site_id=example.com" -rate 0 -concurrency "$CONCURRENCY" -max-hits 10000000 -drain -drain-timeout 5m)
+	loadgen "http://127.0.0.1:$port" /dev/null "${flags[@]}" -duration 2s # warm-up
+	stat() { redis_cli info "$1" | awk -F: -v k="$2" '$1 == k { print $2 + 0 }'; }
+	c0=$(cpu "$col_pid"); k0=$(cpu "$control_pid"); r0=$(cpu "$redis_pid")
+	n0=$(stat stats total_commands_processed); i0=$(stat stats total_net_input_bytes); o0=$(stat stats total_net_output_bytes)
+	out=$BENCH_OUT/scale.json
+	loadgen "http://127.0.0.1:$port" "$out" "${flags[@]}" -duration "$DURATION"
+	c1=$(cpu "$col_pid"); k1=$(cpu "$control_pid"); r1=$(cpu "$redis_pid")
+	n1=$(stat stats total_commands_processed); i1=$(stat stats total_net_input_bytes); o1=$(stat stats total_net_output_bytes)
+	hits=$(jq .accepted "$out")
+	jq -r '"collector: \(.acceptedPerSecond | floor) hits/s accepted on one core, p99 \(.latencyMs.p99) ms, errors \(.errors)"' "$out"
+	printf 'per hit (the run and its drain; both nodes flush): collector CPU %.0f µs (%.0f hits/s per core), control node CPU %.0f µs, redis-server CPU %.0f µs, Redis commands %.3f, bytes in %.0f, out %.0f; load %s\n' \
+		"$(echo "($c1 - $c0) * 1000000 / $hits" | bc -l)" "$(echo "$hits / ($c1 - $c0)" | bc -l)" "$(echo "($k1 - $k0) * 1000000 / $hits" | bc -l)" \
+		"$(echo "($r1 - $r0) * 1000000 / $hits" | bc -l)" "$(echo "($n1 - $n0) / $hits" | bc -l)" \
+		"$(echo "($i1 - $i0) / $hits" | bc -l)" "$(echo "($o1 - $o0) / $hits" | bc -l)" "$(cut -d' ' -f1 /proc/loadavg)"
+	rows=$(clickhouse-client --query "SELECT count() FROM ${ch_db}_scale.events")
+	echo "rows stored: $rows"
+	stop "$col_pid"
+	stop_app
 fi
 
 if want go; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages) and starts the services the test suite
-# needs, when they are missing: redis-server, clickhouse-server, chromium,
+# needs, when they are missing: redis-server, clickhouse-server, chromium, nginx,
 # and the npm packages of the browser tests and the front-end build. Idempotent: a service that
 # already answers is left alone.
 #
@@ -18,6 +18,7 @@ command -v clickhouse-server >/dev/null || need+=(clickhouse-server clickhouse-c
 command -v chromium >/dev/null || need+=(chromium)
 command -v curl >/dev/null || need+=(curl)
 command -v node >/dev/null || need+=(nodejs npm)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx) # tests/scaleout runs deploy/nginx
 if [ ${#need[@]} -gt 0 ]; then
 	log "installing ${need[*]}"
 	export DEBIAN_FRONTEND=noninteractive

@@ -38,6 +38,9 @@ const (
 	FlushInterval = time.Second
 	ClaimIdle     = time.Minute
 	MaxDeliveries = 5
+	// NodeIDFile keeps the node's name among the queue's consumers, inside
+	// pb_data, when NODE_ID is not set.
+	NodeIDFile = "node_id"
 )
 
 // Redis and the live view.
@@ -46,6 +49,10 @@ const (
 	LiveChannel = "live-events"
 	LiveWindow  = 5 * time.Minute
 )
+
+// SitesMirrorFile is where a collector keeps its copy of the control node's
+// sites, inside pb_data, to start while Redis is unreachable.
+const SitesMirrorFile = "sites-mirror.json"
 
 // GeoIPFile is where the country database is downloaded when the binary
 // embeds none, inside pb_data.

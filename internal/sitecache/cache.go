@@ -64,6 +64,56 @@ func Register(app core.App) *Cache {
 	return c
 }
 
+// New returns an empty cache that its owner fills (Replace, Put, Delete)
+// instead of the sites collection: a collector node's copy of the control
+// node's sites, kept by package sitemirror.
+func New() *Cache {
+	c := &Cache{}
+	c.sites.Store(&map[string]Site{})
+	return c
+}
+
+// All returns every cached site. The map is shared: read it, never change it.
+func (c *Cache) All() map[string]Site {
+	m := c.sites.Load()
+	if m == nil {
+		m = c.lazyLoad()
+	}
+	return *m
+}
+
+// Replace swaps in a whole new set of sites.
+func (c *Cache) Replace(sites map[string]Site) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := maps.Clone(sites)
+	if m == nil {
+		m = map[string]Site{}
+	}
+	c.sites.Store(&m)
+}
+
+// Put adds or replaces one site.
+func (c *Cache) Put(s Site) {
+	c.change(func(m map[string]Site) { m[s.ID] = s })
+}
+
+// Delete removes one site.
+func (c *Cache) Delete(id string) {
+	c.change(func(m map[string]Site) { delete(m, id) })
+}
+
+func (c *Cache) change(fn func(map[string]Site)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := map[string]Site{}
+	if cur := c.sites.Load(); cur != nil {
+		next = maps.Clone(*cur)
+	}
+	fn(next)
+	c.sites.Store(&next)
+}
+
 // Get returns the site with the given record id. It does no I/O once the
 // cache is loaded.
 func (c *Cache) Get(id string) (Site, bool) {
@@ -112,6 +162,9 @@ func (c *Cache) lazyLoad() *map[string]Site {
 
 	if m := c.sites.Load(); m != nil {
 		return m // loaded while we waited
+	}
+	if c.app == nil {
+		return &empty // filled by its owner (New)
 	}
 	if time.Since(c.lastTry) < retryEvery {
 		return &empty

@@ -72,6 +72,14 @@ type AppOptions struct {
 	// Package is the main package to run (e.g. "./examples/existing-app").
 	// Empty: the pocketlytics binary.
 	Package string
+
+	// Addr is the address to listen on, kept across restarts (as behind a
+	// load balancer). Empty: a free loopback port, a new one each start.
+	Addr string
+
+	// Command is the command that serves (default "serve"; "collect" for a
+	// collector node).
+	Command string
 }
 
 // App is a running `pocketlytics serve` process.
@@ -92,7 +100,7 @@ type App struct {
 var pocketlyticsEnv = []string{
 	"REDIS_URL", "REDIS_PREFIX", "REDIS_SESSION_TIMEOUT", "LIVE_CHANNEL", "CLICKHOUSE_URL", "GEOIP_DB", "GEO_HEADERS", "TRACK_LOCALHOST",
 	"RATE_LIMIT", "QUEUE_DIR", "SITES_COLLECTION", "SALTS_COLLECTION", "NO_GEOIP_DOWNLOAD", "QUEUE_FSYNC", "FLUSH_BATCH", "FLUSH_INTERVAL",
-	"CLAIM_IDLE", "MAX_DELIVERIES", "RETENTION_DAYS", "LIVE_WINDOW", "METRICS_TOKEN",
+	"CLAIM_IDLE", "MAX_DELIVERIES", "RETENTION_DAYS", "LIVE_WINDOW", "METRICS_TOKEN", "NODE_ID", "TRUSTED_PROXY_HEADERS",
 }
 
 // StartApp runs the binary on a free loopback port and waits until
@@ -149,12 +157,19 @@ outer:
 
 func (a *App) start() {
 	a.t.Helper()
-	a.Addr = freeAddr(a.t)
+	a.Addr = a.opts.Addr
+	if a.Addr == "" {
+		a.Addr = FreeAddr(a.t)
+	}
 	a.URL = "http://" + a.Addr
 	a.mu.Lock()
 	// --dev=false: PocketBase takes a binary in the temp dir for `go run`
 	// and would log every SQL statement.
-	a.cmd = exec.Command(a.bin, "serve", "--dev=false", "--http", a.Addr, "--dir", a.DataDir)
+	command := a.opts.Command
+	if command == "" {
+		command = "serve"
+	}
+	a.cmd = exec.Command(a.bin, command, "--dev=false", "--http", a.Addr, "--dir", a.DataDir)
 	a.cmd.Env = a.env()
 	a.cmd.Stdout = lockedWriter{&a.mu, a.log}
 	a.cmd.Stderr = lockedWriter{&a.mu, a.log}
@@ -218,14 +233,16 @@ func (a *App) Stop() {
 	a.cmd = nil
 }
 
-// Restart starts the process again on the same data dir (and a new port).
+// Restart starts the process again on the same data dir (and a new port,
+// unless AppOptions.Addr is set).
 func (a *App) Restart() {
 	a.t.Helper()
 	a.Kill()
 	a.start()
 }
 
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a loopback address with a free port.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

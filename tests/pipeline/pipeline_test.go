@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite"
 
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
@@ -259,4 +262,67 @@ func TestScaleStartsWhileRedisIsDown(t *testing.T) {
 		return covered(acked, counts)
 	})
 	check(t, acked, counts, l.next.Load())
+}
+
+// A node restarted after a SIGKILL stores the entries it left pending at
+// once, under its own name kept in pb_data, not after CLAIM_IDLE (a minute
+// here, as by default).
+func TestScaleSIGKILLRecoversInSeconds(t *testing.T) {
+	t.Parallel()
+	redisURL, dsn := testutil.RedisURL(t), testutil.ClickHouseDSN(t)
+	env := append(scaleEnv(t, redisURL, dsn), "CLAIM_IDLE=1m")
+	app := testutil.StartApp(t, testutil.AppOptions{Env: env})
+	site, _ := app.CreateSite(t, domain)
+
+	l := newLoad(app.URL, site, domain)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { l.run(ctx, 8, 0); close(done) }()
+	time.Sleep(3 * time.Second)
+	app.Kill()
+	cancel()
+	<-done
+	acked := l.ackedSnapshot()
+	if n := pendingOf(t, redisURL, env, app.DataDir); n == 0 {
+		t.Fatal("nothing was pending under the killed node: the test shows nothing")
+	}
+
+	restarted := time.Now()
+	app.Restart()
+	var counts map[string]int
+	waitFor(t, 10*time.Second-time.Since(restarted), "every acknowledged hit in ClickHouse within 10 s of the restart", func() bool {
+		counts = clickhouseCounts(t, dsn, site)
+		return covered(acked, counts)
+	})
+	t.Logf("all stored %s after the restart began", time.Since(restarted).Round(100*time.Millisecond))
+	check(t, acked, counts, l.next.Load())
+}
+
+// pendingOf counts the stream entries pending under the node of dataDir.
+func pendingOf(t *testing.T, redisURL string, env []string, dataDir string) int64 {
+	t.Helper()
+	prefix := ""
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "REDIS_PREFIX="); ok {
+			prefix = v
+		}
+	}
+	node, err := os.ReadFile(filepath.Join(dataDir, "node_id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	p, err := rdb.XPendingExt(context.Background(), &redis.XPendingExtArgs{
+		Stream: prefix + "events", Group: "flushers", Consumer: strings.TrimSpace(string(node)),
+		Start: "-", End: "+", Count: 100000,
+	}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(len(p))
 }

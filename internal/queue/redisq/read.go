@@ -88,8 +88,10 @@ const deadPartMarkerTTL = 7 * 24 * time.Hour
 // so the last entry may take it past max, by less than one entry's events.
 // Entries read beyond that are kept for the next Read.
 //
-// Entries left idle by a stopped consumer for longer than ClaimIdle come
-// first (claimed with XAUTOCLAIM, at most every ClaimIdle/4 once the
+// The entries still pending under this consumer's name, left by an earlier
+// process of the same name that stopped without acknowledging them, come
+// before anything else, until all are handed out. Then entries left idle by
+// a stopped consumer for longer than ClaimIdle come (claimed with XAUTOCLAIM, at most every ClaimIdle/4 once the
 // backlog of such entries is cleared), then new entries, waiting up to wait
 // for the first one when nothing else is at hand. Undecodable entries and
 // entries delivered more than MaxDeliveries times are moved to the
@@ -115,6 +117,18 @@ func (q *Queue) ReadAppend(ctx context.Context, dst []queue.Message, max int, wa
 	msgs := q.cut(append(dst, held...), base, max)
 	if len(q.held) > 0 {
 		return msgs, nil
+	}
+	if !q.ownDone && len(msgs)-base < max {
+		// Nothing else until they are done: an entry read new or claimed
+		// now would join the pending list being paged through, and be
+		// handed out twice.
+		own, err := q.readOwn(ctx, max-(len(msgs)-base))
+		if err != nil {
+			return msgs, nilIfAny(msgs[base:], err)
+		}
+		if !q.ownDone {
+			return q.cut(append(msgs, own...), base, max), nil
+		}
 	}
 	if len(msgs)-base < max {
 		claimed, err := q.claim(ctx, max-(len(msgs)-base))
@@ -246,6 +260,40 @@ func (q *Queue) readNew(ctx context.Context, count int, block time.Duration, dst
 
 func isNoGroup(err error) bool {
 	return strings.HasPrefix(err.Error(), "NOGROUP")
+}
+
+// readOwn reads the next page of the entries pending under this consumer's
+// name (XREADGROUP from an id rather than ">"), and marks them all read when
+// none is left.
+func (q *Queue) readOwn(ctx context.Context, max int) ([]queue.Message, error) {
+	entries, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group:    q.opts.Group,
+		Consumer: q.opts.Consumer,
+		Streams:  []string{q.opts.Stream, q.ownCursor},
+		Count:    int64(q.entriesFor(max)),
+		Block:    -1,
+	}).Result()
+	if err != nil && isNoGroup(err) {
+		q.ownDone = true // a new group: nothing is pending
+		return nil, q.ensureGroup(ctx)
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("redisq: xreadgroup own pending: %w", err)
+	}
+	var own []redis.XMessage
+	for _, s := range entries {
+		own = append(own, s.Messages...)
+	}
+	if len(own) == 0 {
+		q.ownDone = true
+		return nil, nil
+	}
+	q.ownCursor = own[len(own)-1].ID
+	counts, err := q.deliveries(ctx, own)
+	if err != nil {
+		return nil, err
+	}
+	return q.decode(ctx, own, counts, nil)
 }
 
 // claim takes over entries idle for longer than ClaimIdle, when a claim

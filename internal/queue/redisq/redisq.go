@@ -72,7 +72,10 @@ type Options struct {
 	Group string
 
 	// Consumer names this process inside the group; it must be unique among
-	// the running consumers (default "hostname-pid").
+	// the running consumers (default "hostname-pid"). A name kept across
+	// restarts (a node id) lets a process restarted after a crash read its
+	// own pending entries at once, instead of others claiming them after
+	// ClaimIdle.
 	Consumer string
 
 	// DeadStream is the key of the dead-letter stream (default "pl:events:dead").
@@ -146,6 +149,8 @@ type Queue struct {
 	// readMu serialises Reads, which share the claim cursor and the
 	// entries held back from the last one.
 	readMu      sync.Mutex
+	ownCursor   string // next page of the pending entries left under our name
+	ownDone     bool   // those are all handed out again
 	claimCursor string
 	nextClaim   time.Time
 	held        []queue.Message // whole entries read but not yet returned
@@ -172,6 +177,7 @@ func New(client *redis.Client, opts Options) (*Queue, error) {
 	q := &Queue{
 		rdb:         client,
 		opts:        opts,
+		ownCursor:   "0",
 		claimCursor: "0-0",
 	}
 	q.commitCtx, q.cancelCommit = context.WithCancel(context.Background())

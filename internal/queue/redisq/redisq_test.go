@@ -830,3 +830,68 @@ func TestIDs(t *testing.T) {
 		t.Fatal("nextID accepted a malformed id")
 	}
 }
+
+// A process restarted under the name of one that crashed reads the entries
+// left pending under that name at once, long before ClaimIdle, each once,
+// and then the new ones; another consumer does not take them meanwhile.
+func TestRestartReadsOwnPending(t *testing.T) {
+	c := testClient(t)
+	opts := testOptions(t, c)
+	opts.ClaimIdle = time.Hour
+	opts.Consumer = "node-a"
+	crashed := newQueue(t, c, opts)
+	ctx := context.Background()
+
+	var want []event.Event
+	for i := range 5 {
+		want = append(want, testEvent(i))
+		if err := crashed.Enqueue(ctx, want[i]); err != nil { // one entry each
+			t.Fatal(err)
+		}
+	}
+	first := readAll(t, crashed, 5) // and never acknowledged
+	later := []event.Event{testEvent(5), testEvent(6)}
+	if err := crashed.Enqueue(ctx, later...); err != nil {
+		t.Fatal(err)
+	}
+
+	other := newQueue(t, c, Options{Stream: opts.Stream, Consumer: "node-b", ClaimIdle: time.Hour})
+	if msgs, err := other.Read(ctx, 100, 50*time.Millisecond); err != nil || len(msgs) != 2 {
+		t.Fatalf("another node read %d messages (%v), want the 2 new ones", len(msgs), err)
+	} else if err := other.Ack(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := crashed.Enqueue(ctx, testEvent(7)); err != nil {
+		t.Fatal(err)
+	}
+
+	restarted := newQueue(t, c, opts)
+	var got []queue.Message
+	for len(got) < 6 { // two at a time, to page through the pending list
+		msgs, err := restarted.Read(ctx, 2, 10*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) == 0 {
+			t.Fatalf("read %d messages, then none", len(got))
+		}
+		got = append(got, msgs...)
+	}
+	for i, m := range got[:5] {
+		if m.ID != first[i].ID || m.Event.ID != want[i].ID || m.Deliveries < 2 {
+			t.Fatalf("message %d: %s (%s, deliveries %d), want the pending %s (%s)", i, m.ID, m.Event.ID, m.Deliveries, first[i].ID, want[i].ID)
+		}
+	}
+	if got[5].Deliveries != 1 {
+		t.Fatalf("the new entry after the pending ones: deliveries %d", got[5].Deliveries)
+	}
+	if msgs, err := restarted.Read(ctx, 100, 50*time.Millisecond); err != nil || len(msgs) != 0 {
+		t.Fatalf("read %d more messages (%v), want none", len(msgs), err)
+	}
+	if err := restarted.Ack(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStats(t, restarted); st.Length != 0 || st.Pending != 0 {
+		t.Fatalf("stats = %+v, want empty", st)
+	}
+}
