@@ -123,7 +123,7 @@ func sendInvitation(app core.App, inv, site *core.Record, path string) error {
 	return app.NewMailClient().Send(&mailer.Message{
 		From:    mail.Address{Name: app.Settings().Meta.SenderName, Address: app.Settings().Meta.SenderAddress},
 		To:      []mail.Address{{Address: inv.GetString("email")}},
-		Subject: "Invitation to " + site.GetString("name"),
+		Subject: "Invitation to " + strings.Join(strings.Fields(site.GetString("name")), " "),
 		HTML:    body,
 		Text:    text,
 	})

@@ -307,6 +307,12 @@ func TestInvitation(t *testing.T) {
 		}
 	})
 
+	t.Run("invited twice", func(t *testing.T) {
+		invite(t, app, srv, ownerID, "twice@example.com", "member")
+		res, text := call(t, srv, "POST", invitationsURL, auth(adminID, t), map[string]any{"site": berlinSiteID, "email": "Twice@example.com", "role": "member"})
+		wantStatus(t, "invite again", res, text, 400)
+	})
+
 	t.Run("member invited by an admin", func(t *testing.T) {
 		_, tok := invite(t, app, srv, adminID, "Stranger0000001@example.com", "member")
 		res, text := call(t, srv, "POST", hooks.InvitePath+"/"+tok+"/accept", auth(strangerID, t), nil)

@@ -47,7 +47,7 @@ var (
 	// changes roles and hands the site over (hooks.RegisterSites checks
 	// that nobody joins without an invitation).
 	rolesSitesUpdate = `@request.auth.id != "" && (owner = @request.auth.id || ` +
-		`admins.id ?= @request.auth.id && @request.body.owner:changed = false && @request.body.admins:changed = false)`
+		`(admins.id ?= @request.auth.id && @request.body.owner:changed = false && @request.body.admins:changed = false))`
 
 	rolesSharesUpdate = objAdmins + ` && @request.body.site:isset = false && @request.body.token:isset = false`
 
@@ -83,8 +83,8 @@ func init() {
 		}
 		return setRules(app, map[string][5]string{
 			SharesCollectionId:  {objAdmins, objAdmins, objAdmins, rolesSharesUpdate, objAdmins},
-			GoalsCollectionId:   {rolesConvRead, rolesConvRead, `@request.auth.id != "" && ` + bodyAdmins, rolesConvUpdate, objAdmins},
-			FunnelsCollectionId: {rolesConvRead, rolesConvRead, `@request.auth.id != "" && ` + bodyAdmins, rolesConvUpdate, objAdmins},
+			GoalsCollectionId:   {rolesConvRead, rolesConvRead, bodyAdmins, rolesConvUpdate, objAdmins},
+			FunnelsCollectionId: {rolesConvRead, rolesConvRead, bodyAdmins, rolesConvUpdate, objAdmins},
 		})
 	}, func(app core.App) error {
 		// Admins become members: nobody loses the site.

@@ -14,7 +14,7 @@ const InvitationsCollectionId = "pocketlytics_invitations"
 // token, its expiry and the inviter are set by hooks.RegisterInvitations;
 // an invitation is never edited (revoke it and invite again).
 var invitationsCreateRule = `@request.auth.collectionName = "users" && (` + siteRole("@request.body.site.", "owner") +
-	` || ` + siteRole("@request.body.site.", "admins") + ` && @request.body.role = "` + RoleMember + `")`
+	` || (` + siteRole("@request.body.site.", "admins") + ` && @request.body.role = "` + RoleMember + `"))`
 
 // The `invitations` collection holds the pending invitations to a site: a
 // mail with a link goes to the address; whoever signs in with that address
