@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pocketbase/dbx"
 	validation "github.com/pocketbase/ozzo-validation/v4"
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tools/mailer"
@@ -61,6 +62,14 @@ func RegisterInvitations(app core.App, dashboard string) error {
 		if user, err := e.App.FindAuthRecordByEmail("users", inv.GetString("email")); err == nil && roleOf(site, user.Id) != "" {
 			return validation.Errors{"email": validation.NewError("validation_already_on_site",
 				"This address already has access to the site.")}
+		}
+		// An expired invitation of the address gives way to the new one.
+		old, err := e.App.FindFirstRecordByFilter(access.InvitationsCollection, "site = {:site} && email = {:email}",
+			dbx.Params{"site": site.Id, "email": inv.GetString("email")})
+		if err == nil && !time.Now().Before(old.GetDateTime("expires").Time()) {
+			if err := e.App.Delete(old); err != nil {
+				return err
+			}
 		}
 		token := access.NewToken()
 		inv.Set("tokenHash", access.HashKey(token))

@@ -350,6 +350,9 @@ func TestInvitation(t *testing.T) {
 		}
 		res, text := call(t, srv, "GET", hooks.InvitePath+"/"+tok, nil, nil)
 		wantStatus(t, "expired link", res, text, 404)
+		_, fresh := invite(t, app, srv, ownerID, "old@example.com", "member")
+		res, text = call(t, srv, "GET", hooks.InvitePath+"/"+fresh, nil, nil)
+		wantStatus(t, "a new invitation in place of the expired", res, text, 200)
 		for _, bad := range []string{strings.Repeat("a", 40), tok[:39], "x"} {
 			res, text := call(t, srv, "GET", hooks.InvitePath+"/"+bad, nil, nil)
 			wantStatus(t, "unknown token", res, text, 404)

@@ -91,7 +91,12 @@ export function teamCard(site) {
           h(
             'li',
             { dataset: { invitation: inv.id } },
-            h('span', {}, inv.email, h('span', { class: 'muted' }, ` · ${roleLabel[inv.role]}, invited, until ${inv.expires.slice(0, 10)}`)),
+            h(
+              'span',
+              {},
+              inv.email,
+              h('span', { class: 'muted' }, ` · ${roleLabel[inv.role]}, ${new Date(inv.expires.replace(' ', 'T')) < new Date() ? 'invitation expired' : `invited until ${inv.expires.slice(0, 10)}`}`),
+            ),
             button('Revoke', `Revoke the invitation of ${inv.email}`, async () => {
               try {
                 await team.revoke(inv.id);
