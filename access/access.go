@@ -41,19 +41,21 @@ const (
 
 // Collections, by their fixed ids.
 const (
-	SharesCollection  = migrations.SharesCollectionId
-	APIKeysCollection = migrations.APIKeysCollectionId
+	SharesCollection      = migrations.SharesCollectionId
+	APIKeysCollection     = migrations.APIKeysCollectionId
+	InvitationsCollection = migrations.InvitationsCollectionId
 )
 
-// tokenLength is a share token's length: 40 characters of 62 (238 bits).
-const tokenLength = 40
+// TokenLength is the length of a share token or an invitation's: 40
+// characters of 62 (238 bits).
+const TokenLength = 40
 
 // KeyPrefix starts every API key, so a key is told from a PocketBase auth
 // token (a JWT) without a lookup.
 const KeyPrefix = "plk_"
 
-// NewToken returns a new share token.
-func NewToken() string { return security.RandomString(tokenLength) }
+// NewToken returns a new share or invitation token.
+func NewToken() string { return security.RandomString(TokenLength) }
 
 // NewKey returns a new API key and the hash stored in its place.
 func NewKey() (key, hash string) {
@@ -73,7 +75,7 @@ var ErrNoShare = errors.New("access: no such share")
 
 // FindShare returns the unexpired share of token.
 func FindShare(app core.App, token string) (*core.Record, error) {
-	if len(token) != tokenLength {
+	if len(token) != TokenLength {
 		return nil, ErrNoShare
 	}
 	r, err := app.FindFirstRecordByData(SharesCollection, "token", token)

@@ -204,6 +204,7 @@ func Register(app core.App, cfg Config) error {
 			hooks.RegisterLive(app, hooks.LiveConfig{Live: live}),
 			hooks.RegisterShares(app),
 			hooks.RegisterAPIKeys(app),
+			hooks.RegisterInvitations(app, cfg.DashboardPath),
 			hooks.RegisterDashboard(app, cfg.DashboardPath),
 		)
 	}

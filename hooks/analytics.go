@@ -65,7 +65,7 @@ const (
 // with the query parameters period, from, to, interval, filters, limit,
 // page and, for the time series and breakdowns, format (json or csv; see
 // export.go); export returns a zip of the CSVs. A public site is readable
-// by anyone; any other site by those the sites collection's view rule admits (owner, members, superusers), by a
+// by anyone; any other site by those the sites collection's view rule admits (owner, admins, members, superusers), by a
 // share link of the site and by an API key that lists it (see package
 // access). For everyone else the site does not exist: 404, as for an
 // unknown id.

@@ -91,7 +91,7 @@ func (fx *analyticsFixture) appWith(t testing.TB, set func(*hooks.AnalyticsConfi
 	r := core.NewRecord(sites)
 	r.Id = berlinSiteID
 	r.Load(map[string]any{"name": "Berlin", "domains": []string{"example.de"}, "timezone": "Europe/Berlin",
-		"owner": ownerID, "members": []string{memberID}})
+		"owner": ownerID, "admins": []string{adminID}, "members": []string{memberID}})
 	if err := app.Save(r); err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 // Fixture ids (PocketBase record id shape).
 const (
 	ownerID     = "owner0000000001"
+	adminID     = "admin0000000001"
 	memberID    = "member000000001"
 	strangerID  = "stranger0000001"
 	siteID      = "site00000000001" // example.com, www.example.com implied
@@ -103,7 +104,7 @@ func seed(dir string) error {
 		}
 		return app.Save(r)
 	}
-	for _, id := range []string{ownerID, memberID, strangerID, superuserID} {
+	for _, id := range []string{ownerID, adminID, memberID, strangerID, superuserID} {
 		col := "users"
 		if id == superuserID {
 			col = core.CollectionNameSuperusers

@@ -19,8 +19,12 @@ import (
 //     defaults to UTC;
 //   - on create through the API, owner is the signed-in user, whatever the
 //     body says, unless a superuser creates the site;
-//   - through the API, only superusers add members: a user cannot impose a
-//     site on another (members join by invitation); removing one is allowed.
+//   - through the API, nobody is made an admin or a member by another
+//     user: they join by invitation (see RegisterInvitations), which only
+//     superusers may bypass. Admins may remove members; the owner may also
+//     remove admins, move people between admins and members (listing a user
+//     in the other list moves them) and hand the site over to an admin or
+//     member, after which the old owner is an admin.
 func RegisterSites(app core.App) error {
 	app.OnRecordValidate(sitecache.Collection).BindFunc(func(e *core.RecordEvent) error {
 		if err := normalizeSite(e.Record); err != nil {
@@ -32,18 +36,17 @@ func RegisterSites(app core.App) error {
 	app.OnRecordCreateRequest(sitecache.Collection).BindFunc(func(e *core.RecordRequestEvent) error {
 		if e.Auth != nil && !e.HasSuperuserAuth() {
 			e.Record.Set("owner", e.Auth.Id)
-			if err := noNewMembers(e.Record, nil); err != nil {
-				return e.BadRequestError("", err)
+			if len(e.Record.GetStringSlice("admins"))+len(e.Record.GetStringSlice("members")) > 0 {
+				return e.BadRequestError("", errNeedConsent("members"))
 			}
 		}
 		return e.Next()
 	})
 
 	app.OnRecordUpdateRequest(sitecache.Collection).BindFunc(func(e *core.RecordRequestEvent) error {
-		if !e.HasSuperuserAuth() {
-			if err := noNewMembers(e.Record, e.Record.Original().GetStringSlice("members")); err != nil {
-				return e.BadRequestError("", err)
-			}
+		byOwner := e.Auth != nil && e.Auth.Id == e.Record.Original().GetString("owner")
+		if err := changeRoles(e.Record, e.Record.Original(), byOwner, e.HasSuperuserAuth()); err != nil {
+			return e.BadRequestError("", err)
 		}
 		return e.Next()
 	})
@@ -51,16 +54,60 @@ func RegisterSites(app core.App) error {
 	return nil
 }
 
-// noNewMembers refuses members of r that were not members before: a user
-// becomes a member by consent (an invitation they accept), never because
-// another user listed them. Removing members stays allowed.
-func noNewMembers(r *core.Record, before []string) error {
-	for _, id := range r.GetStringSlice("members") {
-		if !slices.Contains(before, id) {
-			return validation.Errors{"members": validation.NewError("validation_members_need_consent",
-				"Users cannot be added as members by others; they join by invitation.")}
+// within refuses ids of field that are not in team.
+func within(team []string, field string, ids []string) error {
+	for _, id := range ids {
+		if !slices.Contains(team, id) {
+			return errNeedConsent(field)
 		}
 	}
+	return nil
+}
+
+func errNeedConsent(field string) error {
+	return validation.Errors{field: validation.NewError("validation_members_need_consent",
+		"Users cannot be added to a site by others; they join by invitation.")}
+}
+
+// changeRoles checks an update of the site's owner, admins and members
+// against before and settles who holds which role: the owner (byOwner)
+// moves people, an admin only removes members (the sites update rule keeps
+// them from owner and admins).
+func changeRoles(r, before *core.Record, byOwner, superuser bool) error {
+	oldOwner, owner := before.GetString("owner"), r.GetString("owner")
+	wasAdmins, wasMembers := before.GetStringSlice("admins"), before.GetStringSlice("members")
+	admins, members := r.GetStringSlice("admins"), r.GetStringSlice("members")
+	if owner != oldOwner {
+		admins = append(admins, oldOwner)
+	}
+	switch {
+	case superuser:
+	case byOwner:
+		team := slices.Concat(wasAdmins, wasMembers, []string{oldOwner})
+		if !slices.Contains(team, owner) {
+			return errNeedConsent("owner")
+		}
+		if err := within(team, "admins", admins); err != nil {
+			return err
+		}
+		if err := within(team, "members", members); err != nil {
+			return err
+		}
+	default:
+		if err := within(wasMembers, "members", members); err != nil {
+			return err
+		}
+	}
+	// One role each: a user in both lists was just moved into the one they
+	// were not in; the owner is in neither.
+	admins = slices.DeleteFunc(admins, func(id string) bool {
+		return id == owner || slices.Contains(members, id) && slices.Contains(wasAdmins, id)
+	})
+	members = slices.DeleteFunc(members, func(id string) bool {
+		return id == owner || slices.Contains(admins, id)
+	})
+	r.Set("admins", admins)
+	r.Set("members", members)
 	return nil
 }
 

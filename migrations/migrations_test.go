@@ -1,6 +1,7 @@
 package migrations_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,16 +74,67 @@ func TestSitesCollection(t *testing.T) {
 	})
 
 	t.Run("down", func(t *testing.T) {
-		// The later steps (goals and funnels; shares, api_keys, embed_origins) go first.
-		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(5); err != nil {
+		// The later steps (invitations, roles; goals and funnels; shares,
+		// api_keys, embed_origins) go first.
+		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(7); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"sites", "shares", "api_keys", "goals", "funnels"} {
+		for _, name := range []string{"sites", "shares", "api_keys", "goals", "funnels", "invitations"} {
 			if _, err := app.FindCollectionByNameOrId(name); err == nil {
 				t.Fatalf("%s still exists after migrating down", name)
 			}
 		}
 	})
+}
+
+// TestRolesDown checks that migrating the roles down keeps everyone on
+// their sites: admins become members.
+func TestRolesDown(t *testing.T) {
+	app, err := tests.NewTestApp(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Cleanup()
+
+	users, _ := app.FindCollectionByNameOrId("users")
+	var ids []string
+	for _, email := range []string{"owner@example.com", "admin@example.com", "member@example.com"} {
+		u := core.NewRecord(users)
+		u.SetEmail(email)
+		u.SetPassword("password-123")
+		if err := app.Save(u); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.Id)
+	}
+	sites, _ := app.FindCollectionByNameOrId("sites")
+	site := core.NewRecord(sites)
+	site.Load(map[string]any{"name": "S", "domains": []string{"s.example"}, "owner": ids[0], "admins": ids[1:2], "members": ids[2:]})
+	if err := app.Save(site); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(2); err != nil {
+		t.Fatal(err)
+	}
+	site, err = app.FindRecordById("sites", site.Id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := site.GetStringSlice("members"); len(got) != 2 || !slices.Contains(got, ids[1]) || !slices.Contains(got, ids[2]) {
+		t.Fatalf("members after down: %v, want the admin and the member", got)
+	}
+	sites, _ = app.FindCollectionByNameOrId("sites")
+	if sites.Fields.GetByName("admins") != nil || strings.Contains(*sites.ViewRule, "admins") {
+		t.Fatalf("admins field or rule left after down: %s", *sites.ViewRule)
+	}
+	goals, _ := app.FindCollectionByNameOrId("goals")
+	if strings.Contains(*goals.CreateRule, "admins") {
+		t.Fatalf("goals rule left after down: %s", *goals.CreateRule)
+	}
+	if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Up(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestAccessCollections(t *testing.T) {
@@ -96,9 +148,11 @@ func TestAccessCollections(t *testing.T) {
 		id, name string
 		secret   string // a field never in API responses
 		unique   string // an index that must be unique
+		noUpdate bool   // records are never edited through the API
 	}{
-		{migrations.SharesCollectionId, "shares", "password", "idx_shares_token"},
-		{migrations.APIKeysCollectionId, "api_keys", "hash", "idx_api_keys_hash"},
+		{migrations.SharesCollectionId, "shares", "password", "idx_shares_token", false},
+		{migrations.APIKeysCollectionId, "api_keys", "hash", "idx_api_keys_hash", false},
+		{migrations.InvitationsCollectionId, "invitations", "tokenHash", "idx_invitations_token", true},
 	} {
 		c, err := app.FindCollectionByNameOrId(tc.id)
 		if err != nil || c.Name != tc.name {
@@ -107,6 +161,12 @@ func TestAccessCollections(t *testing.T) {
 		for name, rule := range map[string]*string{
 			"list": c.ListRule, "view": c.ViewRule, "create": c.CreateRule, "update": c.UpdateRule, "delete": c.DeleteRule,
 		} {
+			if name == "update" && tc.noUpdate {
+				if rule != nil {
+					t.Errorf("%s update rule is %q, want none (superusers only)", tc.name, *rule)
+				}
+				continue
+			}
 			if rule == nil || *rule == "" || !strings.Contains(*rule, "@request.auth.id") {
 				t.Errorf("%s %s rule is %v: want a rule on the signed-in user", tc.name, name, rule)
 			}

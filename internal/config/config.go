@@ -57,3 +57,9 @@ const SitesMirrorFile = "sites-mirror.json"
 // GeoIPFile is where the country database is downloaded when the binary
 // embeds none, inside pb_data.
 const GeoIPFile = "geoip/country.mmdb"
+
+// Invitations.
+const (
+	// InvitationTTL is how long an invitation's link works.
+	InvitationTTL = 7 * 24 * time.Hour
+)

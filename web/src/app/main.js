@@ -7,6 +7,7 @@ import { loginView, signupView } from './views/login.js';
 import { sitesView, newSiteView } from './views/sites.js';
 import { siteView } from './views/site.js';
 import { shareView } from './views/share.js';
+import { inviteView } from './views/invite.js';
 import { initTheme, themeToggle } from './theme.js';
 import { toasts } from './toasts.js';
 
@@ -23,10 +24,11 @@ route('/sites/:id/live', siteView('live'));
 route('/sites/:id/settings', siteView('settings'));
 route('/share/:token', shareView('overview'));
 route('/share/:token/live', shareView('live'));
+route('/invite/:token', inviteView);
 
 const publicPaths = new Set(['/login', '/signup']);
-// Share links open without an account, signed in or not.
-const isShared = (path) => path.startsWith('/share/');
+// Share links and invitations open without an account, signed in or not.
+const isShared = (path) => path.startsWith('/share/') || path.startsWith('/invite/');
 
 const root = document.getElementById('app');
 const main = h('main', { id: 'main', tabindex: '-1' });

@@ -42,7 +42,7 @@ export function loginView() {
   const admin = h('input', { type: 'checkbox', name: 'superuser' });
   const err = errorBox();
   const submit = h('button', { class: 'btn primary', type: 'submit' }, 'Sign in');
-  const signup = h('p', { class: 'muted', hidden: true }, 'No account yet? ', h('a', { href: '/signup' }, 'Create one'));
+  const signup = h('p', { class: 'muted', hidden: true }, 'No account yet? ', h('a', { href: `/signup${location.search}` }, 'Create one'));
 
   const form = h(
     'form',
@@ -77,7 +77,9 @@ export function loginView() {
 }
 
 export function signupView() {
-  const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true });
+  // An invitation's page passes the invited address.
+  const invited = new URLSearchParams(location.search).get('email') || '';
+  const email = h('input', { type: 'email', name: 'email', autocomplete: 'username', required: true, value: invited });
   const password = h('input', { type: 'password', name: 'password', autocomplete: 'new-password', minlength: 8, required: true });
   const confirm = h('input', { type: 'password', name: 'passwordConfirm', autocomplete: 'new-password', minlength: 8, required: true });
   const err = errorBox();
@@ -112,7 +114,7 @@ export function signupView() {
     field('Repeat the password', confirm),
     err,
     submit,
-    h('p', { class: 'muted' }, 'Have an account? ', h('a', { href: '/login' }, 'Sign in')),
+    h('p', { class: 'muted' }, 'Have an account? ', h('a', { href: `/login${location.search}` }, 'Sign in')),
   );
   queueMicrotask(() => email.focus());
   return { title: 'Create an account', el: h('section', { class: 'page auth' }, form) };

@@ -1,11 +1,12 @@
-// Site settings: the tracker snippet, name/domains/time zone, members and
+// Site settings: the tracker snippet, name/domains/time zone, people and
 // deletion.
-import { h, clear, uid } from '../dom.js';
+import { h, uid } from '../dom.js';
 import { sites, siteDomains, parseDomains, findUser, me, isSuperuser } from '../api.js';
 import { navigate } from '../router.js';
 import { goalsCard } from './goals.js';
 import { funnelsSettingsCard } from './funnels.js';
 import { sharingCards } from './sharing.js';
+import { teamCard } from './team.js';
 
 function timezones() {
   try {
@@ -135,75 +136,6 @@ export function snippet(site, live) {
   return { el, destroy: () => off?.() };
 }
 
-function membersCard(site) {
-  const list = h('ul', { class: 'members' });
-  const input = h('input', { name: 'member', placeholder: 'E-mail address or user id', 'aria-label': 'Member e-mail or user id' });
-  const err = h('p', { class: 'error', role: 'alert', hidden: true });
-  let current = site;
-
-  const render = () => {
-    clear(list);
-    const ids = Array.isArray(current.members) ? current.members : current.members ? [current.members] : [];
-    const expanded = current.expand?.members || [];
-    if (!ids.length) list.append(h('li', { class: 'muted' }, 'Only you can see this site.'));
-    for (const id of ids) {
-      const u = expanded.find?.((m) => m.id === id);
-      list.append(
-        h(
-          'li',
-          {},
-          h('span', {}, u?.email || u?.name || id),
-          h('button', { class: 'btn ghost small', type: 'button', 'aria-label': `Remove ${u?.email || id}`, onclick: () => save({ 'members-': id }) }, 'Remove'),
-        ),
-      );
-    }
-  };
-  const save = async (change) => {
-    err.hidden = true;
-    try {
-      current = await sites.update(current.id, change);
-      render();
-    } catch (e) {
-      err.textContent = errorText(e);
-      err.hidden = false;
-    }
-  };
-  render();
-
-  return h(
-    'div',
-    { class: 'card' },
-    h('h2', {}, 'Members'),
-    h('p', { class: 'muted' }, 'Members can see the dashboard; only the owner changes settings.'),
-    list,
-    // Nobody is made a member without consent: until invitations exist,
-    // only an administrator adds members.
-    !isSuperuser()
-      ? h('p', { class: 'muted' }, 'Members are added by an administrator; you can remove them here.')
-      : h(
-          'form',
-          {
-            class: 'row',
-            onsubmit: async (e) => {
-              e.preventDefault();
-              err.hidden = true;
-              try {
-                const user = await findUser(input.value);
-                await save({ 'members+': user.id });
-                input.value = '';
-              } catch (e2) {
-                err.textContent = e2.message;
-                err.hidden = false;
-              }
-            },
-          },
-          input,
-          h('button', { class: 'btn', type: 'submit' }, 'Add member'),
-        ),
-    err,
-  );
-}
-
 function dangerCard(site) {
   const dialog = h(
     'dialog',
@@ -248,7 +180,7 @@ export function settingsView(site, live, onRenamed) {
     snip.el,
     h('h2', { class: 'section' }, 'General'),
     siteForm(site, { onSaved: (s) => onRenamed?.(s) }),
-    membersCard(site),
+    teamCard(site),
     goalsCard(site),
     funnelsSettingsCard(site),
     sharingCards(site),

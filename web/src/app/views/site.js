@@ -71,7 +71,7 @@ export function siteView(tab) {
       .get(id)
       .then((site) => {
         if (destroyed) return;
-        const canEdit = isSuperuser() || site.owner === me()?.id;
+        const canEdit = isSuperuser() || site.owner === me()?.id || (site.admins || []).includes(me()?.id);
         const show = (s) => {
           title.textContent = s.name || siteDomains(s)[0] || 'Site';
           domains.textContent = siteDomains(s).join(', ');
@@ -90,7 +90,7 @@ export function siteView(tab) {
         if (tab === 'overview') child = overviewView(site, feed);
         else if (tab === 'live') child = liveView(site, feed);
         else if (canEdit) child = settingsView(site, feed, show);
-        else child = { el: h('p', { class: 'error', role: 'alert' }, 'Only the owner can change this site.') };
+        else child = { el: h('p', { class: 'error', role: 'alert' }, 'Only the owner and admins can change this site.') };
         clear(body).append(child.el);
       })
       .catch((err) => {
