@@ -16,7 +16,7 @@ import (
 // Message types; docs/LIVE.md shows an example of each.
 const (
 	TypeArrival  = "arrival"  // a visitor became live (usually a new session)
-	TypePageview = "pageview" // a live visitor moved to another page
+	TypePageview = "pageview" // a live visitor showed a page (another, or a reload)
 	TypeEvent    = "event"    // a live visitor triggered a custom event
 	TypeLeave    = "leave"    // a visitor is no longer live
 	TypeCount    = "count"    // the live visitor count changed
