@@ -1,6 +1,7 @@
 // Live conversions: a goal-converting hit sent through /api/collect raises a
 // toast with the goal, place, referrer and revenue, joins the arrivals feed,
-// and the goal's count for today goes up by one, from the store's figure.
+// and the goal's count for today goes up by one, from the store's figure;
+// with SSE blocked the polled count follows the store.
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, SITE_ID.
 import { launch, env, assert, waitFor, step, run, DESKTOP_UA } from './lib.mjs';
@@ -67,6 +68,18 @@ run(async () => {
     step('a resync from the store (flushed or not) does not count it twice');
     await page.waitForTimeout(5000); // the feed resyncs 4 s after a burst
     assert((await signupCount(page)) === 2, `count after the resync: ${await signupCount(page)}`);
+
+    step('SSE blocked → polling: the store’s figure, then the next conversion at the next poll');
+    const blocked = await context.newPage();
+    blocked.on('pageerror', (e) => errors.push(e.message));
+    await blocked.route('**/api/realtime**', (route) => route.abort());
+    await blocked.goto(`${APP}/sites/${SITE}/live`);
+    await blocked.locator('.live-pill[data-mode="polling"]').waitFor({ timeout: 10000 });
+    await waitFor('the stored count at 2', async () => (await signupCount(blocked)) === 2, { timeout: 20000, interval: 500 });
+    const third = DESKTOP_UA.replace('Chrome/138.0.0.0', 'Chrome/138.0.0.3');
+    await send(third, { type: 'event', name: 'signup', props: { plan: 'pro' } });
+    await waitFor('the polled count at 3', async () => (await signupCount(blocked)) === 3, { timeout: 40000, interval: 500 });
+    await waitFor('the pushed count at 3', async () => (await signupCount(page)) === 3, { timeout: 5000 });
     assert(errors.length === 0, `page errors: ${errors.join('; ')}`);
   } finally {
     await close();

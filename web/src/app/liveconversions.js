@@ -1,13 +1,13 @@
 // Live conversions: today's conversions per goal (in the site's time zone),
 // and the toast and feed line of each conversion as it happens.
 //
-// A count starts from the store's figure for today (the goal breakdown) and
-// adds the conversion messages received after that figure was asked for,
-// each once (keyed by visitor, time and goal). Every snapshot of the live
-// feed (first load, each poll, each resync and reconnect) asks the store
-// again; a count never goes down, so a conversion not yet flushed to the
-// store when it answered is not lost, and one it already holds is not added
-// twice.
+// A goal's count starts from the store's figure for today (the goal
+// breakdown) and goes up by one for each conversion message, counted once
+// (keyed by visitor, time and goal). Every snapshot of the live feed (first
+// load, each poll, each resync and reconnect) asks the store again and takes
+// its figure plus the messages received since it was asked for, when that
+// is more: a conversion that reached the screen but not yet the store is not
+// lost, one the store already holds is not added twice.
 import { h, clear } from './dom.js';
 import { num, place } from './format.js';
 import { breakdown } from './api.js';
@@ -37,26 +37,38 @@ export function conversionToast(m) {
   );
 }
 
+// KEEP_MS is how long a conversion's key is kept to recognise it again.
+const KEEP_MS = 10 * 60 * 1000;
+
 export class GoalCounts {
-  constructor(siteId) {
+  constructor(siteId, timeZone) {
     this.siteId = siteId;
-    this.base = new Map(); // goal → the store's count
-    this.askedAt = -1; // when the store's count was asked for (ms)
+    this.day = new Intl.DateTimeFormat('en-CA', { timeZone });
+    this.today = this.day.format(new Date());
     this.seen = new Map(); // conversion key → {goal, at}
     this.shown = new Map(); // goal → count on screen
     this.pending = null;
   }
 
   // refresh asks the store for today's conversions per goal.
-  async refresh() {
+  refresh() {
     if (this.pending) return this.pending;
     const askedAt = Date.now();
     this.pending = breakdown(this.siteId, 'goal', { period: 'today', filters: {} }, { limit: 100 })
       .then((r) => {
-        this.base = new Map((r.rows || []).map((row) => [row.value, Number(row.events) || 0]));
-        this.askedAt = askedAt;
-        for (const [k, c] of this.seen) if (c.at < askedAt) this.seen.delete(k);
-        this.update();
+        const today = this.day.format(new Date(askedAt));
+        if (today !== this.today) {
+          this.today = today;
+          this.shown.clear();
+        }
+        const next = new Map((r.rows || []).map((row) => [row.value, Number(row.events) || 0]));
+        for (const [k, c] of this.seen) {
+          if (c.at < askedAt - KEEP_MS) this.seen.delete(k);
+          else if (c.at >= askedAt) next.set(c.goal, (next.get(c.goal) || 0) + 1);
+        }
+        const recent = new Set([...this.seen.values()].map((c) => c.goal));
+        for (const goal of this.shown.keys()) if (!next.has(goal) && !recent.has(goal)) this.shown.delete(goal); // a deleted goal
+        for (const [goal, n] of next) this.shown.set(goal, Math.max(n, this.shown.get(goal) || 0));
       })
       .finally(() => (this.pending = null));
     return this.pending;
@@ -67,14 +79,8 @@ export class GoalCounts {
     const key = `${m.visitor}|${m.time}|${m.goal}`;
     if (this.seen.has(key)) return false;
     this.seen.set(key, { goal: m.goal, at: Date.now() });
-    this.update();
+    this.shown.set(m.goal, (this.shown.get(m.goal) || 0) + 1);
     return true;
-  }
-
-  update() {
-    const next = new Map(this.base);
-    for (const c of this.seen.values()) if (c.at >= this.askedAt) next.set(c.goal, (next.get(c.goal) || 0) + 1);
-    for (const [goal, n] of next) this.shown.set(goal, Math.max(n, this.shown.get(goal) || 0));
   }
 
   rows() {

@@ -36,7 +36,7 @@ export function liveView(site, feed) {
   const refsBox = h('div');
   const onlineBox = h('section', { class: 'card online' }, h('h2', {}, 'Online today'));
   const errorBox = h('p', { class: 'error', role: 'alert', hidden: true });
-  const counts = new GoalCounts(site.id);
+  const counts = new GoalCounts(site.id, timeZone);
   const goals = goalsPanel(counts);
   const refreshGoals = () => counts.refresh().then(goals.render, () => {});
 
