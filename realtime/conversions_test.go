@@ -2,9 +2,11 @@ package realtime_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pocketbase/pocketbase/core"
 
+	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
 	"github.com/pocketlytics/pocketlytics/migrations"
@@ -116,5 +118,48 @@ func TestConversions(t *testing.T) {
 				t.Fatalf("after the goal change: %v", got)
 			}
 		})
+	}
+}
+
+// TestConversionsAccess: conversions reach exactly those who may watch the
+// site's live topic: owner, member and a live share link, not a share
+// without the live flag nor a stranger.
+func TestConversionsAccess(t *testing.T) {
+	app, live, base := start(t, realtime.Config{})
+	if err := hooks.RegisterShares(app); err != nil {
+		t.Fatal(err)
+	}
+	createGoal(t, app, livetest.Site, "Any page", "", "/*", nil)
+	liveShare := newShare(t, app, livetest.Site, true, "", time.Time{}).GetString("token")
+	statsShare := newShare(t, app, livetest.Site, false, "", time.Time{}).GetString("token")
+
+	cases := []struct {
+		name, auth, key string
+		want            bool
+	}{
+		{"owner", livetest.Token(t, app, "users", livetest.Owner), realtime.Topic(livetest.Site), true},
+		{"member", livetest.Token(t, app, "users", livetest.Member), realtime.Topic(livetest.Site), true},
+		{"live share", "", shareTopic(livetest.Site, liveShare, ""), true},
+		{"share without live", "", shareTopic(livetest.Site, statsShare, ""), false},
+		{"stranger", livetest.Token(t, app, "users", livetest.Stranger), realtime.Topic(livetest.Site), false},
+	}
+	clients := make([]*livetest.Client, len(cases))
+	for i, tc := range cases {
+		clients[i] = livetest.Connect(t, base)
+		clients[i].Subscribe(t, tc.auth, realtime.Topic(livetest.Public), tc.key)
+	}
+	vid, stop := visitor(), visitor()
+	live.Publish(livetest.Hit(livetest.Site, vid, event.Pageview, "/thanks"))
+	live.Publish(livetest.Hit(livetest.Public, stop, event.Pageview, "/"))
+	for i, tc := range cases {
+		got := false
+		for _, e := range collectUntil(t, clients[i], realtime.VisitorKey(livetest.Public, stop)) {
+			if m := e.Decode(t); m["type"] == realtime.TypeConversion && m["goal"] == "Any page" {
+				got = true
+			}
+		}
+		if got != tc.want {
+			t.Errorf("%s: conversion delivered = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
