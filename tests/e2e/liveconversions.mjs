@@ -55,7 +55,9 @@ run(async () => {
     step('a new visitor converts with revenue: toast, feed line, count 1 → 2');
     const second = DESKTOP_UA.replace('Chrome/138.0.0.0', 'Chrome/138.0.0.2');
     await send(second, { type: 'pageview' });
-    await send(second, { type: 'event', name: 'signup', props: { plan: 'pro', title: '<img src=x onerror=alert(1)>' }, revenue: { amount: 49.9, currency: 'EUR' } });
+    const markup = '<img src=x onerror="window.__injected=1">';
+    await send(second, { type: 'event', name: markup });
+    await send(second, { type: 'event', name: 'signup', props: { plan: 'pro' }, revenue: { amount: 49.9, currency: 'EUR' } });
     const toast = page.locator('.toast.conversion').first();
     await toast.waitFor({ timeout: 5000 });
     const text = await toast.textContent();
@@ -63,7 +65,9 @@ run(async () => {
     await waitFor('the signup count at 2', async () => (await signupCount(page)) === 2, { timeout: 5000 });
     const feedText = await page.locator('.arrivals li.conversion').first().textContent();
     assert(feedText.includes('Signup') && feedText.includes('€49.90'), `feed ${JSON.stringify(feedText)}`);
-    assert(await page.locator('.arrivals li.event').count() >= 1, 'the custom event in the feed');
+    const events = await page.locator('.arrivals li.event').allTextContents();
+    assert(events.some((t) => t.includes(markup)), `the custom event, as text, in the feed: ${JSON.stringify(events)}`);
+    assert(!(await page.locator('.arrivals img').count()) && !(await page.evaluate(() => window.__injected)), 'a hit rendered as markup');
 
     step('a resync from the store (flushed or not) does not count it twice');
     await page.waitForTimeout(5000); // the feed resyncs 4 s after a burst

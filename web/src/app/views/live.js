@@ -1,6 +1,6 @@
 // The live view: globe with a pin per current visitor, the arrivals feed,
-// active pages, live referrers, visitors online over the day, and a toast
-// for each new visitor.
+// active pages, live referrers, visitors online over the day, today's
+// conversions per goal, and a toast for each new visitor and conversion.
 import { h, clear } from '../dom.js';
 import { num, flag, place, deviceIcon, capitalize, timeAgo, clockTime } from '../format.js';
 import { globe } from '../globe.js';
