@@ -14,7 +14,7 @@ import (
 	"github.com/pocketlytics/pocketlytics/realtime/livetest"
 )
 
-func createGoal(t *testing.T, app core.App, site, name, ev, page string, props map[string]string) *core.Record {
+func createGoal(t testing.TB, app core.App, site, name, ev, page string, props map[string]string) *core.Record {
 	t.Helper()
 	c, err := app.FindCollectionByNameOrId(migrations.GoalsCollectionId)
 	if err != nil {
