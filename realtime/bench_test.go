@@ -67,6 +67,43 @@ func BenchmarkLatency(b *testing.B) {
 	}
 }
 
+// BenchmarkConversionLatency is BenchmarkLatency for the conversion message
+// that follows the arrival when the site has goals (20, the last one
+// reached): what matching adds on the way to the dashboard.
+//
+//	go test -run '^$' -bench 'Latency' -benchtime 2000x ./realtime/
+func BenchmarkConversionLatency(b *testing.B) {
+	for name, cfg := range benchConfigs(b) {
+		b.Run(name, func(b *testing.B) {
+			app, live, base := start(b, cfg(b))
+			for i := range 19 {
+				createGoal(b, app, livetest.Site, fmt.Sprintf("Goal %d", i), fmt.Sprintf("event-%d", i), "", map[string]string{"plan": "pro"})
+			}
+			createGoal(b, app, livetest.Site, "Thanks", "", "/thanks*", nil)
+			c := livetest.Connect(b, base)
+			c.Subscribe(b, livetest.Token(b, app, "users", livetest.Owner), realtime.Topic(livetest.Site))
+
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				vid := visitor()
+				key := []byte(realtime.VisitorKey(livetest.Site, vid))
+				sent := time.Now()
+				live.Publish(livetest.Hit(livetest.Site, vid, event.Pageview, "/thanks/pro"))
+				for {
+					e := c.Next(b)
+					if bytes.Contains(e.Data, key) && bytes.Contains(e.Data, []byte(realtime.TypeConversion)) {
+						lat = append(lat, e.At.Sub(sent))
+						break
+					}
+				}
+			}
+			b.StopTimer()
+			report(b, lat)
+		})
+	}
+}
+
 // BenchmarkPublish measures what the ingest route pays per hit for the live
 // view: Publish's hand-over to the worker. With Redis unreachable the worker
 // fails every batch; Publish must stay as cheap (it drops when the queue is

@@ -52,8 +52,9 @@ const countRefresh = time.Second
 // index site → subscribers, maintained on subscribe, unsubscribe and
 // disconnect, and checks it before any work for a site.
 type bridge struct {
-	app  core.App
-	live *Live
+	app   core.App
+	live  *Live
+	goals *goalCache
 
 	connsMu sync.Mutex
 	conns   map[string]int // open realtime connections by client address
@@ -73,10 +74,11 @@ type siteEntry struct {
 }
 
 func newBridge(app core.App, live *Live) *bridge {
-	return &bridge{app: app, live: live, conns: map[string]int{}, clients: map[string]*subscriber{}, sites: map[string]*siteEntry{}}
+	return &bridge{app: app, live: live, goals: newGoalCache(app), conns: map[string]int{}, clients: map[string]*subscriber{}, sites: map[string]*siteEntry{}}
 }
 
 func (b *bridge) bind() {
+	b.goals.bind()
 	b.app.OnRealtimeConnectRequest().BindFunc(func(e *core.RealtimeConnectRequestEvent) error {
 		addr := e.RealIP()
 		if !b.connect(addr) {
@@ -417,8 +419,13 @@ func (b *bridge) recheck(match func(site string, s *subscriber) bool, auth func(
 }
 
 // dispatch forwards a bus message to this instance's subscribers of its
-// site. It never blocks: each subscriber has its own buffer and sender.
+// site, followed by the conversions it makes on the site's goals. It never
+// blocks: each subscriber has its own buffer and sender.
 func (b *bridge) dispatch(m bus.Message) {
+	if !b.watching(m.Site) {
+		return
+	}
+	convs := b.goals.conversions(m.Site, m.Data)
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	e := b.sites[m.Site]
@@ -428,6 +435,9 @@ func (b *bridge) dispatch(m bus.Message) {
 	for s := range e.subs {
 		for _, key := range s.topics[m.Site] {
 			s.push(subscriptions.Message{Name: key, Data: m.Data})
+			for _, c := range convs {
+				s.push(subscriptions.Message{Name: key, Data: c})
+			}
 		}
 	}
 	if changesCount(m.Data) {

@@ -444,7 +444,8 @@ func (l *Live) apply(batch []event.Event) []presence.Departure {
 		}
 		if r.Arrived {
 			msgs = l.add(msgs, arrivalMessage(ev, h.Visitor))
-		} else if ev.Type == event.Pageview && r.PrevPage != ev.Pathname {
+		} else if ev.Type == event.Pageview {
+			// Reloads too: each pageview may reach a page goal.
 			msgs = l.add(msgs, pageviewMessage(ev, h.Visitor, r.PrevPage))
 		}
 		if ev.Type == event.Custom {

@@ -9,16 +9,21 @@ import (
 	"time"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/realtime/presence"
 )
 
 // Message types; docs/LIVE.md shows an example of each.
 const (
 	TypeArrival  = "arrival"  // a visitor became live (usually a new session)
-	TypePageview = "pageview" // a live visitor moved to another page
+	TypePageview = "pageview" // a live visitor showed a page (another, or a reload)
 	TypeEvent    = "event"    // a live visitor triggered a custom event
 	TypeLeave    = "leave"    // a visitor is no longer live
 	TypeCount    = "count"    // the live visitor count changed
+
+	// TypeConversion: a live hit reached one of the site's goals. The
+	// instance that serves the dashboards matches it against its goals.
+	TypeConversion = "conversion"
 )
 
 // Reasons of a leave message.
@@ -55,9 +60,19 @@ type Message struct {
 	Browser    string  `json:"browser,omitempty"`
 	OS         string  `json:"os,omitempty"`
 
-	// Custom event.
+	// Hit is the kind of hit that made an arrival: pageview, event or ping.
+	Hit string `json:"hit,omitempty"`
+
+	// Custom event (and the event of a conversion).
 	Name  string            `json:"name,omitempty"`
 	Props map[string]string `json:"props,omitempty"`
+	// Revenue of a custom event: a decimal amount ("49.90") and its ISO
+	// 4217 currency.
+	Revenue  string `json:"revenue,omitempty"`
+	Currency string `json:"currency,omitempty"`
+
+	// Goal is the name of the goal a conversion reached.
+	Goal string `json:"goal,omitempty"`
 
 	// Reason of a leave: LeaveClosed or LeaveTimeout.
 	Reason string `json:"reason,omitempty"`
@@ -112,16 +127,50 @@ func arrivalMessage(ev *event.Event, visitor string) Message {
 		Page: ev.Pathname, Title: ev.Title, NewSession: ev.Entry,
 		Referrer: ev.ReferrerHost, Channel: ev.Channel,
 		Country: ev.Country, Region: ev.Region, City: ev.City, Lat: finite(ev.Latitude), Lon: finite(ev.Longitude),
-		Device: ev.Device, Browser: ev.Browser, OS: ev.OS,
+		Device: ev.Device, Browser: ev.Browser, OS: ev.OS, Hit: ev.Type,
 	}
 }
 
+// pageviewMessage and eventMessage carry the visitor's place and referrer:
+// a dashboard that opened after the arrival still shows where a conversion
+// came from.
 func pageviewMessage(ev *event.Event, visitor, from string) Message {
-	return Message{Type: TypePageview, Site: ev.SiteID, Visitor: visitor, Time: ev.Time, Page: ev.Pathname, Title: ev.Title, From: from}
+	return Message{
+		Type: TypePageview, Site: ev.SiteID, Visitor: visitor, Time: ev.Time, Page: ev.Pathname, Title: ev.Title, From: from,
+		Referrer: ev.ReferrerHost, Country: ev.Country, Region: ev.Region, City: ev.City,
+	}
 }
 
 func eventMessage(ev *event.Event, visitor string) Message {
-	return Message{Type: TypeEvent, Site: ev.SiteID, Visitor: visitor, Time: ev.Time, Page: ev.Pathname, Name: ev.Name, Props: ev.Props}
+	m := Message{
+		Type: TypeEvent, Site: ev.SiteID, Visitor: visitor, Time: ev.Time, Page: ev.Pathname, Name: ev.Name, Props: ev.Props,
+		Referrer: ev.ReferrerHost, Country: ev.Country, Region: ev.Region, City: ev.City,
+	}
+	if ev.RevenueCurrency != "" {
+		m.Revenue, m.Currency = event.FormatAmount(ev.RevenueAmount), ev.RevenueCurrency
+	}
+	return m
+}
+
+// conversionMessages returns a conversion per goal that the hit of m (an
+// arrival on a pageview, a pageview or an event) reached.
+func conversionMessages(m *Message, goals []store.Goal) []Message {
+	pageview := m.Type == TypePageview || m.Type == TypeArrival && m.Hit == event.Pageview
+	if !pageview && m.Type != TypeEvent {
+		return nil
+	}
+	var out []Message
+	for _, g := range goals {
+		if !g.Reached(pageview, m.Page, m.Name, m.Props) {
+			continue
+		}
+		out = append(out, Message{
+			Type: TypeConversion, Site: m.Site, Visitor: m.Visitor, Time: m.Time, Goal: g.Name,
+			Page: m.Page, Name: m.Name, Revenue: m.Revenue, Currency: m.Currency,
+			Referrer: m.Referrer, Country: m.Country, Region: m.Region, City: m.City,
+		})
+	}
+	return out
 }
 
 func leaveMessage(site, visitor, reason string, at time.Time) Message {

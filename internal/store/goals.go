@@ -81,6 +81,25 @@ func (g Goal) PropKeys() []string {
 	return keys
 }
 
+// Reached reports whether a hit reaches g: a custom event named g.Event
+// (event is "" for other hits) carrying every pair of g.Props, or a
+// pageview whose path matches g.Page. The conformance checks
+// (storetest) hold both stores' SQL to it; the live layer matches with it.
+func (g Goal) Reached(pageview bool, path, event string, props map[string]string) bool {
+	if g.Page != "" {
+		return pageview && MatchPattern(g.Page, path)
+	}
+	if pageview || g.Event == "" || event != g.Event {
+		return false
+	}
+	for k, v := range g.Props {
+		if got, ok := props[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
 // MatchPattern reports whether s matches the page pattern p, where *
 // matches any run of characters (the definition the stores' SQL follows).
 func MatchPattern(p, s string) bool {

@@ -93,3 +93,36 @@ func TestDashboardProperties(t *testing.T) {
 		"SITE_ID="+site.ID,
 	)
 }
+
+// TestLiveConversions sends a goal-converting hit through /api/collect and
+// sees the toast and the goal's count for today go up in the live view
+// (liveconversions.mjs).
+func TestLiveConversions(t *testing.T) {
+	browser := chromium(t)
+	app := testutil.StartApp(t, testutil.AppOptions{})
+	requireRoute(t, app, "/", `<div id="app">`)
+	app.Call(t, "PATCH", "/api/settings", app.SuperuserToken(t), map[string]any{
+		"trustedProxy": map[string]any{"headers": []string{"X-Forwarded-For"}, "useLeftmostIP": true},
+	}, nil, http.StatusOK)
+
+	const password = "user-password-123"
+	user := testutil.Unique("user") + "@example.com"
+	_, token := app.CreateUser(t, user, password)
+	var site struct {
+		ID string `json:"id"`
+	}
+	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
+		"name": "Shop", "domains": []string{"shop.pocketlytics.test"}, "timezone": "Europe/Berlin",
+	}, &site, http.StatusOK)
+	app.Call(t, "POST", "/api/collections/goals/records", token, map[string]any{
+		"site": site.ID, "name": "Signup", "event": "signup", "props": map[string]string{"plan": "pro"},
+	}, nil, http.StatusOK)
+
+	runScript(t, "liveconversions.mjs", 2*time.Minute,
+		"CHROMIUM_PATH="+browser,
+		"APP_URL="+app.URL,
+		"USER_EMAIL="+user,
+		"USER_PASSWORD="+password,
+		"SITE_ID="+site.ID,
+	)
+}

@@ -75,20 +75,14 @@ func withRevenue(ev *event.Event) {
 	}
 }
 
-// reaches reports whether a row reaches goal.
+// reaches reports whether a row reaches goal, by the rule the live layer
+// uses too: the checks hold both stores' SQL to it.
 func reaches(goal store.Goal, e *event.Event) bool {
-	if goal.Event != "" {
-		if e.Type != event.Custom || e.Name != goal.Event {
-			return false
-		}
-		for k, v := range goal.Props {
-			if got, ok := e.Props[k]; !ok || got != v {
-				return false
-			}
-		}
-		return true
+	name := ""
+	if e.Type == event.Custom {
+		name = e.Name
 	}
-	return e.Type == event.Pageview && store.MatchPattern(goal.Page, e.Pathname)
+	return goal.Reached(e.Type == event.Pageview, e.Pathname, name, e.Props)
 }
 
 // converted reports whether a goal filter's goals are reached in s.

@@ -33,8 +33,8 @@ export class LiveFeed {
     this.countAt = 0;
   }
 
-  // on subscribes to 'count', 'mode', 'arrival', 'leave', 'message',
-  // 'snapshot', 'data' or 'error'; it returns the unsubscribe function.
+  // on subscribes to 'count', 'mode', 'arrival', 'leave', 'event',
+  // 'conversion', 'message', 'snapshot', 'data' or 'error'; it returns the unsubscribe function.
   on(type, fn) {
     (this.listeners[type] ||= new Set()).add(fn);
     return () => this.listeners[type]?.delete(fn);
@@ -215,7 +215,7 @@ export class LiveFeed {
   }
 
   // handle applies one pushed message (docs/LIVE.md): arrival, pageview,
-  // event, leave or count.
+  // event, conversion, leave or count.
   handle(msg) {
     if (!msg || typeof msg !== 'object') return;
     this.emit('message', msg);
@@ -244,6 +244,11 @@ export class LiveFeed {
         break;
       }
       case 'event':
+      case 'conversion':
+        // Custom events and goal conversions join the arrivals feed.
+        this.feed.unshift({ ...msg, kind: msg.type, at: new Date(msg.time).getTime() || Date.now() });
+        if (this.feed.length > FEED_SIZE) this.feed.length = FEED_SIZE;
+        this.emit(msg.type, msg);
         this.markData();
         break;
       case 'leave':

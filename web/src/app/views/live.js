@@ -1,11 +1,12 @@
 // The live view: globe with a pin per current visitor, the arrivals feed,
-// active pages, live referrers, visitors online over the day, and a toast
-// for each new visitor.
+// active pages, live referrers, visitors online over the day, today's
+// conversions per goal, and a toast for each new visitor and conversion.
 import { h, clear } from '../dom.js';
 import { num, flag, place, deviceIcon, capitalize, timeAgo, clockTime } from '../format.js';
 import { globe } from '../globe.js';
 import { lineChart } from '../chart.js';
 import { toasts } from '../toasts.js';
+import { GoalCounts, goalsPanel, conversionToast, conversionLine } from '../liveconversions.js';
 
 function list(title, rows, empty, render) {
   return h(
@@ -35,6 +36,9 @@ export function liveView(site, feed) {
   const refsBox = h('div');
   const onlineBox = h('section', { class: 'card online' }, h('h2', {}, 'Online today'));
   const errorBox = h('p', { class: 'error', role: 'alert', hidden: true });
+  const counts = new GoalCounts(site.id, timeZone);
+  const goals = goalsPanel(counts);
+  const refreshGoals = () => counts.refresh().then(goals.render, () => {});
 
   const el = h(
     'div',
@@ -50,7 +54,7 @@ export function liveView(site, feed) {
         h('section', { class: 'card feed' }, h('h2', {}, 'Arrivals'), feedList),
       ),
     ),
-    h('div', { class: 'live-grid' }, pagesBox, refsBox),
+    h('div', { class: 'live-grid' }, pagesBox, refsBox, goals.el),
     onlineBox,
   );
 
@@ -74,10 +78,25 @@ export function liveView(site, feed) {
       h('time', { datetime: new Date(v.at).toISOString(), title: clockTime(v.at) }, timeAgo(v.at)),
     );
 
+  // Custom events and conversions in the feed: one line each.
+  const activityItem = (m) =>
+    h(
+      'li',
+      { class: m.kind, dataset: { visitor: m.visitor } },
+      h('span', { class: 'flag', 'aria-hidden': 'true' }, m.kind === 'conversion' ? '🎯' : '⚡'),
+      h(
+        'span',
+        { class: 'who' },
+        h('strong', {}, m.kind === 'conversion' ? conversionLine(m) : m.name),
+        h('span', { class: 'muted' }, m.kind === 'conversion' ? 'conversion on ' : `${place(m)} · on `, h('code', {}, m.page || '/')),
+      ),
+      h('time', { datetime: new Date(m.at).toISOString(), title: clockTime(m.at) }, timeAgo(m.at)),
+    );
+
   const renderFeed = () => {
     clear(feedList);
     if (!feed.feed.length) feedList.append(h('li', { class: 'muted' }, 'Nobody has arrived yet. New visitors show up here within a second.'));
-    for (const v of feed.feed) feedList.append(arrivalItem(v));
+    for (const v of feed.feed) feedList.append(v.kind ? activityItem(v) : arrivalItem(v));
   };
 
   const renderAggregates = () => {
@@ -106,6 +125,7 @@ export function liveView(site, feed) {
   renderFeed();
   renderAggregates();
   showMode();
+  refreshGoals();
 
   const offs = [
     feed.on('arrival', (v) => {
@@ -114,10 +134,17 @@ export function liveView(site, feed) {
       renderFeed();
     }),
     feed.on('leave', (v) => g.remove(v)),
+    feed.on('event', renderFeed),
+    feed.on('conversion', (m) => {
+      if (counts.add(m)) conversionToast(m);
+      goals.render();
+      renderFeed();
+    }),
     feed.on('count', (n) => (big.textContent = num(n))),
     feed.on('mode', showMode),
     feed.on('snapshot', () => {
       errorBox.hidden = true;
+      refreshGoals();
       renderFeed();
       renderAggregates();
       for (const v of feed.visitors.values()) g.add(v, { focus: false });
