@@ -51,7 +51,10 @@ func New[In, Out any](send func(items []In) ([]Out, error), size int) *Batcher[I
 	b := &Batcher[In, Out]{
 		send:  send,
 		max:   max(1, size),
-		calls: make(chan *call[In, Out]),
+		// Buffered: a caller leaves its call and waits only for the
+		// answer, rather than first for the loop to take the call (one
+		// wake-up per call, not two).
+		calls: make(chan *call[In, Out], max(1, size)),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
@@ -77,11 +80,20 @@ func (b *Batcher[In, Out]) Do(ctx context.Context, in In) (Out, error) {
 		return c.out, c.err
 	case <-ctx.Done():
 		return zero, ctx.Err()
+	case <-b.done:
+		// Closed: a call the loop took is answered by now, one it left
+		// in the buffer never will be.
+		select {
+		case <-c.done:
+			return c.out, c.err
+		default:
+			return zero, ErrClosed
+		}
 	}
 }
 
 // Close stops the batcher once the round trip under way returned; later
-// calls fail with ErrClosed.
+// calls, and those left but not yet sent, fail with ErrClosed.
 func (b *Batcher[In, Out]) Close() {
 	b.once.Do(func() { close(b.stop) })
 	<-b.done
@@ -91,6 +103,11 @@ func (b *Batcher[In, Out]) loop() {
 	defer close(b.done)
 	var batch []*call[In, Out]
 	for {
+		select {
+		case <-b.stop: // before the calls still buffered
+			return
+		default:
+		}
 		select {
 		case c := <-b.calls:
 			batch = append(batch[:0], c)

@@ -118,3 +118,25 @@ func TestClose(t *testing.T) {
 		t.Fatalf("Do after Close = %v, want ErrClosed", err)
 	}
 }
+
+func TestCloseAnswersCallsNotSent(t *testing.T) {
+	g := newGatedSend()
+	b := batch.New(g.send, 8)
+
+	go b.Do(context.Background(), 1) // holds the round trip
+	<-g.entered
+	left := make(chan error)
+	go func() { _, err := b.Do(context.Background(), 2); left <- err }()
+	time.Sleep(20 * time.Millisecond) // 2 waits for the next round trip
+	closed := make(chan struct{})
+	go func() { b.Close(); close(closed) }()
+	time.Sleep(20 * time.Millisecond) // Close waits for the round trip of 1
+	g.release <- struct{}{}
+	<-closed
+	if err := <-left; !errors.Is(err, batch.ErrClosed) {
+		t.Fatalf("Do of a call not sent before Close = %v, want ErrClosed", err)
+	}
+	if len(g.batches) != 1 {
+		t.Fatalf("batches %v, want only [1]", g.batches)
+	}
+}
