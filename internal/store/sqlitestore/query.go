@@ -122,8 +122,8 @@ func (dialect) Coalesce(expr string) string { return "coalesce(" + expr + ", 0)"
 // Visits: the table holds one row per visit.
 func (dialect) Visits() string { return "visits" }
 
-// VisitValues: the table holds one row per visit and value.
-func (dialect) VisitValues() string { return "visit_values" }
+// Weight: the tables hold one row per visit (and value).
+func (dialect) Weight() string { return "" }
 
 // ValueKey: SQLite groups by the value itself.
 func (dialect) ValueKey(sqlquery.Frag) (sqlquery.Frag, bool) { return sqlquery.Frag{}, false }

@@ -32,7 +32,7 @@ func TestQueriesMatchReference(t *testing.T) {
 	ds := storetest.Generate(opts)
 	s := openStore(t)
 	load(t, s, ds.Events)
-	storetest.Check(t, s, opts, ds)
+	storetest.Check(t, s, opts, ds, false)
 }
 
 // TestVisitsRedelivery: visits rebuilt as their events arrive out of order

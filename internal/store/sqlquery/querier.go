@@ -66,6 +66,11 @@ func (qr *Querier) Overview(ctx context.Context, q store.Query) (store.Overview,
 	if err != nil {
 		return store.Overview{}, fmt.Errorf("overview: %w", err)
 	}
+	// Weighted rows can name the visitor of a visit that has left the
+	// range while no visit is left in it.
+	if t.Visits == 0 {
+		t.Visitors = 0
+	}
 	return t.Overview(), nil
 }
 

@@ -128,12 +128,15 @@ type Dialect interface {
 	// values by (ClickHouse hashes strings far slower than integers), or ok
 	// false to group by the value itself.
 	ValueKey(value Frag) (key Frag, ok bool)
-	// Visits is the visits table as the queries read it: one row per
-	// visit (ClickHouse reads its collapsing table with FINAL).
+	// Visits is the visits table as the queries read it to select visits:
+	// one row per visit (ClickHouse reads its collapsing table with FINAL).
 	Visits() string
-	// VisitValues is the visit_values table as the queries read it: one
-	// row per visit and page or event name (see VisitValuesSQL).
-	VisitValues() string
+	// Weight is the column that weights the rows of the visits and
+	// visit_values tables read as stored, or "" when they hold one row per
+	// visit (and value). Sums over the stored rows weighted by it are the
+	// sums over the live rows: a replaced row is cancelled by its copy of
+	// weight -1 until a merge drops both.
+	Weight() string
 	// Wildcard is true when value matches pattern, where * matches any
 	// run of characters and nothing else is special (see
 	// store.MatchPattern).
@@ -215,6 +218,8 @@ type gen struct {
 	attrs []store.Dimension
 	// flags: the indexes of the row-level filters.
 	flags []int
+	// w: the aggregates read weighted rows (see weighted).
+	w bool
 }
 
 func newGen(d Dialect, q store.Query, extra ...store.Dimension) *gen {
@@ -324,8 +329,49 @@ func (g *gen) countedRows() Frag {
 // sessions is the sessions subquery: the visits that started in the range
 // and pass the filters. Columns: session_id, vid, start_s, dur, pv_all,
 // ev_all, pv, ev (the counted pageviews and custom events), bounce, a0….
-func (g *gen) sessions() Frag {
+func (g *gen) sessions() Frag { return g.visitRows(false) }
+
+// weighted reads the visits as stored where the dialect weights their rows
+// (see Dialect.Weight), far cheaper than collapsing them first: the sums
+// are exact, the distinct visitors of a group may include the visitor of a
+// replaced row until the rows merge. The aggregates over it go through
+// wsum, wcount and having.
+func (g *gen) weighted() Frag {
+	g.w = g.d.Weight() != ""
+	return g.visitRows(g.w)
+}
+
+// wsum, wcount and having are the sums, the row count and the HAVING
+// clause of a grouping of the weighted rows (column w).
+func (g *gen) wsum(expr string) string {
+	if g.w {
+		return g.d.Sum("w * " + expr)
+	}
+	return g.d.Sum(expr)
+}
+
+func (g *gen) wcount() string {
+	if g.w {
+		return g.d.Sum("w")
+	}
+	return g.d.Count()
+}
+
+func (g *gen) having() string {
+	if g.w {
+		return " HAVING sum(w) > 0"
+	}
+	return ""
+}
+
+// visitRows is the sessions subquery, with the visits as stored and their
+// weight as column w when raw is set.
+func (g *gen) visitRows(raw bool) Frag {
 	d := g.d
+	table, weight := d.Visits(), ""
+	if raw {
+		table, weight = "visits", ", "+d.Weight()+" AS w"
+	}
 	conds := []Frag{g.visitsBase()}
 	for _, f := range g.q.Filters {
 		var c Frag
@@ -348,9 +394,12 @@ func (g *gen) sessions() Frag {
 		attrs.WriteString(", " + dim.VisitColumn() + " AS a" + strconv.Itoa(i))
 	}
 	live := Cat("SELECT session_id, visitor_id AS vid, ", start, " AS start_s, ", end, " - ", start, " AS dur, ",
-		"pageviews AS pv_all, events AS ev_all", attrs.String(), " FROM ", d.Visits(), " WHERE ", Join(conds, " AND "))
+		"pageviews AS pv_all, events AS ev_all", attrs.String(), weight, " FROM ", table, " WHERE ", Join(conds, " AND "))
 	cols := "session_id, vid, start_s, dur, pv_all, ev_all, "
 	bounce := ", (CASE WHEN pv_all = 1 AND ev_all = 0 THEN 1 ELSE 0 END) AS bounce" + attrCols(len(g.attrs))
+	if raw {
+		bounce += ", w"
+	}
 	if len(g.flags) == 0 {
 		return Cat("SELECT ", cols, "pv_all AS pv, ev_all AS ev", bounce, " FROM (", live, ") AS l")
 	}
@@ -381,8 +430,9 @@ func attrCols(n int) string {
 // pageviews, events, bounces, duration.
 func overviewSQL(d Dialect, q store.Query) Frag {
 	g := newGen(d, q)
-	return Cat("SELECT ", d.Uniq("vid"), ", ", d.Count(), ", ", d.Sum("pv"), ", ", d.Sum("ev"), ", ",
-		d.Sum("bounce"), ", ", d.Sum("dur"), " FROM (", g.sessions(), ") AS v")
+	rows := g.weighted()
+	return Cat("SELECT ", d.Uniq("vid"), ", ", g.wcount(), ", ", g.wsum("pv"), ", ", g.wsum("ev"), ", ",
+		g.wsum("bounce"), ", ", g.wsum("dur"), " FROM (", rows, ") AS v")
 }
 
 // bucketKey is the expression of a row's bucket key (see store.Buckets).
@@ -418,9 +468,11 @@ func bucketKey(d Dialect, b *store.Buckets, secs string) string {
 // timeseriesSQL returns the query of the visits' sums by the bucket of
 // their start: key, visitors, visits, pageviews, events, bounces, duration.
 func timeseriesSQL(d Dialect, q store.Query, b *store.Buckets) Frag {
-	return Cat("SELECT ", d.Int(bucketKey(d, b, "start_s")), " AS k, ", d.Uniq("vid"), ", ", d.Count(), ", ",
-		d.Sum("pv"), ", ", d.Sum("ev"), ", ", d.Sum("bounce"), ", ", d.Sum("dur"),
-		" FROM (", newGen(d, q).sessions(), ") AS v GROUP BY k")
+	g := newGen(d, q)
+	rows := g.weighted()
+	return Cat("SELECT ", d.Int(bucketKey(d, b, "start_s")), " AS k, ", d.Uniq("vid"), ", ", g.wcount(), ", ",
+		g.wsum("pv"), ", ", g.wsum("ev"), ", ", g.wsum("bounce"), ", ", g.wsum("dur"),
+		" FROM (", rows, ") AS v GROUP BY k", g.having())
 }
 
 // breakdownSQL returns the query of one page of a breakdown, its columns value,
@@ -432,10 +484,15 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 	var grouped Frag
 	if dim.Level() == store.LevelSession {
 		col := g.attr(dim)
-		grouped = Cat("SELECT ", col, " AS value, ", d.Uniq("vid"), " AS visitors, ", d.Count(), " AS visits, ",
-			d.Sum("pv"), " AS pageviews, ", d.Sum("ev"), " AS events, ", d.Sum("bounce"), " AS bounces, ",
-			d.Sum("dur"), " AS duration FROM (", g.sessions(), ") AS v GROUP BY ", col)
-		count = Cat("SELECT ", d.Uniq(col), " FROM (", g.sessions(), ") AS v")
+		rows := g.weighted()
+		grouped = Cat("SELECT ", col, " AS value, ", d.Uniq("vid"), " AS visitors, ", g.wcount(), " AS visits, ",
+			g.wsum("pv"), " AS pageviews, ", g.wsum("ev"), " AS events, ", g.wsum("bounce"), " AS bounces, ",
+			g.wsum("dur"), " AS duration FROM (", rows, ") AS v GROUP BY ", col, g.having())
+		if g.w {
+			count = Cat("SELECT ", d.Count(), " FROM (SELECT ", col, " FROM (", rows, ") AS v GROUP BY ", col, g.having(), ") AS c")
+		} else {
+			count = Cat("SELECT ", d.Uniq(col), " FROM (", rows, ") AS v")
+		}
 	} else if len(g.flags) == 0 && slices.Contains(ValueDims, dim) {
 		grouped, count = g.valuesBreakdown(dim)
 	} else {
@@ -474,8 +531,9 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 }
 
 // valuesBreakdown is the breakdown of one of ValueDims when the query has
-// only session filters: it reads visit_values, one row per visit and value,
-// restricted by the session filters through the visits.
+// only session filters: it reads visit_values, one row per visit and value
+// (weighted as the visits, see weighted), restricted by the session filters
+// through the visits.
 func (g *gen) valuesBreakdown(dim store.Dimension) (grouped, count Frag) {
 	d := g.d
 	where := Cat("site_id = ", Arg(g.q.SiteID), " AND dim = ", Arg(string(dim)),
@@ -487,10 +545,18 @@ func (g *gen) valuesBreakdown(dim store.Dimension) (grouped, count Frag) {
 	if key, ok := d.ValueKey(Frag{SQL: "value"}); ok {
 		keyed, pick, groupBy = Cat(key, " AS k, value"), "any(value) AS value", "k"
 	}
-	rows := Cat("SELECT ", keyed, ", visitor_id, pageviews, events, bounce, duration FROM ", d.VisitValues(), " WHERE ", where)
-	grouped = Cat("SELECT ", pick, ", ", d.Uniq("visitor_id"), " AS visitors, ", d.Count(), " AS visits, ",
-		d.Sum("pageviews"), " AS pageviews, ", d.Sum("events"), " AS events, ", d.Sum("bounce"), " AS bounces, ",
-		d.Sum("duration"), " AS duration FROM (", rows, ") AS r GROUP BY ", groupBy)
-	count = Cat("SELECT ", d.Uniq("value"), " FROM ", d.VisitValues(), " WHERE ", where)
+	weight := ""
+	if g.w = d.Weight() != ""; g.w {
+		weight = ", " + d.Weight() + " AS w"
+	}
+	rows := Cat("SELECT ", keyed, ", visitor_id, pageviews, events, bounce, duration", weight, " FROM visit_values WHERE ", where)
+	grouped = Cat("SELECT ", pick, ", ", d.Uniq("visitor_id"), " AS visitors, ", g.wcount(), " AS visits, ",
+		g.wsum("pageviews"), " AS pageviews, ", g.wsum("events"), " AS events, ", g.wsum("bounce"), " AS bounces, ",
+		g.wsum("duration"), " AS duration FROM (", rows, ") AS r GROUP BY ", groupBy, g.having())
+	if g.w {
+		count = Cat("SELECT ", d.Count(), " FROM (SELECT ", groupBy, " FROM (", rows, ") AS r GROUP BY ", groupBy, g.having(), ") AS c")
+	} else {
+		count = Cat("SELECT ", d.Uniq("value"), " FROM visit_values WHERE ", where)
+	}
 	return grouped, count
 }

@@ -39,7 +39,7 @@ func (textDialect) LeftJoinUsing(l, r Frag) Frag   { return Cat("(", l, ") LEFT 
 func (textDialect) Coalesce(expr string) string    { return expr }
 func (textDialect) Visits() string                 { return "visits" }
 func (textDialect) Wildcard(v Frag, p string) Frag { return Cat("glob(", v, ", ", Arg(p), ")") }
-func (textDialect) VisitValues() string            { return "visit_values" }
+func (textDialect) Weight() string                 { return "sign" }
 
 // TestValuesAreBound: whatever a request puts in filter values or property
 // keys reaches the database as bound arguments, never as SQL text, and the
