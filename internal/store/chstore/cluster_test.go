@@ -3,7 +3,6 @@ package chstore
 import (
 	"context"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -15,7 +14,7 @@ import (
 )
 
 // testCluster is a store on a fresh database spread over the cluster named
-// by an environment variable (scripts/services.sh sets them), with one
+// by the variable env (see testutil.ClickHouseClusterDSN), with one
 // connection to the local database of each of the cluster's servers.
 type testCluster struct {
 	store   *Store
@@ -25,14 +24,10 @@ type testCluster struct {
 	locals  []driver.Conn
 }
 
-func openCluster(t *testing.T, env string) *testCluster {
+func openCluster(t testing.TB, env string) *testCluster {
 	t.Helper()
-	name := os.Getenv(env)
-	if name == "" {
-		t.Skipf("%s is not set: run eval \"$(scripts/services.sh)\" first", env)
-	}
 	ctx := context.Background()
-	dsn := testutil.ClickHouseDSN(t)
+	dsn, name := testutil.ClickHouseClusterDSN(t, env)
 	chOpts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -47,23 +42,6 @@ func openCluster(t *testing.T, env string) *testCluster {
 		t.Fatal(err)
 	}
 	c := &testCluster{dsn: dsn, cluster: name, servers: servers}
-	t.Cleanup(func() {
-		for _, s := range servers {
-			conn, err := openOn(chOpts, []string{s.addr}, "default")
-			if err != nil {
-				t.Error(err)
-				continue
-			}
-			db := chOpts.Auth.Database
-			for _, stmt := range []string{"DROP DATABASE IF EXISTS " + db, "DROP DATABASE IF EXISTS " + db + localSuffix} {
-				if err := conn.Exec(ctx, stmt); err != nil {
-					t.Error(err)
-				}
-			}
-			conn.Close()
-		}
-	})
-
 	c.store = c.open(t)
 	for _, s := range servers {
 		conn, err := openOn(chOpts, []string{s.addr}, chOpts.Auth.Database+localSuffix)
@@ -77,7 +55,7 @@ func openCluster(t *testing.T, env string) *testCluster {
 }
 
 // open opens another store on the cluster's database.
-func (c *testCluster) open(t *testing.T) *Store {
+func (c *testCluster) open(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(context.Background(), c.dsn, Options{Cluster: c.cluster})
 	if err != nil {
@@ -204,4 +182,11 @@ func TestClusterReplicas(t *testing.T) {
 			t.Errorf("replica %d has %d events, want %d", c.servers[i].replica, got, len(events))
 		}
 	}
+}
+
+// BenchmarkClusterInsertDay is BenchmarkInsertDay through the Distributed
+// tables of two shards; run both in one go to compare them.
+func BenchmarkClusterInsertDay(b *testing.B) {
+	c := openCluster(b, "CLICKHOUSE_TEST_SHARDS")
+	storetest.BenchInsert(b, c.store, 10000)
 }
