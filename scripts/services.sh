@@ -129,6 +129,10 @@ for port in "$ch2_port" "$ch3_port"; do
 	for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$((port + 1))/ping" >/dev/null 2>&1 && break; sleep 0.2; done
 	curl -fsS "http://127.0.0.1:$((port + 1))/ping" >/dev/null || { log "clickhouse on $port did not answer"; tail -20 "$run_dir/clickhouse-$port.out" >&2; exit 1; }
 done
+# A running first server reads the clusters within seconds of the file's change.
+shards_query='SELECT+count()+FROM+system.clusters+WHERE+cluster=%27pocketlytics_test_shards%27'
+for _ in $(seq 1 100); do [ "$(curl -fsS "http://127.0.0.1:8123/?query=$shards_query")" = 2 ] && break; sleep 0.2; done
+[ "$(curl -fsS "http://127.0.0.1:8123/?query=$shards_query")" = 2 ] || { log "clickhouse on 9000 did not load the test clusters"; exit 1; }
 for _ in $(seq 1 100); do zk_up && break; sleep 0.2; done
 zk_up || { log "zookeeper did not answer"; tail -20 "$run_dir/zookeeper.out" >&2; exit 1; }
 
