@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs (from Debian's packages) and starts the services the test suite
-# needs, when they are missing: redis-server, clickhouse-server, chromium, nginx,
+# needs, when they are missing: redis-server, clickhouse-server (and two more on
+# other ports, with ZooKeeper, for the cluster tests), chromium, nginx,
 # and the npm packages of the browser tests and the front-end build. Idempotent: a service that
 # already answers is left alone.
 #
