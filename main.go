@@ -36,10 +36,13 @@ func main() {
 	// The plugin is wired before the command line is parsed, so the
 	// command that makes a collector is recognised here.
 	cfg.Collector = len(os.Args) > 1 && os.Args[1] == "collect"
-	if err := analytics.Register(app, cfg); err != nil {
-		log.Fatal(err)
+	// A collector's missing settings fail the command when it runs, so
+	// `collect --help` still prints the help.
+	registerErr := analytics.Register(app, cfg)
+	if registerErr != nil && !cfg.Collector {
+		log.Fatal(registerErr)
 	}
-	app.RootCmd.AddCommand(demo.NewCommand(app), collectCommand(app))
+	app.RootCmd.AddCommand(demo.NewCommand(app), collectCommand(app, registerErr))
 
 	// The process is ours (a plugin leaves these alone): go-redis' own
 	// lines, one per failed dial, go to the debug log, since each part that
@@ -53,11 +56,13 @@ func main() {
 }
 
 // collectCommand is `serve` for a collector node: the same flags, a
-// different role (analytics.Config.Collector).
-func collectCommand(app *pocketbase.PocketBase) *cobra.Command {
+// different role (analytics.Config.Collector). registerErr is the plugin's
+// error with the collector's settings, returned before the server starts.
+func collectCommand(app *pocketbase.PocketBase, registerErr error) *cobra.Command {
 	c := cmd.NewServeCommand(app, false)
 	c.Use = "collect [domain(s)]"
 	c.Short = "Starts a collector node: takes hits and flushes them, with the sites of the control node (REDIS_URL and CLICKHOUSE_URL required)"
+	c.PreRunE = func(*cobra.Command, []string) error { return registerErr }
 	return c
 }
 

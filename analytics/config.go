@@ -65,6 +65,12 @@ type Config struct {
 	// in pb_data/analytics.db.
 	ClickHouseURL string
 
+	// ClickHouseCluster names a cluster of the ClickHouse server's
+	// remote_servers (CLICKHOUSE_CLUSTER): the tables are created on each of
+	// its servers and read and written through Distributed tables, see
+	// docs/SCALING.md. Empty: one server.
+	ClickHouseCluster string
+
 	// GeoIPDB is the path of a MaxMind-format city or country database
 	// (GEOIP_DB). Empty: the country database embedded in the binary or,
 	// without one, downloaded into pb_data/geoip on the first start.
@@ -207,6 +213,7 @@ func configFromEnv(getenv func(string) string) (Config, error) {
 		RedisPrefix:       getenv("REDIS_PREFIX"),
 		LiveChannel:       getenv("LIVE_CHANNEL"),
 		ClickHouseURL:     getenv("CLICKHOUSE_URL"),
+		ClickHouseCluster: getenv("CLICKHOUSE_CLUSTER"),
 		GeoIPDB:           getenv("GEOIP_DB"),
 		QueueDir:          getenv("QUEUE_DIR"),
 		MetricsToken:      getenv("METRICS_TOKEN"),

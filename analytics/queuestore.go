@@ -139,6 +139,7 @@ func (d *queueStore) openStore(ctx context.Context) (store.Store, error) {
 		return chstore.Open(ctx, d.cfg.ClickHouseURL, chstore.Options{
 			RetentionDays: d.cfg.RetentionDays,
 			Logger:        d.app.Logger(),
+			Cluster:       d.cfg.ClickHouseCluster,
 		})
 	}
 	s, err := sqlitestore.Open(filepath.Join(d.app.DataDir(), "analytics.db"))

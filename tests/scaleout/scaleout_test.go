@@ -1,7 +1,7 @@
 // Package scaleout tests the scaled-out deployment of docs/SCALING.md with
 // real processes: a control node and two collectors (`pocketlytics
 // collect`) behind nginx running deploy/nginx/pocketlytics.conf, on one
-// Redis and one ClickHouse.
+// Redis and a ClickHouse cluster of two shards.
 package scaleout
 
 import (
@@ -42,12 +42,13 @@ type cluster struct {
 
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
-	redisURL, dsn := testutil.RedisURL(t), testutil.ClickHouseDSN(t)
+	redisURL := testutil.RedisURL(t)
+	dsn, shards := testutil.ClickHouseClusterDSN(t, "CLICKHOUSE_TEST_SHARDS")
 	env := []string{
 		"REDIS_URL=" + redisURL,
 		"REDIS_PREFIX=" + testutil.RedisPrefix(t, "pltest") + ":",
 		"LIVE_CHANNEL=" + testutil.Unique("pltest-live-"),
-		"CLICKHOUSE_URL=" + dsn,
+		"CLICKHOUSE_URL=" + dsn, "CLICKHOUSE_CLUSTER=" + shards,
 		"TRUSTED_PROXY_HEADERS=X-Real-IP",
 		"RATE_LIMIT=1000000", "FLUSH_INTERVAL=200ms", "CLAIM_IDLE=1m",
 		"METRICS_TOKEN=" + metricsToken,

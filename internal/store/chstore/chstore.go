@@ -44,6 +44,11 @@ type Options struct {
 
 	// Logger receives background retention errors (default slog.Default()).
 	Logger *slog.Logger
+
+	// Cluster names a cluster of the server's remote_servers: the tables are
+	// then created on each of its servers and used through Distributed
+	// tables (see cluster.go). Retention is not supported on a cluster yet.
+	Cluster string
 }
 
 // Store is the ClickHouse analytics store. It is safe for concurrent use.
@@ -85,7 +90,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		opts.Logger = slog.Default()
 	}
 
-	if err := ensureDatabase(ctx, dsn, database); err != nil {
+	if opts.Cluster != "" {
+		if opts.RetentionDays > 0 {
+			return nil, errors.New("chstore: retention is not supported on a cluster yet")
+		}
+		if err := createCluster(ctx, chOpts, database, opts.Cluster); err != nil {
+			return nil, err
+		}
+		chOpts.Settings = withClusterSettings(chOpts.Settings)
+	} else if err := ensureDatabase(ctx, dsn, database); err != nil {
 		return nil, err
 	}
 
@@ -93,6 +106,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	conn, err := clickhouse.Open(chOpts)
 	if err != nil {
 		return nil, fmt.Errorf("chstore: %w", classify("connect", err))
+	}
+	if opts.Cluster != "" {
+		conn = clusterConn{conn}
 	}
 	s := &Store{
 		conn:     conn,
@@ -130,6 +146,9 @@ func (s *Store) init(ctx context.Context) error {
 		return fmt.Errorf("chstore: %w", err)
 	}
 	s.features = f
+	if s.opts.Cluster != "" {
+		return nil // createCluster applied the schema
+	}
 	if _, err := schema.Apply(ctx, s.conn, f); err != nil {
 		return fmt.Errorf("chstore: %w", err)
 	}
