@@ -133,7 +133,7 @@ func TestClusterQueriesMatchReference(t *testing.T) {
 	opts.Sites = []storetest.Site{opts.Sites[1], opts.Sites[3]}
 	ds := storetest.Generate(opts)
 	load(t, c.store, ds.Events)
-	storetest.Check(t, c.store, opts, ds)
+	storetest.Check(t, c.store, opts, ds, true)
 }
 
 // TestClusterKnownAnswers and redelivery on the cluster, as on one server.
