@@ -288,7 +288,7 @@ const PublicField = "public"
 // link of the site whose live flag is on (access.ShareOpens); these open
 // the statistics, not the record itself (its domains, owner and members
 // stay behind the view rule). Any other site is visible to those the sites
-// collection's view rule admits: owner, members and superusers. API keys
+// collection's view rule admits: owner, admins, members and superusers. API keys
 // never open live topics.
 func CanView(app core.App, site *core.Record, info *core.RequestInfo) bool {
 	if site.GetBool(PublicField) || access.ShareOpens(app, site.Id, info.Query, true) {

@@ -9,10 +9,10 @@
 //
 // Anyone may subscribe to a public site's topic, as anyone may read its
 // statistics; any other site's topic only a client whose auth record the
-// sites view rule admits (owner, members; superusers always). Forbidden
+// sites view rule admits (owner, admins, members; superusers always). Forbidden
 // topics are dropped from the subscription request, like PocketBase treats
 // record topics a client may not see: the request succeeds and the client
-// receives nothing for them. Clients that lose access (owner, members,
+// receives nothing for them. Clients that lose access (owner, admins, members,
 // public flag or rule changed, site or user deleted) are unsubscribed at once. docs/LIVE.md lists the messages.
 //
 // Wiring, in main.go:
