@@ -49,8 +49,8 @@ type call[In, Out any] struct {
 // caller that gives up must not fail the others.
 func New[In, Out any](send func(items []In) ([]Out, error), size int) *Batcher[In, Out] {
 	b := &Batcher[In, Out]{
-		send:  send,
-		max:   max(1, size),
+		send: send,
+		max:  max(1, size),
 		// Buffered: a caller leaves its call and waits only for the
 		// answer, rather than first for the loop to take the call (one
 		// wake-up per call, not two).
