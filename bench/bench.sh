@@ -112,7 +112,7 @@ start_app() {
 	local dir=$BENCH_OUT/$name
 	rm -rf "$dir"; mkdir -p "$dir"
 	local port; port=$(free_port)
-	local -a env=(env -u REDIS_URL -u CLICKHOUSE_URL RATE_LIMIT=1000000000 REDIS_PREFIX="$prefix$name:" "$@")
+	local -a env=(env -u REDIS_URL -u CLICKHOUSE_URL RATE_LIMIT=1000000000 METRICS_TOKEN=bench REDIS_PREFIX="$prefix$name:" "$@")
 	"${env[@]}" "$bin/pocketlytics" superuser upsert bench@example.com bench-password-123 --dir "$dir" --dev=false >/dev/null
 	"${nice[@]}" "${env[@]}" "$bin/pocketlytics" serve --http "127.0.0.1:$port" --dir "$dir" --dev=false >"$dir/app.log" 2>&1 &
 	app_pid=$!
@@ -167,6 +167,15 @@ load_run() {
 		-rate "$LOAD_RATE" -duration "$LOAD_DURATION" -concurrency 64 -lag -drain
 	jq -r --arg name "$name" '"\($name): \(.acceptedPerSecond | floor) hits/s accepted, latency ms p50 \(.latencyMs.p50) p95 \(.latencyMs.p95) p99 \(.latencyMs.p99) max \(.latencyMs.max); store lag ms p50 \(.lagMs.p50) p95 \(.lagMs.p95) max \(.lagMs.max) (\(.lagMs.samples) samples); drained \(.drainMs // .drainFailed) ms after the last hit; errors \(.errors)"' "$out"
 	echo "$name: peak RSS (VmHWM) $(vm "$app_pid" VmHWM), RSS now $(vm "$app_pid" VmRSS)"
+	# The same hits timed inside the app (handler start to queued): what
+	# is left of loadgen's figure is the machine's scheduling and loopback.
+	curl -fsS -H "Authorization: Bearer bench" "$app_url/metrics" | awk -v name="$name" '
+		/^pocketlytics_ingest_seconds_bucket/ { match($0, /le="[^"]+"/); le[++n] = substr($0, RSTART + 4, RLENGTH - 5); c[n] = $2 }
+		/^pocketlytics_ingest_seconds_count/ { total = $2 }
+		END {
+			split("0.5 0.95 0.99", qs, " "); out = ""
+			for (j = 1; j <= 3; j++) for (i = 1; i <= n; i++) if (c[i] >= qs[j] * total) { out = out sprintf(" p%s ≤ %s ms", qs[j] * 100, le[i] == "+Inf" ? "inf" : le[i] * 1000); break }
+			printf "%s: in the app (handler to queued), %d hits:%s\n", name, total, out }'
 	stop_app
 }
 

@@ -177,6 +177,7 @@ func (c *collector) collect(e *core.RequestEvent) error {
 // accept answers a hit 202 once it is queued (or dropped, naming the reason
 // in DroppedHeader), or returns why it was refused.
 func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
+	start := time.Now()
 	ip := e.RealIP()
 	if !c.limiter.Allow(ip) {
 		c.refused[reasonRateLimited].Inc()
@@ -238,7 +239,7 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 		IP:        addr,
 		UserAgent: e.Request.UserAgent(),
 		Header:    e.Request.Header,
-		Now:       time.Now(),
+		Now:       start,
 	})
 	if drop != "" {
 		metrics.HitsDropped.WithLabelValues(drop).Inc()
@@ -268,6 +269,7 @@ func (c *collector) accept(e *core.RequestEvent, h http.Header) error {
 
 	c.state.queued()
 	metrics.HitsAccepted.Inc()
+	metrics.IngestLatency.Observe(time.Since(start).Seconds())
 	if c.cfg.Live != nil {
 		c.cfg.Live.Publish(ev)
 	}

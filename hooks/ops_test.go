@@ -153,7 +153,7 @@ func TestOps(t *testing.T) {
 			Headers:         map[string]string{"Authorization": superuser},
 			TestAppFactory:  healthy,
 			ExpectedStatus:  http.StatusOK,
-			ExpectedContent: []string{"pocketlytics_hits_accepted_total"},
+			ExpectedContent: []string{"pocketlytics_hits_accepted_total", "pocketlytics_ingest_seconds_bucket"},
 		},
 	}
 	for _, s := range scenarios {

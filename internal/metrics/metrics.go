@@ -21,6 +21,14 @@ var (
 		Help: "Hits not queued, by reason.",
 	}, []string{"reason"})
 
+	// IngestLatency observes how long an accepted hit took from the start of
+	// its handler to its durable queueing: what the 202 waits for.
+	IngestLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "pocketlytics_ingest_seconds",
+		Help:    "Time from a hit's arrival in the collect handler to its 202 (queued).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+
 	// QueueDepth is the number of unacknowledged queue entries.
 	QueueDepth = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "pocketlytics_queue_depth",
@@ -75,7 +83,7 @@ var (
 
 func init() {
 	Registry.MustRegister(
-		HitsAccepted, HitsDropped, QueueDepth, FlushedRows, BatchSize,
+		HitsAccepted, HitsDropped, IngestLatency, QueueDepth, FlushedRows, BatchSize,
 		FlushLatency, InsertErrors, SessionFallbacks, LiveClients, LiveDropped,
 		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
