@@ -11,6 +11,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 
 	"github.com/pocketlytics/pocketlytics/access"
+	"github.com/pocketlytics/pocketlytics/internal/goals"
 	"github.com/pocketlytics/pocketlytics/internal/queryparams"
 	"github.com/pocketlytics/pocketlytics/internal/ratelimit"
 	"github.com/pocketlytics/pocketlytics/internal/sitecache"
@@ -232,7 +233,7 @@ func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.
 		return queryparams.Params{}, nil, badRequest(e, err)
 	}
 	if needsGoals(p.Query, e.Request.PathValue("dimension")) {
-		if p.Query.Goals, err = siteGoals(e.App, id); err != nil {
+		if p.Query.Goals, err = goals.Site(e.App, id); err != nil {
 			return queryparams.Params{}, nil, e.InternalServerError("", err)
 		}
 	}

@@ -5,10 +5,10 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/pocketbase/dbx"
 	validation "github.com/pocketbase/ozzo-validation/v4"
 	"github.com/pocketbase/pocketbase/core"
 
+	"github.com/pocketlytics/pocketlytics/internal/goals"
 	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/migrations"
 )
@@ -20,7 +20,7 @@ import (
 // the field.
 func RegisterConversions(app core.App) error {
 	app.OnRecordValidate(migrations.GoalsCollectionId).BindFunc(func(e *core.RecordEvent) error {
-		g, err := recordGoal(e.Record)
+		g, err := goals.FromRecord(e.Record)
 		if err == nil {
 			err = g.Validate()
 		}
@@ -47,17 +47,6 @@ func reason(err error) string {
 	return strings.ToUpper(msg[:1]) + msg[1:] + "."
 }
 
-// recordGoal reads a goals record.
-func recordGoal(r *core.Record) (store.Goal, error) {
-	g := store.Goal{Name: r.GetString("name"), Event: r.GetString("event"), Page: r.GetString("page")}
-	if raw := r.GetString("props"); raw != "" && raw != "null" {
-		if err := json.Unmarshal([]byte(raw), &g.Props); err != nil {
-			return g, validation.NewError("validation_goal_props", "props must be an object of strings")
-		}
-	}
-	return g, nil
-}
-
 // funnelSteps reads a funnels record's steps: objects with page or event
 // (and props) only.
 func funnelSteps(r *core.Record) ([]store.Goal, error) {
@@ -71,23 +60,6 @@ func funnelSteps(r *core.Record) ([]store.Goal, error) {
 		steps[i].Name = ""
 	}
 	return steps, nil
-}
-
-// siteGoals loads a site's goals for a query.
-func siteGoals(app core.App, siteID string) ([]store.Goal, error) {
-	records, err := app.FindAllRecords(migrations.GoalsCollectionId, dbx.HashExp{"site": siteID})
-	if err != nil {
-		return nil, err
-	}
-	goals := make([]store.Goal, 0, len(records)) // not nil: the names get checked
-	for _, r := range records {
-		g, err := recordGoal(r)
-		if err != nil {
-			continue // refused on save; skip rather than fail every query
-		}
-		goals = append(goals, g)
-	}
-	return goals, nil
 }
 
 // needsGoals reports whether a request reads the site's goals.

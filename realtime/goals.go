@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"sync"
 
-	"github.com/pocketbase/dbx"
 	"github.com/pocketbase/pocketbase/core"
 
+	"github.com/pocketlytics/pocketlytics/internal/goals"
 	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/migrations"
 )
@@ -51,27 +51,19 @@ func (c *goalCache) forget(site string) {
 // until the next change.
 func (c *goalCache) goals(site string) []store.Goal {
 	c.mu.Lock()
-	goals, ok := c.sites[site]
+	list, ok := c.sites[site]
 	gen := c.gen
 	c.mu.Unlock()
 	if ok {
-		return goals
+		return list
 	}
-	records, _ := c.app.FindAllRecords(migrations.GoalsCollectionId, dbx.HashExp{"site": site})
-	goals = make([]store.Goal, 0, len(records))
-	for _, r := range records {
-		g := store.Goal{Name: r.GetString("name"), Event: r.GetString("event"), Page: r.GetString("page")}
-		if raw := r.GetString("props"); raw != "" && raw != "null" && json.Unmarshal([]byte(raw), &g.Props) != nil {
-			continue // refused on save
-		}
-		goals = append(goals, g)
-	}
+	list, _ = goals.Site(c.app, site)
 	c.mu.Lock()
 	if c.gen == gen {
-		c.sites[site] = goals
+		c.sites[site] = list
 	}
 	c.mu.Unlock()
-	return goals
+	return list
 }
 
 var (
