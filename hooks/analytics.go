@@ -59,6 +59,7 @@ const (
 //	GET /api/analytics/sites/{siteId}/overview
 //	GET /api/analytics/sites/{siteId}/timeseries
 //	GET /api/analytics/sites/{siteId}/breakdown/{dimension}
+//	GET /api/analytics/sites/{siteId}/funnels
 //	GET /api/analytics/sites/{siteId}/funnels/{funnelId}
 //	GET /api/analytics/sites/{siteId}/export
 //
@@ -101,6 +102,7 @@ func RegisterAnalytics(app core.App, cfg AnalyticsConfig) error {
 		g.GET("/overview", h.overview)
 		g.GET("/timeseries", h.timeseries)
 		g.GET("/breakdown/{dimension}", h.breakdown)
+		g.GET("/funnels", h.funnels)
 		g.GET("/funnels/{funnelId}", h.funnel)
 		g.GET("/export", h.export)
 		return se.Next()
@@ -201,23 +203,34 @@ func canRead(e *core.RequestEvent, id string) (bool, error) {
 	return canViewID(e, id)
 }
 
-// request resolves the site (404 when the caller may not see it) and parses
-// the query parameters (400 when they are wrong).
-func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.Location, error) {
+// site admits the request and resolves its site: 404 when the caller may
+// not see it.
+func (h *analyticsAPI) site(e *core.RequestEvent) (sitecache.Site, error) {
 	if err := h.admit(e); err != nil {
-		return queryparams.Params{}, nil, err
+		return sitecache.Site{}, err
 	}
 	id := e.Request.PathValue("siteId")
 	site, known := h.cfg.Sites.Get(id)
 	if !known || !site.Public {
 		allowed, err := canRead(e, id)
 		if err != nil {
-			return queryparams.Params{}, nil, err
+			return sitecache.Site{}, err
 		}
 		if !known || !allowed {
-			return queryparams.Params{}, nil, e.NotFoundError("", nil)
+			return sitecache.Site{}, e.NotFoundError("", nil)
 		}
 	}
+	return site, nil
+}
+
+// request resolves the site (see site) and parses the query parameters
+// (400 when they are wrong).
+func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.Location, error) {
+	site, err := h.site(e)
+	if err != nil {
+		return queryparams.Params{}, nil, err
+	}
+	id := site.ID
 
 	loc := time.UTC
 	if site.Timezone != "" {
