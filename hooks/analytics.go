@@ -138,13 +138,16 @@ func (h *analyticsAPI) admit(e *core.RequestEvent) error {
 	return nil
 }
 
-// turn waits for a slot to query the store; release it when done.
-func (h *analyticsAPI) turn(ctx context.Context) (release func(), err error) {
+// acquire starts a request's store work: its deadline (QueryTimeout) and,
+// waiting if need be, a slot to query the store. Call release when done.
+func (h *analyticsAPI) acquire(e *core.RequestEvent) (ctx context.Context, release func(), err error) {
+	ctx, cancel := context.WithTimeout(e.Request.Context(), h.cfg.QueryTimeout)
 	select {
 	case h.turns <- struct{}{}:
-		return func() { <-h.turns }, nil
+		return ctx, func() { <-h.turns; cancel() }, nil
 	case <-ctx.Done():
-		return nil, apis.NewApiError(http.StatusServiceUnavailable, "The analytics store is busy; try again shortly.", ctx.Err())
+		cancel()
+		return nil, nil, apis.NewApiError(http.StatusServiceUnavailable, "The analytics store is busy; try again shortly.", ctx.Err())
 	}
 }
 
@@ -280,18 +283,12 @@ func storeError(e *core.RequestEvent, err error) error {
 	return e.InternalServerError("The analytics query failed.", err)
 }
 
-func (h *analyticsAPI) context(e *core.RequestEvent) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(e.Request.Context(), h.cfg.QueryTimeout)
-}
-
 func (h *analyticsAPI) overview(e *core.RequestEvent) error {
 	p, loc, err := h.request(e)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}
@@ -332,9 +329,7 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}
@@ -365,9 +360,7 @@ func (h *analyticsAPI) breakdown(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}

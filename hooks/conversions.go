@@ -149,9 +149,7 @@ func (h *analyticsAPI) funnel(e *core.RequestEvent) error {
 	if err != nil {
 		return e.BadRequestError(reason(err), nil)
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}
