@@ -60,6 +60,7 @@ const (
 //	GET /api/analytics/sites/{siteId}/overview
 //	GET /api/analytics/sites/{siteId}/timeseries
 //	GET /api/analytics/sites/{siteId}/breakdown/{dimension}
+//	GET /api/analytics/sites/{siteId}/funnels
 //	GET /api/analytics/sites/{siteId}/funnels/{funnelId}
 //	GET /api/analytics/sites/{siteId}/export
 //
@@ -102,6 +103,7 @@ func RegisterAnalytics(app core.App, cfg AnalyticsConfig) error {
 		g.GET("/overview", h.overview)
 		g.GET("/timeseries", h.timeseries)
 		g.GET("/breakdown/{dimension}", h.breakdown)
+		g.GET("/funnels", h.funnels)
 		g.GET("/funnels/{funnelId}", h.funnel)
 		g.GET("/export", h.export)
 		return se.Next()
@@ -137,13 +139,16 @@ func (h *analyticsAPI) admit(e *core.RequestEvent) error {
 	return nil
 }
 
-// turn waits for a slot to query the store; release it when done.
-func (h *analyticsAPI) turn(ctx context.Context) (release func(), err error) {
+// acquire starts a request's store work: its deadline (QueryTimeout) and,
+// waiting if need be, a slot to query the store. Call release when done.
+func (h *analyticsAPI) acquire(e *core.RequestEvent) (ctx context.Context, release func(), err error) {
+	ctx, cancel := context.WithTimeout(e.Request.Context(), h.cfg.QueryTimeout)
 	select {
 	case h.turns <- struct{}{}:
-		return func() { <-h.turns }, nil
+		return ctx, func() { <-h.turns; cancel() }, nil
 	case <-ctx.Done():
-		return nil, apis.NewApiError(http.StatusServiceUnavailable, "The analytics store is busy; try again shortly.", ctx.Err())
+		cancel()
+		return nil, nil, apis.NewApiError(http.StatusServiceUnavailable, "The analytics store is busy; try again shortly.", ctx.Err())
 	}
 }
 
@@ -202,23 +207,34 @@ func canRead(e *core.RequestEvent, id string) (bool, error) {
 	return canViewID(e, id)
 }
 
-// request resolves the site (404 when the caller may not see it) and parses
-// the query parameters (400 when they are wrong).
-func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.Location, error) {
+// site admits the request and resolves its site: 404 when the caller may
+// not see it.
+func (h *analyticsAPI) site(e *core.RequestEvent) (sitecache.Site, error) {
 	if err := h.admit(e); err != nil {
-		return queryparams.Params{}, nil, err
+		return sitecache.Site{}, err
 	}
 	id := e.Request.PathValue("siteId")
 	site, known := h.cfg.Sites.Get(id)
 	if !known || !site.Public {
 		allowed, err := canRead(e, id)
 		if err != nil {
-			return queryparams.Params{}, nil, err
+			return sitecache.Site{}, err
 		}
 		if !known || !allowed {
-			return queryparams.Params{}, nil, e.NotFoundError("", nil)
+			return sitecache.Site{}, e.NotFoundError("", nil)
 		}
 	}
+	return site, nil
+}
+
+// request resolves the site (see site) and parses the query parameters
+// (400 when they are wrong).
+func (h *analyticsAPI) request(e *core.RequestEvent) (queryparams.Params, *time.Location, error) {
+	site, err := h.site(e)
+	if err != nil {
+		return queryparams.Params{}, nil, err
+	}
+	id := site.ID
 
 	loc := time.UTC
 	if site.Timezone != "" {
@@ -268,18 +284,12 @@ func storeError(e *core.RequestEvent, err error) error {
 	return e.InternalServerError("The analytics query failed.", err)
 }
 
-func (h *analyticsAPI) context(e *core.RequestEvent) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(e.Request.Context(), h.cfg.QueryTimeout)
-}
-
 func (h *analyticsAPI) overview(e *core.RequestEvent) error {
 	p, loc, err := h.request(e)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}
@@ -320,9 +330,7 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}
@@ -353,9 +361,7 @@ func (h *analyticsAPI) breakdown(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}

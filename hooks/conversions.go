@@ -75,6 +75,37 @@ func needsGoals(q store.Query, dim string) bool {
 	return false
 }
 
+// funnels answers GET /api/analytics/sites/{siteId}/funnels: the site's
+// funnels (id, name, steps) by name, for whoever may read its statistics.
+// A share link reads them here: the funnels collection's rules know
+// accounts only.
+func (h *analyticsAPI) funnels(e *core.RequestEvent) error {
+	site, err := h.site(e)
+	if err != nil {
+		return err
+	}
+	records, err := e.App.FindRecordsByFilter(migrations.FunnelsCollectionId, "site = {:site}", "name", 0, 0, dbx.Params{"site": site.ID})
+	if err != nil {
+		return e.InternalServerError("", err)
+	}
+	type funnelJSON struct {
+		ID    string       `json:"id"`
+		Name  string       `json:"name"`
+		Steps []store.Goal `json:"steps"`
+	}
+	items := make([]funnelJSON, 0, len(records))
+	for _, r := range records {
+		steps, err := funnelSteps(r)
+		if err != nil {
+			continue // refused on save; skip rather than fail the list
+		}
+		items = append(items, funnelJSON{r.Id, r.GetString("name"), steps})
+	}
+	return e.JSON(http.StatusOK, struct {
+		Items []funnelJSON `json:"items"`
+	}{items})
+}
+
 // funnel answers GET /api/analytics/sites/{siteId}/funnels/{funnelId}: the
 // funnel must belong to the site, which the caller may read.
 func (h *analyticsAPI) funnel(e *core.RequestEvent) error {
@@ -90,9 +121,7 @@ func (h *analyticsAPI) funnel(e *core.RequestEvent) error {
 	if err != nil {
 		return e.BadRequestError(reason(err), nil)
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}

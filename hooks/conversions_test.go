@@ -9,6 +9,7 @@ import (
 	"github.com/pocketbase/pocketbase/core"
 	"github.com/pocketbase/pocketbase/tests"
 
+	"github.com/pocketlytics/pocketlytics/access"
 	"github.com/pocketlytics/pocketlytics/hooks"
 	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/migrations"
@@ -176,4 +177,68 @@ func TestCollectRevenue(t *testing.T) {
 	if len(evs) != 1 || evs[0].RevenueAmount != 49_990_000 || evs[0].RevenueCurrency != "EUR" {
 		t.Fatalf("got %+v, want one event with 49.99 EUR", evs)
 	}
+}
+
+// TestFunnelsRoute: the funnels route lists a site's funnels to whoever may
+// read its statistics, a share link included, and to no one else; a share
+// reads its own site's funnels only, until it is deleted.
+func TestFunnelsRoute(t *testing.T) {
+	_, app, srv := accessServer(t)
+	if err := hooks.RegisterConversions(app); err != nil {
+		t.Fatal(err)
+	}
+	funnels, _ := app.FindCollectionByNameOrId(migrations.FunnelsCollectionId)
+	for _, f := range []struct{ site, name string }{{berlinSiteID, "Berlin signup"}, {siteID, "Other checkout"}} {
+		r := core.NewRecord(funnels)
+		r.Load(map[string]any{"site": f.site, "name": f.name, "steps": []store.Goal{{Page: "/"}, {Event: "signup"}}})
+		if err := app.Save(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shares, _ := app.FindCollectionByNameOrId(access.SharesCollection)
+	share := core.NewRecord(shares)
+	share.Set("site", berlinSiteID)
+	if err := app.Save(share); err != nil {
+		t.Fatal(err)
+	}
+	q := "share=" + share.GetString("token")
+
+	var list struct {
+		Items []struct {
+			ID, Name string
+			Steps    []store.Goal
+		}
+	}
+	res, body := call(t, srv, "GET", apiURL(berlinSiteID, "funnels", q), nil, nil)
+	wantStatus(t, "share lists its site's funnels", res, body, 200)
+	decode(t, res, &list)
+	if len(list.Items) != 1 || list.Items[0].Name != "Berlin signup" || len(list.Items[0].Steps) != 2 || list.Items[0].Steps[1].Event != "signup" {
+		t.Fatalf("share's funnels: %s", body)
+	}
+	res, body = call(t, srv, "GET", apiURL(berlinSiteID, "funnels/"+list.Items[0].ID, q+"&period=7d"), nil, nil)
+	wantStatus(t, "share reads the funnel", res, body, 200)
+
+	for _, c := range []struct {
+		name, site, query string
+		headers           map[string]string
+		status            int
+	}{
+		{"member", berlinSiteID, "", auth(memberID, t), 200},
+		{"stranger", berlinSiteID, "", auth(strangerID, t), 404},
+		{"signed out", berlinSiteID, "", nil, 404},
+		{"share, another site", siteID, q, nil, 404},
+		{"share, another site's funnel", siteID, q, auth(ownerID, t), 404},
+	} {
+		res, body := call(t, srv, "GET", apiURL(c.site, "funnels", c.query), c.headers, nil)
+		wantStatus(t, c.name, res, body, c.status)
+		if strings.Contains(body, "Other checkout") {
+			t.Fatalf("%s: another site's funnel shows: %s", c.name, body)
+		}
+	}
+
+	if err := app.Delete(share); err != nil {
+		t.Fatal(err)
+	}
+	res, body = call(t, srv, "GET", apiURL(berlinSiteID, "funnels", q), nil, nil)
+	wantStatus(t, "revoked share", res, body, 404)
 }

@@ -129,9 +129,7 @@ func (h *analyticsAPI) export(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := h.context(e)
-	defer cancel()
-	release, err := h.turn(ctx)
+	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}

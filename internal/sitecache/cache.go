@@ -216,8 +216,6 @@ func FromRecord(r *core.Record) Site {
 		Name:            r.GetString("name"),
 		AllowSubdomains: r.GetBool("allow_subdomains"),
 		Timezone:        r.GetString("timezone"),
-		Owner:           r.GetString("owner"),
-		Members:         r.GetStringSlice("members"),
 		Public:          r.GetBool("public"),
 	}
 	if s.Timezone == "" {

@@ -18,8 +18,6 @@ type Site struct {
 	Domains         []string // host names allowed to send hits, lower case
 	AllowSubdomains bool
 	Timezone        string // IANA name, "UTC" when unset
-	Owner           string
-	Members         []string
 	Public          bool
 }
 

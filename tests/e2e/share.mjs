@@ -1,10 +1,11 @@
 // Sharing in a real browser: the owner makes a share link with the live
-// view in the settings; a signed-out browser opens it (overview and live,
-// a hit arriving over SSE), then the owner revokes it while it is open:
-// nothing more arrives and a reload says the link is gone. A password link
-// asks for its password; the public switch opens /share/{siteId}; an API
-// key made in the settings reads the site until it is deleted; the CSV and
-// export buttons download files.
+// view and a funnel in the settings; a signed-out browser opens it
+// (overview with the pages panel's time on page and scroll depth and the
+// funnel chart; live, a hit arriving over SSE), then the owner revokes it
+// while it is open: nothing more arrives and a reload says the link is
+// gone. A password link asks for its password; the public switch opens
+// /share/{siteId}; an API key made in the settings reads the site until it
+// is deleted; the CSV and export buttons download files.
 //
 // Env: CHROMIUM_PATH, APP_URL, SITE_ID, USER_EMAIL, USER_PASSWORD.
 import { readFileSync } from 'node:fs';
@@ -15,13 +16,14 @@ const SITE = env('SITE_ID');
 const DOMAIN = 'shop.pocketlytics.test';
 
 let ipSeq = 10;
-// hit sends a pageview as a browser on DOMAIN would, from a new address.
-async function hit(path = '/pricing') {
-  const ip = `81.2.69.${ipSeq++}`;
+// hit sends a hit (a pageview unless type says otherwise) as a browser on
+// DOMAIN would, from a new address unless ip names one; the rest of the
+// options (e, s) go into the body.
+async function hit(path = '/pricing', { ip = `81.2.69.${ipSeq++}`, type = 'pageview', ...extra } = {}) {
   const res = await fetch(`${APP}/api/collect`, {
     method: 'POST',
     headers: { 'Content-Type': 'text/plain', 'User-Agent': DESKTOP_UA, 'X-Forwarded-For': ip, Origin: `https://${DOMAIN}` },
-    body: JSON.stringify({ site: SITE, type: 'pageview', url: `https://${DOMAIN}${path}`, referrer: '', title: 'Pricing', w: 1280 }),
+    body: JSON.stringify({ site: SITE, type, url: `https://${DOMAIN}${path}`, referrer: '', title: 'Pricing', w: 1280, ...extra }),
   });
   assert(res.status === 202 && !res.headers.get('x-pocketlytics-dropped'), `hit answered ${res.status} ${res.headers.get('x-pocketlytics-dropped')}`);
   return path;
@@ -35,6 +37,33 @@ function watchConsole(page, errors) {
 }
 
 const arrivalsWith = (page, path) => page.locator('.arrivals li', { hasText: path }).count();
+
+// engagementCells reads the time on page and scroll depth cells of a page's
+// row in the pages panel.
+async function engagementCells(page, path) {
+  const row = page.locator('table.breakdown tr', { has: page.getByRole('button', { name: path, exact: true }) });
+  await row.waitFor({ timeout: 10000 });
+  return [await row.locator('.time-on-page').textContent(), await row.locator('.scroll-depth').textContent()];
+}
+
+// checkPanels asserts the engagement columns of the pages panel and the
+// funnel chart on an open overview.
+async function checkPanels(page) {
+  await page.getByRole('columnheader', { name: 'Time on page' }).waitFor({ timeout: 10000 });
+  await page.getByRole('columnheader', { name: 'Scroll depth' }).waitFor();
+  const engaged = await engagementCells(page, '/engaged');
+  assert(engaged[0] === '1m 12s' && engaged[1] === '64%', `/engaged: time on page ${engaged[0]}, scroll depth ${engaged[1]}`);
+  const home = await engagementCells(page, '/');
+  assert(home[0] === '–' && home[1] === '–', `/ without engagement: ${home}`);
+  const funnel = page.locator('.funnel');
+  await funnel.getByRole('heading', { name: 'Funnel' }).waitFor({ timeout: 10000 });
+  assert((await funnel.getByLabel('Funnel').locator('option:checked').textContent()) === 'Home to engaged', 'the funnel picked');
+  const steps = funnel.locator('.funnel-steps li');
+  await steps.nth(1).waitFor({ timeout: 10000 });
+  const first = await steps.nth(0).textContent();
+  const second = await steps.nth(1).textContent();
+  assert(first.includes('/') && first.includes('1 visitors') && second.includes('/engaged'), `funnel steps: ${first} | ${second}`);
+}
 
 run(async () => {
   const owner = await launch();
@@ -65,7 +94,26 @@ run(async () => {
       return r.ok && (await r.json()).current.visitors >= 1;
     }, { timeout: 10000, interval: 200 });
 
-    step('a signed-out browser opens the link');
+    step('a page read for 72 s and scrolled to 64 %: its pageview, a ping and the leave');
+    const reader = '81.2.69.200';
+    await hit('/engaged', { ip: reader });
+    await hit('/engaged', { ip: reader, type: 'ping', e: 40000, s: 50 });
+    await hit('/engaged', { ip: reader, type: 'leave', e: 32000, s: 64 });
+    await waitFor('the engagement in the pages breakdown', async () => {
+      const r = await fetch(`${APP}/api/analytics/sites/${SITE}/breakdown/page?period=today&share=${token}`);
+      return r.ok && (await r.json()).items.some((i) => i.value === '/engaged' && i.timeOnPage === 72);
+    }, { timeout: 10000, interval: 200 });
+
+    step('a funnel made in the settings; the owner sees it and the engagement columns');
+    await page.getByLabel('Funnel name').fill('Home to engaged');
+    await page.getByLabel(/Steps, one a line/).fill('/\n/engaged');
+    await page.getByRole('button', { name: 'Add funnel' }).click();
+    await page.getByRole('button', { name: 'Delete funnel Home to engaged' }).waitFor({ timeout: 10000 });
+    await page.goto(`${APP}/sites/${SITE}`);
+    await checkPanels(page);
+    await page.goto(`${APP}/sites/${SITE}/settings`);
+
+    step('a signed-out browser opens the link: figures, engagement columns, the funnel');
     const g = guest.context.pages()[0] || (await guest.context.newPage());
     watchConsole(g, errors);
     await g.goto(link);
@@ -73,6 +121,7 @@ run(async () => {
     assert(!(await g.getByRole('link', { name: 'Settings' }).count()), 'the share page offers settings');
     await waitFor('visitors in the overview', async () => Number((await g.locator('.metric[data-metric="visitors"] .metric-value').textContent()).replace(/\D/g, '')) >= 1, { timeout: 10000 });
     assert(!(await g.locator('.snippet').count()), 'the share page shows the tracker snippet');
+    await checkPanels(g);
 
     step('live view over SSE');
     await g.getByRole('link', { name: 'Live', exact: true }).click();

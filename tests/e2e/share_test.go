@@ -8,9 +8,9 @@ import (
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
-// TestShareLink opens a share link signed out in Chromium (overview and
-// live), revokes it while open, then checks a password link and the public
-// switch (see share.mjs).
+// TestShareLink opens a share link signed out in Chromium (overview with
+// the engagement columns and the funnel chart, and live), revokes it while
+// open, then checks a password link and the public switch (see share.mjs).
 func TestShareLink(t *testing.T) {
 	browser := chromium(t)
 	app := testutil.StartApp(t, testutil.AppOptions{})

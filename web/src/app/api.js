@@ -156,13 +156,19 @@ export async function timeseries(siteId, state) {
   };
 }
 
-// breakdown returns one page of a dimension: {rows: [{value, visitors, ...}], total, pages}.
+// siteFunnels lists a site's funnels, [{id, name, steps}], through the
+// analytics API, so a share link reads them too.
+export async function siteFunnels(siteId) {
+  return (await analytics(siteId, 'funnels', {})).items || [];
+}
+
 // funnel returns GET …/funnels/{id} for the dashboard's period and filters:
 // {name, steps: [{page|event, visitors, dropOff, conversionRate}]}.
 export function funnel(siteId, funnelId, state) {
   return analytics(siteId, `funnels/${encodeURIComponent(funnelId)}`, query(state));
 }
 
+// breakdown returns one page of a dimension: {rows: [{value, visitors, ...}], total, pages}.
 export async function breakdown(siteId, dimension, state, { limit = 10, page = 1 } = {}) {
   const r = await analytics(siteId, `breakdown/${encodeURIComponent(dimension)}`, query(state, { limit, page }));
   return { rows: r.items || [], total: num(r.totalItems), pages: num(r.totalPages) };

@@ -1,8 +1,9 @@
 // Funnels: the chart on the overview (visitors per step, drop-off and
-// conversion from the first step) and their management in the settings,
-// both through the JS SDK and the funnels route.
+// conversion from the first step), listed and answered by the analytics
+// routes so a share page has it too, and their management in the
+// settings through the JS SDK.
 import { h, clear, uid } from '../dom.js';
-import { pb, funnel } from '../api.js';
+import { pb, funnel, siteFunnels } from '../api.js';
 import { num } from '../format.js';
 
 const funnels = () => pb.collection('funnels');
@@ -47,7 +48,7 @@ export function funnelCard(site, state) {
     }
   };
   pick.addEventListener('change', show);
-  list(site)
+  siteFunnels(site.id)
     .then((items) => {
       if (!items.length) return;
       for (const f of items) pick.append(h('option', { value: f.id }, f.name));
@@ -55,7 +56,10 @@ export function funnelCard(site, state) {
       clear(el).append(h('h2', {}, 'Funnel'), pick, body);
       show();
     })
-    .catch(() => {});
+    .catch((e) => {
+      el.hidden = false;
+      clear(el).append(h('h2', {}, 'Funnel'), h('p', { class: 'error' }, `Could not load the funnels: ${e.message}`));
+    });
   return el;
 }
 

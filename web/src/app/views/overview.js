@@ -73,6 +73,17 @@ const PANELS = [
   { title: 'Goals', tabs: [['goal', 'Goals']] },
 ];
 
+// COLUMNS are the figures a dimension's rows have beside visitors. A page
+// without engagement reports has 0 for both: a dash, not "0s".
+const COLUMNS = {
+  page: [
+    { title: 'Time on page', class: 'time-on-page', text: (r) => (r.timeOnPage ? duration(r.timeOnPage) : '–') },
+    { title: 'Scroll depth', class: 'scroll-depth', text: (r) => (r.scrollDepth ? `${r.scrollDepth}%` : '–') },
+  ],
+  event_name: [{ title: 'Events', class: 'events', text: (r) => num(r.events ?? r.count ?? r.pageviews) }],
+  goal: [{ title: 'Conversion', class: 'conversion', text: (r) => `${r.conversionRate}%` }],
+};
+
 export function readState() {
   const q = new URLSearchParams(location.search);
   const period = PERIODS.some(([k]) => k === q.get('period')) ? q.get('period') : '7d';
@@ -346,7 +357,7 @@ export function overviewView(site, feed) {
     const table = h(
       'table',
       { class: 'breakdown' },
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), dim === 'event_name' ? h('th', { scope: 'col', class: 'num' }, 'Events') : null, dim === 'goal' ? h('th', { scope: 'col', class: 'num' }, 'Conversion') : null)),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, DIMENSIONS[dim]), h('th', { scope: 'col', class: 'num' }, 'Visitors'), (COLUMNS[dim] || []).map((c) => h('th', { scope: 'col', class: 'num' }, c.title)))),
       h(
         'tbody',
         {},
@@ -371,8 +382,7 @@ export function overviewView(site, feed) {
               ),
             ),
             h('td', { class: 'num' }, num(r.visitors)),
-            dim === 'event_name' ? h('td', { class: 'num' }, num(r.events ?? r.count ?? r.pageviews)) : null,
-            dim === 'goal' ? h('td', { class: 'num conversion' }, `${r.conversionRate}%`) : null,
+            (COLUMNS[dim] || []).map((c) => h('td', { class: `num ${c.class}` }, c.text(r))),
           );
         }),
       ),

@@ -1,9 +1,8 @@
-// The frame of one site: name, live counter, tabs (overview, live,
-// settings) and the shared live feed.
-import { h, clear } from '../dom.js';
+// The page of one site: its frame (name, live counter, tabs) with the
+// overview, the live view or the settings.
+import { h } from '../dom.js';
 import { sites, siteDomains, me, isSuperuser } from '../api.js';
-import { feedFor, releaseFeed } from '../livefeed.js';
-import { num } from '../format.js';
+import { siteFrame } from './frame.js';
 import { overviewView } from './overview.js';
 import { liveView } from './live.js';
 import { settingsView } from './settings.js';
@@ -14,90 +13,38 @@ const tabs = [
   ['settings', 'Settings', '/settings'],
 ];
 
-// liveCounter shows "N online" with a pulsing dot and a quiet "polling" tag.
-export function liveCounter(feed, siteId, href = `/sites/${siteId}/live`) {
-  const value = h('span', { class: 'live-count' }, num(feed.count));
-  const mode = h('span', { class: 'live-mode', title: 'Live updates arrive by polling every 15 seconds', hidden: feed.mode !== 'polling' }, 'polling');
-  const el = h(
-    'a',
-    { class: 'live-pill', href, 'aria-live': 'polite', dataset: { mode: feed.mode } },
-    h('span', { class: 'dot', 'aria-hidden': 'true' }),
-    value,
-    h('span', {}, ' online'),
-    mode,
-  );
-  const offs = [
-    feed.on('count', (n) => {
-      value.textContent = num(n);
-      el.classList.remove('bump');
-      void el.offsetWidth;
-      el.classList.add('bump');
-    }),
-    feed.on('mode', (m) => {
-      el.dataset.mode = m;
-      mode.hidden = m !== 'polling';
-    }),
-  ];
-  return { el, destroy: () => offs.forEach((f) => f()) };
-}
-
 export function siteView(tab) {
   return ({ id }) => {
-    const body = h('div', { class: 'site-body', 'aria-busy': 'true' }, h('p', { class: 'muted' }, 'Loading…'));
-    const title = h('h1', {}, '…');
-    const domains = h('p', { class: 'muted domains' });
-    const nav = h('nav', { class: 'tabs', 'aria-label': 'Site sections' });
-    const head = h('div', { class: 'site-head' }, h('div', {}, title, domains));
-    const el = h('section', { class: 'page site' }, h('p', { class: 'crumbs' }, h('a', { href: '/' }, '← All sites')), head, nav, body);
-
-    let destroyed = false;
-    let child = null;
-    let counter = null;
-    let feed = null;
-
-    const view = {
+    const frame = siteFrame({
       title: 'Site',
-      el,
-      onQuery: () => child?.onQuery?.(),
-      destroy() {
-        destroyed = true;
-        child?.destroy?.();
-        counter?.destroy();
-        if (feed) releaseFeed(feed);
-      },
-    };
+      className: 'page site',
+      navLabel: 'Site sections',
+      crumbs: h('p', { class: 'crumbs' }, h('a', { href: '/' }, '← All sites')),
+      subtitleClass: 'muted domains',
+    });
 
     sites
       .get(id)
       .then((site) => {
-        if (destroyed) return;
+        if (frame.destroyed) return;
         const canEdit = isSuperuser() || site.owner === me()?.id || (site.admins || []).includes(me()?.id);
-        const show = (s) => {
-          title.textContent = s.name || siteDomains(s)[0] || 'Site';
-          domains.textContent = siteDomains(s).join(', ');
-          document.title = `${title.textContent} · Pocketlytics`;
-        };
+        const show = (s) => frame.name(s.name || siteDomains(s)[0] || 'Site', siteDomains(s).join(', '));
         show(site);
-        feed = feedFor(site.id);
-        counter = liveCounter(feed, site.id);
-        head.append(counter.el);
-        clear(nav);
-        for (const [key, label, suffix] of tabs) {
-          if (key === 'settings' && !canEdit) continue;
-          nav.append(h('a', { href: `/sites/${site.id}${suffix}`, 'aria-current': key === tab ? 'page' : false }, label));
-        }
-        body.removeAttribute('aria-busy');
-        if (tab === 'overview') child = overviewView(site, feed);
-        else if (tab === 'live') child = liveView(site, feed);
-        else if (canEdit) child = settingsView(site, feed, show);
-        else child = { el: h('p', { class: 'error', role: 'alert' }, 'Only the owner and admins can change this site.') };
-        clear(body).append(child.el);
+        frame.open(site, {
+          liveHref: `/sites/${site.id}/live`,
+          tabs: tabs.filter(([key]) => key !== 'settings' || canEdit).map(([key, label, suffix]) => [label, `/sites/${site.id}${suffix}`, key === tab]),
+          view: (feed) => {
+            if (tab === 'overview') return overviewView(site, feed);
+            if (tab === 'live') return liveView(site, feed);
+            if (canEdit) return settingsView(site, feed, show);
+            return { el: h('p', { class: 'error', role: 'alert' }, 'Only the owner and admins can change this site.') };
+          },
+        });
       })
       .catch((err) => {
-        if (destroyed) return;
-        title.textContent = 'Site not available';
-        body.removeAttribute('aria-busy');
-        clear(body).append(
+        if (frame.destroyed) return;
+        frame.notice(
+          'Site not available',
           h(
             'div',
             { class: 'card empty', role: 'alert' },
@@ -107,6 +54,6 @@ export function siteView(tab) {
         );
       });
 
-    return view;
+    return frame.view;
   };
 }
