@@ -34,7 +34,7 @@ export function filterQuery(filters) {
   return Object.fromEntries(filters.map((f) => [f.op === 'is' ? f.dim : `${f.op}.${f.dim}`, f.values]));
 }
 
-// withFilter adds a filter, merged with one of the same dimension and operator.
+// withFilter adds a filter, in place of one of the same dimension and operator.
 export function withFilter(filters, dim, op, values) {
   const rest = filters.filter((f) => !(f.dim === dim && f.op === op));
   return [...rest, { dim, op, values: [...new Set(values)] }];

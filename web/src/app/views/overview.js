@@ -47,6 +47,7 @@ const INTERVAL_LABELS = { '': 'Automatic', minute: 'Minutes', hour: 'Hours', day
 
 export const DIMENSIONS = {
   page: 'Page',
+  hostname: 'Hostname',
   entry_page: 'Entry page',
   exit_page: 'Exit page',
   channel: 'Channel',
@@ -372,7 +373,8 @@ export function overviewView(site, feed) {
 
   const load = async ({ quiet = false } = {}) => {
     const my = ++seq;
-    renderControls();
+    // A quiet refresh keeps the controls, and so an open filter picker.
+    if (!quiet) renderControls();
     if (!quiet) {
       cards.setAttribute('aria-busy', 'true');
       if (!cards.childElementCount) renderCards(null);
