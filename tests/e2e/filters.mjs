@@ -122,6 +122,8 @@ run(async () => {
     await page.getByRole('button', { name: 'Compare with the previous period' }).click();
     await page.locator('.chart path.prev').waitFor({ state: 'attached' });
     assert(new URL(page.url()).searchParams.get('compare') === 'previous', `URL ${page.url()}`);
+    await page.locator('.chart svg').hover();
+    await waitFor('the previous value in the tooltip', async () => /previous period/.test(await page.locator('.chart-tip').textContent()));
     await page.reload();
     await page.locator('.chart path.prev').waitFor({ state: 'attached' });
     assert((await page.getByRole('button', { name: 'Compare with the previous period' }).getAttribute('aria-pressed')) === 'true', 'toggle not pressed after reload');
