@@ -81,6 +81,9 @@ func Register(app core.App, cfg Config) error {
 		if err := hooks.RegisterConversions(app); err != nil {
 			return err
 		}
+		if err := hooks.RegisterSegments(app); err != nil {
+			return err
+		}
 		if err := hooks.RegisterSites(app); err != nil {
 			return err
 		}

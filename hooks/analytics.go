@@ -3,6 +3,7 @@ package hooks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -330,22 +331,69 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 	if err != nil {
 		return err
 	}
+	compare, err := wantsPrevious(e)
+	if err != nil {
+		return err
+	}
+	if compare && asCSV {
+		return e.BadRequestError("The time series CSV has no compare: leave out one of format and compare.", nil)
+	}
 	ctx, release, err := h.acquire(e)
 	if err != nil {
 		return err
 	}
 	defer release()
+	if !compare {
+		points, err := h.cfg.Store.Timeseries(ctx, p.Query, p.Interval)
+		if err != nil {
+			return storeError(e, err)
+		}
+		if asCSV {
+			return sendCSV(e, "timeseries.csv", encodeCSV(points))
+		}
+		return e.JSON(http.StatusOK, struct {
+			Range  rangeJSON     `json:"range"`
+			Points []store.Point `json:"points"`
+		}{newRange(p, loc, p.Interval), points})
+	}
+
+	// The comparison runs beside the current period's query, as in overview.
+	type result struct {
+		points []store.Point
+		err    error
+	}
+	prev := make(chan result, 1)
+	go func() {
+		points, err := h.cfg.Store.Timeseries(ctx, p.Previous(), p.Interval)
+		prev <- result{points, err}
+	}()
 	points, err := h.cfg.Store.Timeseries(ctx, p.Query, p.Interval)
+	pr := <-prev
+	if err == nil {
+		err = pr.err
+	}
 	if err != nil {
 		return storeError(e, err)
 	}
-	if asCSV {
-		return sendCSV(e, "timeseries.csv", encodeCSV(points))
-	}
 	return e.JSON(http.StatusOK, struct {
-		Range  rangeJSON     `json:"range"`
-		Points []store.Point `json:"points"`
-	}{newRange(p, loc, p.Interval), points})
+		Range          rangeJSON     `json:"range"`
+		Points         []store.Point `json:"points"`
+		PreviousRange  spanJSON      `json:"previousRange"`
+		PreviousPoints []store.Point `json:"previousPoints"`
+	}{newRange(p, loc, p.Interval), points, spanJSON{p.PrevFrom.In(loc), p.PrevTo.In(loc)}, pr.points})
+}
+
+// wantsPrevious reads the time series' compare parameter: "previous" adds
+// the comparison period's points, in the same buckets, for an overlay.
+func wantsPrevious(e *core.RequestEvent) (bool, error) {
+	switch c := e.Request.URL.Query().Get("compare"); c {
+	case "":
+		return false, nil
+	case "previous":
+		return true, nil
+	default:
+		return false, e.BadRequestError(fmt.Sprintf("Unknown compare %q (want previous).", c), nil)
+	}
 }
 
 func (h *analyticsAPI) breakdown(e *core.RequestEvent) error {

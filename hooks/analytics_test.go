@@ -173,35 +173,58 @@ func (fx *analyticsFixture) expectOverview(site, rawURL string) func(testing.TB,
 	}
 }
 
+// expectTimeseries compares the points, and with compare=previous the
+// comparison period's, with the reference.
 func (fx *analyticsFixture) expectTimeseries(site, rawURL string, points int) func(testing.TB, *tests.TestApp, *http.Response) {
 	return func(t testing.TB, _ *tests.TestApp, res *http.Response) {
 		ref := fx.ref
 		p := params(t, site, rawURL)
 		var got struct {
-			Range  struct{ Interval string }
-			Points []store.Point
+			Range          struct{ Interval string }
+			Points         []store.Point
+			PreviousRange  *struct{ From, To time.Time }
+			PreviousPoints []store.Point
 		}
 		decode(t, res, &got)
 		if got.Range.Interval != string(p.Interval) || len(got.Points) != points {
 			t.Fatalf("%s with %d points, want %s with %d", got.Range.Interval, len(got.Points), p.Interval, points)
 		}
-		want := ref.Timeseries(p.Query, p.Interval)
-		nonEmpty := 0
-		for _, pt := range got.Points {
-			w, ok := want[pt.Time.Unix()]
-			if !ok {
-				w = store.Point{Time: pt.Time}
-			} else {
-				nonEmpty++
+		samePoints(t, got.Points, ref.Timeseries(p.Query, p.Interval))
+		if !strings.Contains(rawURL, "compare=previous") {
+			if got.PreviousRange != nil || got.PreviousPoints != nil {
+				t.Fatal("a previous period without compare=previous")
 			}
-			w.Time = pt.Time
-			if pt != w {
-				t.Fatalf("point %s\n got %+v\nwant %+v", pt.Time, pt, w)
-			}
+			return
 		}
-		if nonEmpty != len(want) {
-			t.Fatalf("%d buckets with data, want %d", nonEmpty, len(want))
+		if got.PreviousRange == nil || !got.PreviousRange.From.Equal(p.PrevFrom) || !got.PreviousRange.To.Equal(p.PrevTo) {
+			t.Fatalf("previous range %+v, want %s..%s", got.PreviousRange, p.PrevFrom, p.PrevTo)
 		}
+		want := ref.Timeseries(p.Previous(), p.Interval)
+		if len(got.PreviousPoints) == 0 || len(want) == 0 {
+			t.Fatalf("%d previous points, %d with data in the reference: a weak test", len(got.PreviousPoints), len(want))
+		}
+		samePoints(t, got.PreviousPoints, want)
+	}
+}
+
+// samePoints checks a time series against the reference's non-empty buckets.
+func samePoints(t testing.TB, got []store.Point, want map[int64]store.Point) {
+	t.Helper()
+	nonEmpty := 0
+	for _, pt := range got {
+		w, ok := want[pt.Time.Unix()]
+		if !ok {
+			w = store.Point{Time: pt.Time}
+		} else {
+			nonEmpty++
+		}
+		w.Time = pt.Time
+		if pt != w {
+			t.Fatalf("point %s\n got %+v\nwant %+v", pt.Time, pt, w)
+		}
+	}
+	if nonEmpty != len(want) {
+		t.Fatalf("%d buckets with data, want %d", nonEmpty, len(want))
 	}
 }
 
@@ -305,6 +328,10 @@ func testAnalyticsRoutes(t *testing.T, fx *analyticsFixture) {
 			ExpectedStatus: 200, ExpectedContent: ok, After: series(30)},
 		{Name: "timeseries 12mo", URL: apiURL(berlinSiteID, "timeseries", "period=12mo"), Headers: owner,
 			ExpectedStatus: 200, ExpectedContent: []string{`"interval":"month"`}, After: series(12)},
+		{Name: "timeseries 7d with the previous period", URL: apiURL(berlinSiteID, "timeseries", "period=7d&compare=previous&filters="+jsonFilters), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: []string{`"previousRange"`}, After: series(7)},
+		{Name: "timeseries today with the previous day so far", URL: apiURL(berlinSiteID, "timeseries", "period=today&compare=previous"), Headers: owner,
+			ExpectedStatus: 200, ExpectedContent: []string{`"previousPoints"`}, After: series(23)},
 
 		{Name: "breakdown page with time on page and scroll depth", URL: apiURL(berlinSiteID, "breakdown/page", ""), Headers: owner,
 			ExpectedStatus: 200, ExpectedContent: []string{`"timeOnPage":`, `"scrollDepth":`}, After: breakdown(store.DimPage)},
@@ -339,6 +366,8 @@ func testAnalyticsRoutes(t *testing.T, fx *analyticsFixture) {
 
 		// Bad input: 400 in PocketBase's shape.
 		{Name: "unknown period", URL: apiURL(berlinSiteID, "overview", "period=week"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown period \"week\"`)},
+		{Name: "unknown compare", URL: apiURL(berlinSiteID, "timeseries", "compare=last_year"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown compare`)},
+		{Name: "compare in a CSV", URL: apiURL(berlinSiteID, "timeseries", "compare=previous&format=csv"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`has no compare`)},
 		{Name: "unknown interval", URL: apiURL(berlinSiteID, "timeseries", "interval=week"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown interval`)},
 		{Name: "too fine an interval", URL: apiURL(berlinSiteID, "timeseries", "period=12mo&interval=minute"), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`more than 2000 buckets`)},
 		{Name: "unknown dimension", URL: apiURL(berlinSiteID, "breakdown/colour", ""), Headers: owner, ExpectedStatus: 400, ExpectedContent: bad(`Unknown dimension \"colour\"`)},

@@ -80,12 +80,11 @@ function clean(query) {
   return q;
 }
 
-// filterParam encodes the dashboard's filters ({dimension: value}) for the
-// API's `filters` parameter, in the JSON form with each value in an array,
+// filterParam encodes the dashboard's filters ([{dim, op, values}]) for the
+// API's `filters` parameter, in the JSON form with the values in an array,
 // which the API takes literally (no `|` or `\` escapes).
 export function filterParam(filters) {
-  const triples = Object.entries(filters || {}).map(([k, v]) => [k, 'is', [String(v)]]);
-  return triples.length ? JSON.stringify(triples) : '';
+  return filters?.length ? JSON.stringify(filters.map((f) => [f.dim, f.op, f.values.map(String)])) : '';
 }
 
 function query(state, extra) {
@@ -143,17 +142,17 @@ export async function overview(siteId, state) {
   return { range: range(r), metrics };
 }
 
-// timeseries returns {range, points: [{t: Date, visitors, visits, ...}]}.
+// timeseries returns {range, points: [{t: Date, visitors, visits, ...}]}
+// and, with state.compare, the previous period's points as `previous`.
 export async function timeseries(siteId, state) {
-  const r = await analytics(siteId, 'timeseries', query(state, { interval: state.interval }));
-  return {
-    range: range(r),
-    points: (r.points || []).map((p) => {
+  const r = await analytics(siteId, 'timeseries', query(state, { interval: state.interval, compare: state.compare ? 'previous' : undefined }));
+  const points = (list) =>
+    (list || []).map((p) => {
       const out = { t: new Date(p.time), events: num(p.events) };
       for (const m of METRICS) out[m.key] = num(p[m.key]);
       return out;
-    }),
-  };
+    });
+  return { range: range(r), points: points(r.points), previous: r.previousPoints ? points(r.previousPoints) : null };
 }
 
 // siteFunnels lists a site's funnels, [{id, name, steps}], through the

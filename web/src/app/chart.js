@@ -64,7 +64,8 @@ function summary(label, points, format) {
 }
 
 // lineChart({points: [{t: Date, v: number}], label, format, timeFormat,
-// timeZone (of the axis labels' alignment), height})
+// timeZone (of the axis labels' alignment), height, compare (the previous
+// period's points, drawn dashed under the line, bucket by bucket)})
 export function lineChart({ points, label, format = String, timeFormat, timeZone, height = 240, compare }) {
   const box = h('div', { class: 'chart' });
   const tip = h('div', { class: 'chart-tip', role: 'status', hidden: true });
@@ -133,7 +134,8 @@ export function lineChart({ points, label, format = String, timeFormat, timeZone
       guide.setAttribute('x1', x(i));
       guide.setAttribute('x2', x(i));
       guide.setAttribute('visibility', 'visible');
-      tip.textContent = `${fmtTime(p.t, false)}: ${format(p.v)} ${label.toLowerCase()}`;
+      const prev = compare?.[i];
+      tip.textContent = `${fmtTime(p.t, false)}: ${format(p.v)} ${label.toLowerCase()}${prev ? `; previous period ${format(prev.v)}` : ''}`;
       tip.hidden = false;
       const left = Math.min(Math.max(x(i) - 80, 0), Math.max(width - 170, 0));
       tip.style.left = `${left}px`;

@@ -54,7 +54,7 @@ export class GoalCounts {
   refresh() {
     if (this.pending) return this.pending;
     const askedAt = Date.now();
-    this.pending = breakdown(this.siteId, 'goal', { period: 'today', filters: {} }, { limit: 100 })
+    this.pending = breakdown(this.siteId, 'goal', { period: 'today', filters: [] }, { limit: 100 })
       .then((r) => {
         const today = this.day.format(new Date(askedAt));
         if (today !== this.today) {

@@ -1,13 +1,15 @@
 // The site overview: period picker, filters, metric cards with the change
 // against the previous period, the time series and the breakdown panels.
 // Everything that defines the view lives in the URL, so a link reproduces it.
-import { h, clear, uid } from '../dom.js';
+import { h, clear, append, uid } from '../dom.js';
 import { overview, timeseries, breakdown, METRICS } from '../api.js';
 import { setQuery } from '../router.js';
 import { num, percent, duration, flag, countryName, capitalize } from '../format.js';
 import { lineChart } from '../chart.js';
 import { snippet } from './settings.js';
-import { propsPanel, propFilters, propName } from './props.js';
+import { propsPanel } from './props.js';
+import { readFilters, filterQuery, filterBar, withFilter, isFiltered } from './filters.js';
+import { segmentMenu } from './segments.js';
 import { funnelCard } from './funnels.js';
 import { exportButton, csvButton } from './downloads.js';
 
@@ -45,6 +47,7 @@ const INTERVAL_LABELS = { '': 'Automatic', minute: 'Minutes', hour: 'Hours', day
 
 export const DIMENSIONS = {
   page: 'Page',
+  hostname: 'Hostname',
   entry_page: 'Entry page',
   exit_page: 'Exit page',
   channel: 'Channel',
@@ -87,16 +90,14 @@ const COLUMNS = {
 export function readState() {
   const q = new URLSearchParams(location.search);
   const period = PERIODS.some(([k]) => k === q.get('period')) ? q.get('period') : '7d';
-  const filters = {};
-  for (const k of Object.keys(DIMENSIONS)) if (q.has(k)) filters[k] = q.get(k);
-  Object.assign(filters, propFilters(q));
   return {
     period,
     from: q.get('from') || (period === 'custom' ? localDay(-6) : ''),
     to: q.get('to') || (period === 'custom' ? localDay(0) : ''),
     interval: INTERVALS[period].includes(q.get('interval')) ? q.get('interval') : '',
     metric: METRICS.some((m) => m.key === q.get('metric')) ? q.get('metric') : 'visitors',
-    filters,
+    compare: q.get('compare') === 'previous',
+    filters: readFilters(q, DIMENSIONS),
   };
 }
 
@@ -107,8 +108,9 @@ function writeState(s) {
     to: s.period === 'custom' ? s.to : '',
     interval: s.interval,
     metric: s.metric === 'visitors' ? '' : s.metric,
-    ...s.filters,
-  }, { keep: Object.keys(s.filters) });
+    compare: s.compare ? 'previous' : '',
+    ...filterQuery(s.filters),
+  });
 }
 
 // localDay is the browser's calendar day, `days` from today, as YYYY-MM-DD.
@@ -170,12 +172,12 @@ export function overviewView(site, feed) {
   let state = readState();
   const controls = h('div', { class: 'controls' });
   const rangeLabel = h('span', { class: 'range muted', 'aria-live': 'polite' });
-  const filterBar = h('div', { class: 'filters', 'aria-label': 'Active filters' });
+  const filterBox = h('div', { class: 'filters', 'aria-label': 'Filters' });
   const setup = h('div', { class: 'setup' });
   const cards = h('div', { class: 'metrics', role: 'group', 'aria-label': 'Key figures; pick one for the chart' });
   const chartBox = h('div', { class: 'card chart-card' });
   const panels = h('div', { class: 'panels' });
-  const el = h('div', { class: 'overview' }, controls, filterBar, setup, cards, chartBox, panels);
+  const el = h('div', { class: 'overview' }, controls, filterBox, setup, cards, chartBox, panels);
 
   let seq = 0;
   let panelSeq = 0;
@@ -228,29 +230,11 @@ export function overviewView(site, feed) {
       );
     }
     controls.append(rangeLabel, exportButton(site, () => state));
-    clear(filterBar);
-    for (const [k, v] of Object.entries(state.filters)) {
-      filterBar.append(
-        h(
-          'button',
-          {
-            class: 'chip',
-            type: 'button',
-            'aria-label': `Remove filter ${DIMENSIONS[k] || propName(k)} is ${label(k, v)}`,
-            onclick: () => {
-              const f = { ...state.filters };
-              delete f[k];
-              update({ filters: f });
-            },
-          },
-          `${DIMENSIONS[k] || propName(k)}: ${label(k, v)}`,
-          h('span', { 'aria-hidden': 'true' }, ' ×'),
-        ),
-      );
-    }
-    if (Object.keys(state.filters).length > 1) {
-      filterBar.append(h('button', { class: 'btn ghost small', type: 'button', onclick: () => update({ filters: {} }) }, 'Clear all'));
-    }
+    const onFilters = (filters) => update({ filters });
+    append(clear(filterBox), [
+      filterBar({ siteId: site.id, state, dims: DIMENSIONS, label, onChange: onFilters }),
+      segmentMenu({ site, filters: state.filters, onApply: onFilters }),
+    ]);
   };
 
   const renderCards = (data) => {
@@ -289,9 +273,15 @@ export function overviewView(site, feed) {
   const renderChart = (series) => {
     chart?.destroy?.();
     const m = METRICS.find((x) => x.key === state.metric);
-    const points = series.points.map((p) => ({ t: p.t, v: Number(p[m.key]) || 0 }));
-    chart = lineChart({ points, label: m.label, format: (v) => fmtMetric(m, v), timeFormat: timeFormatter(series.range), timeZone: series.range.timezone });
-    clear(chartBox).append(h('h2', { class: 'sr-only' }, `${m.label} over time`), chart);
+    const values = (list) => list.map((p) => ({ t: p.t, v: Number(p[m.key]) || 0 }));
+    const compare = series.previous && values(series.previous);
+    chart = lineChart({ points: values(series.points), compare, label: m.label, format: (v) => fmtMetric(m, v), timeFormat: timeFormatter(series.range), timeZone: series.range.timezone });
+    const toggle = h(
+      'button',
+      { class: 'btn ghost small compare-toggle', type: 'button', 'aria-pressed': String(state.compare), onclick: () => update({ compare: !state.compare }) },
+      'Compare with the previous period',
+    );
+    clear(chartBox).append(h('div', { class: 'chart-head' }, h('h2', { class: 'sr-only' }, `${m.label} over time`), toggle), chart);
   };
 
   const renderPanel = (i, container, my) => {
@@ -362,7 +352,7 @@ export function overviewView(site, feed) {
         'tbody',
         {},
         rows.map((r) => {
-          const active = state.filters[dim] === String(r.value);
+          const active = isFiltered(state.filters, dim, String(r.value));
           return h(
             'tr',
             { style: { '--w': `${((Number(r[key]) || 0) / max) * 100}%` } },
@@ -376,7 +366,7 @@ export function overviewView(site, feed) {
                   type: 'button',
                   'aria-pressed': String(active),
                   title: `Filter by ${DIMENSIONS[dim]} ${label(dim, r.value)}`,
-                  onclick: () => update({ filters: { ...state.filters, [dim]: String(r.value) } }),
+                  onclick: () => update({ filters: withFilter(state.filters, dim, 'is', [String(r.value)]) }),
                 },
                 label(dim, r.value),
               ),
@@ -393,7 +383,8 @@ export function overviewView(site, feed) {
 
   const load = async ({ quiet = false } = {}) => {
     const my = ++seq;
-    renderControls();
+    // A quiet refresh keeps the controls, and so an open filter picker.
+    if (!quiet) renderControls();
     if (!quiet) {
       cards.setAttribute('aria-busy', 'true');
       if (!cards.childElementCount) renderCards(null);
@@ -405,7 +396,7 @@ export function overviewView(site, feed) {
       renderCards(ov.value);
       rangeLabel.textContent = rangeText(ov.value.range);
       const m = ov.value.metrics;
-      const empty = !m.visitors.value && !m.pageviews.value && !Object.keys(state.filters).length;
+      const empty = !m.visitors.value && !m.pageviews.value && !state.filters.length;
       if (empty && !snip && !feed.hasData && !site.readOnly) {
         snip = snippet(site, feed);
         clear(setup).append(snip.el);
@@ -424,7 +415,7 @@ export function overviewView(site, feed) {
         panels.append(c);
         renderPanel(i, c, mine);
       });
-      panels.append(propsPanel(site.id, state, (dim, value) => update({ filters: { ...state.filters, [dim]: value } })));
+      panels.append(propsPanel(site.id, state, (dim, value) => update({ filters: withFilter(state.filters, dim, 'is', [value]) })));
       panels.append(funnelCard(site, state));
     }
   };

@@ -19,21 +19,16 @@ export function propName(dim) {
   return dim.startsWith(PROP_PREFIX) ? `Property ${dim.slice(PROP_PREFIX.length)}` : '';
 }
 
-// propFilters reads the property filters of a query string.
-export function propFilters(params) {
-  const out = {};
-  for (const [k, v] of params) if (k.startsWith(PROP_PREFIX) && k.length > PROP_PREFIX.length) out[k] = v;
-  return out;
-}
-
 // propsPanel renders the panel; onFilter(dimension, value) adds a filter.
 export function propsPanel(siteId, state, onFilter) {
   const kid = uid('prop-key');
   const lid = uid('prop-keys');
-  const keys = new Set([...KNOWN_KEYS, ...Object.keys(state.filters).filter((k) => k.startsWith(PROP_PREFIX)).map((k) => k.slice(PROP_PREFIX.length))]);
+  const keys = new Set([...KNOWN_KEYS, ...state.filters.filter((f) => f.dim.startsWith(PROP_PREFIX)).map((f) => f.dim.slice(PROP_PREFIX.length))]);
   const input = h('input', { id: kid, type: 'text', list: lid, value: lastKey, placeholder: 'e.g. plan', maxlength: 300, autocomplete: 'off' });
   const body = h('div', { class: 'panel-body' });
-  const event = state.filters.event_name;
+  // Properties of one event when the view is filtered on exactly one.
+  const events = state.filters.find((f) => f.dim === 'event_name' && f.op === 'is')?.values;
+  const event = events?.length === 1 ? events[0] : '';
   const el = h(
     'section',
     { class: 'card panel props-panel' },
@@ -92,7 +87,7 @@ export function propsPanel(siteId, state, onFilter) {
                       {
                         class: 'row-filter',
                         type: 'button',
-                        'aria-pressed': String(state.filters[dim] === String(x.value)),
+                        'aria-pressed': String(state.filters.some((f) => f.dim === dim && f.op === 'is' && f.values.includes(String(x.value)))),
                         title: `Filter by ${key} ${x.value}`,
                         onclick: () => onFilter(dim, String(x.value)),
                       },
