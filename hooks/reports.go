@@ -175,8 +175,11 @@ func (r *reporter) send(sub *core.Record) error {
 		}
 		return err
 	}
-	_, err = r.app.DB().Update(sub.Collection().Name,
-		dbx.Params{"lastSent": types.NowDateTime().String()}, dbx.HashExp{"id": sub.Id}).Execute()
+	sent, err := types.ParseDateTime(now)
+	if err != nil {
+		return err
+	}
+	_, err = r.app.DB().Update(sub.Collection().Name, dbx.Params{"lastSent": sent.String()}, dbx.HashExp{"id": sub.Id}).Execute()
 	return err
 }
 

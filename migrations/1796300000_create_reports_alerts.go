@@ -24,12 +24,13 @@ var (
 
 	// A user subscribes themselves (hooks.RegisterReports sets user to the
 	// signed-in user) to a site they read, and changes only the frequency;
-	// the period sent and the unsubscribe token are the hooks'.
+	// the period sent and the unsubscribe token are the hooks' (hidden
+	// fields: PocketBase drops them from a non-superuser's request).
 	reportsRead   = `user = @request.auth.id && ` + objReaders
 	reportsCreate = `@request.auth.collectionName = "users" && ` +
 		`(@request.body.user:isset = false || @request.body.user = @request.auth.id) && ` + bodyReaders
 	reportsUpdate = reportsRead + ` && @request.body.user:isset = false && @request.body.site:isset = false && ` +
-		`@request.body.period:isset = false && @request.body.token:isset = false && @request.body.lastSent:isset = false`
+		`@request.body.lastSent:isset = false`
 	reportsDelete = `user = @request.auth.id`
 
 	// The owner and admins manage a site's alert; when it last fired is
