@@ -10,7 +10,9 @@ import (
 func TestDueReport(t *testing.T) {
 	berlin, _ := time.LoadLocation("Europe/Berlin")
 	newYork, _ := time.LoadLocation("America/New_York")
-	day := func(loc *time.Location, y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, loc) }
+	day := func(loc *time.Location, y int, m time.Month, d int) time.Time {
+		return time.Date(y, m, d, 0, 0, 0, 0, loc)
+	}
 	for _, tc := range []struct {
 		name          string
 		freq          string
