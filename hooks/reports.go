@@ -263,6 +263,9 @@ func (r *reporter) message(sub, site, user *core.Record, p reportPeriod) (*maile
 		AppName:        r.app.Settings().Meta.AppName,
 		PreviousPeriod: "the week before",
 	}
+	if prev.Visits == 0 {
+		d.Stats[3].Change = "new"
+	}
 	if sub.GetString("frequency") == migrations.Monthly {
 		d.Title, d.Range, d.PreviousPeriod = "Monthly", p.From.Format("January 2006"), "the month before"
 	}
