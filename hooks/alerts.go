@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"net"
 	"net/http"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pocketbase/dbx"
@@ -35,8 +38,8 @@ type AlertsConfig struct {
 	// Live gives the live visitor counts the thresholds are compared with
 	// (required).
 	Live *realtime.Live
-	// Client delivers the webhooks (default: a client with
-	// config.WebhookTimeout, following no redirects).
+	// Client delivers the webhooks (default: webhookClient, which reaches
+	// public addresses only).
 	Client *http.Client
 	// Dashboard is where the dashboard is served ("/" or "/analytics/"),
 	// for the mail's link to the live view.
@@ -61,10 +64,7 @@ func RegisterAlerts(app core.App, cfg AlertsConfig) error {
 		cfg.Now = time.Now
 	}
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{
-			Timeout:       config.WebhookTimeout,
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
+		cfg.Client = webhookClient()
 	}
 	a := &alerter{app: app, cfg: cfg, above: map[string]bool{}}
 	app.OnRecordValidate(AlertsCollection).BindFunc(func(e *core.RecordEvent) error {
@@ -174,6 +174,38 @@ func (a *alerter) fire(alert *core.Record, count int) {
 		if err := a.post(hook, d); err != nil {
 			a.app.Logger().Warn("alerts: the webhook failed", "alert", alert.Id, "site", site.Id, "error", err)
 		}
+	}
+}
+
+// webhookClient posts with config.WebhookTimeout, follows no redirects and
+// dials public addresses only: a site's admin must not make the server
+// call its own network (loopback, private, link-local ranges).
+func webhookClient() *http.Client {
+	dialer := &net.Dialer{
+		Timeout: config.WebhookTimeout,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				return err
+			}
+			ip = ip.Unmap()
+			if !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() {
+				return fmt.Errorf("hooks: webhooks may not reach %s", ip)
+			}
+			return nil
+		},
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil
+	transport.DialContext = dialer.DialContext
+	return &http.Client{
+		Timeout:       config.WebhookTimeout,
+		Transport:     transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 

@@ -47,7 +47,9 @@ func TestAlertFiresOnce(t *testing.T) {
 	t.Cleanup(webhook.Close)
 
 	now := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
-	if err := hooks.RegisterAlerts(app, hooks.AlertsConfig{Live: live, Dashboard: "/", Now: func() time.Time { return now }}); err != nil {
+	// The default client refuses loopback addresses such as the test server's.
+	cfg := hooks.AlertsConfig{Live: live, Dashboard: "/", Now: func() time.Time { return now }, Client: webhook.Client()}
+	if err := hooks.RegisterAlerts(app, cfg); err != nil {
 		t.Fatal(err)
 	}
 	col, err := app.FindCollectionByNameOrId(hooks.AlertsCollection)

@@ -1,6 +1,9 @@
 package hooks
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,6 +71,24 @@ func TestChange(t *testing.T) {
 	} {
 		if got := change(tc.cur, tc.prev); got != tc.want {
 			t.Errorf("change(%d, %d) = %q, want %q", tc.cur, tc.prev, got, tc.want)
+		}
+	}
+}
+
+// TestWebhookClientPublicOnly checks that the default webhook client does
+// not reach the server's own network.
+func TestWebhookClientPublicOnly(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("the webhook reached a loopback address")
+	}))
+	defer srv.Close()
+	for _, u := range []string{srv.URL, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1), "http://[::1]:9/", "http://169.254.169.254/latest", "http://10.0.0.1:9/"} {
+		res, err := webhookClient().Post(u, "application/json", strings.NewReader("{}"))
+		if err == nil {
+			res.Body.Close()
+			t.Errorf("%s: posted, want refused", u)
+		} else if !strings.Contains(err.Error(), "webhooks may not reach") {
+			t.Errorf("%s: %v, want refused by the dialer", u, err)
 		}
 	}
 }
