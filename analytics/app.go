@@ -208,6 +208,9 @@ func Register(app core.App, cfg Config) error {
 			hooks.RegisterShares(app),
 			hooks.RegisterAPIKeys(app),
 			hooks.RegisterInvitations(app, cfg.DashboardPath),
+			// Reports and alerts are sent by the control node's cron only.
+			hooks.RegisterReports(app, hooks.ReportsConfig{Store: data, Dashboard: cfg.DashboardPath}),
+			hooks.RegisterAlerts(app, hooks.AlertsConfig{Live: live, Dashboard: cfg.DashboardPath}),
 			hooks.RegisterDashboard(app, cfg.DashboardPath),
 		)
 	}

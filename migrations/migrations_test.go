@@ -74,12 +74,12 @@ func TestSitesCollection(t *testing.T) {
 	})
 
 	t.Run("down", func(t *testing.T) {
-		// The later steps (segments; invitations, roles; goals and funnels;
-		// shares, api_keys, embed_origins) go first.
-		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(8); err != nil {
+		// The later steps (reports and alerts; segments; invitations, roles;
+		// goals and funnels; shares, api_keys, embed_origins) go first.
+		if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(9); err != nil {
 			t.Fatal(err)
 		}
-		for _, name := range []string{"sites", "shares", "api_keys", "goals", "funnels", "invitations", "segments"} {
+		for _, name := range []string{"sites", "shares", "api_keys", "goals", "funnels", "invitations", "segments", "reports", "alerts"} {
 			if _, err := app.FindCollectionByNameOrId(name); err == nil {
 				t.Fatalf("%s still exists after migrating down", name)
 			}
@@ -114,8 +114,8 @@ func TestRolesDown(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Segments and invitations go first.
-	if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(3); err != nil {
+	// Reports and alerts, segments, invitations, then roles.
+	if _, err := core.NewMigrationsRunner(app, core.AppMigrations).Down(4); err != nil {
 		t.Fatal(err)
 	}
 	site, err = app.FindRecordById("sites", site.Id)

@@ -75,3 +75,18 @@ func (l *Live) Status(ctx context.Context, site string, loc *time.Location, arri
 	}
 	return st, nil
 }
+
+// Counts returns the live visitor count of each site, the count the
+// dashboards show (traffic alerts compare it with their threshold).
+func (l *Live) Counts(ctx context.Context, sites ...string) (map[string]int, error) {
+	pruned, err := l.store.Prune(ctx, sites...)
+	if err != nil {
+		return nil, err
+	}
+	l.announce(pruned)
+	counts := make(map[string]int, len(pruned))
+	for _, p := range pruned {
+		counts[p.Site] = p.Count
+	}
+	return counts, nil
+}

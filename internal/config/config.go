@@ -63,3 +63,20 @@ const (
 	// InvitationTTL is how long an invitation's link works.
 	InvitationTTL = 7 * 24 * time.Hour
 )
+
+// Email reports and traffic alerts.
+const (
+	// ReportsSchedule is when due reports are looked for: hourly, so each
+	// site's Monday (or 1st) is caught within an hour of starting in its
+	// time zone.
+	ReportsSchedule = "7 * * * *"
+	// ReportRows is how many top pages and sources a report lists.
+	ReportRows = 5
+	// AlertsSchedule is how often live counts are compared with the alerts'
+	// thresholds.
+	AlertsSchedule = "* * * * *"
+	// AlertCooldown is the least time between two firings of a site's alert.
+	AlertCooldown = time.Hour
+	// WebhookTimeout bounds one delivery of an alert's webhook.
+	WebhookTimeout = 5 * time.Second
+)

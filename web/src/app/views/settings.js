@@ -1,5 +1,5 @@
-// Site settings: the tracker snippet, name/domains/time zone, people and
-// deletion.
+// Site settings: the tracker snippet, name/domains/time zone, people,
+// reports and alerts, and deletion.
 import { h, uid } from '../dom.js';
 import { sites, siteDomains, parseDomains, findUser, me, isSuperuser } from '../api.js';
 import { navigate } from '../router.js';
@@ -7,6 +7,7 @@ import { goalsCard } from './goals.js';
 import { funnelsSettingsCard } from './funnels.js';
 import { sharingCards } from './sharing.js';
 import { teamCard } from './team.js';
+import { notificationCards } from './notifications.js';
 
 function timezones() {
   try {
@@ -181,6 +182,7 @@ export function settingsView(site, live, onRenamed) {
     h('h2', { class: 'section' }, 'General'),
     siteForm(site, { onSaved: (s) => onRenamed?.(s) }),
     teamCard(site),
+    notificationCards(site),
     goalsCard(site),
     funnelsSettingsCard(site),
     sharingCards(site),
