@@ -215,8 +215,9 @@ type FunnelStep struct {
 type Funneler interface {
 	// Funnel returns, per step, the visitors whose visit reached it after the
 	// previous steps. A visit reaches the steps in the order of its rows'
-	// whole seconds (the precision both stores share); within one second
-	// its rows may reach several steps in any order, each row one step.
+	// milliseconds (the precision both stores share); within one
+	// millisecond its rows may reach several steps in any order, each row
+	// one step.
 	// The filters select visits; steps look at all of their counted rows.
 	Funnel(ctx context.Context, q Query, steps []Goal) ([]FunnelStep, error)
 }

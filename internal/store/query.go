@@ -23,8 +23,8 @@ import (
 //   - Visitors are distinct visitor ids of the counted visits.
 //   - Session attributes (source, location, device) are those of the visit's
 //     first pageview or custom event; the entry page is the pathname of its
-//     first pageview, the exit page that of its last. Rows are ordered by whole
-//     seconds (the precision both stores share); ties within a second go to
+//     first pageview, the exit page that of its last. Rows are ordered by
+//     milliseconds (the precision both stores share); ties within one go to
 //     the smallest value (entry, attributes) or the largest (exit page).
 //
 // Filters (all of them must hold) work at two levels, following Plausible:

@@ -3,10 +3,15 @@ package chstore
 import (
 	"context"
 	"reflect"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/store"
+	"github.com/pocketlytics/pocketlytics/internal/store/chstore/schema"
 	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
 	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
@@ -59,3 +64,93 @@ func TestUpgradeBuildsValues(t *testing.T) {
 }
 
 const createVersionTableForTest = "CREATE TABLE schema_migrations (version UInt32, applied_at DateTime) ENGINE = MergeTree() ORDER BY version"
+
+// TestUpgradeAddsMillis opens a database as the version before ts_ms left
+// it: its rows read the millisecond 0, so two pageviews of one second are
+// ordered by value, while the rows stored after the upgrade keep their
+// order within the second. The entry and exit pages match the reference
+// over the same events with the old ones at whole seconds.
+func TestUpgradeAddsMillis(t *testing.T) {
+	ctx := context.Background()
+	dsn := testutil.ClickHouseDSN(t)
+	s, err := Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before []string
+	for _, m := range schema.Migrations {
+		if m.Version < 8 {
+			before = append(before, strconv.Itoa(int(m.Version)))
+		}
+	}
+	for _, stmt := range []string{
+		"ALTER TABLE events DROP COLUMN ts_ms",
+		"DROP TABLE schema_migrations",
+		createVersionTableForTest,
+		"INSERT INTO schema_migrations (version, applied_at) SELECT toUInt32(arrayJoin([" + strings.Join(before, ", ") + "])), now()",
+	} {
+		if err := s.conn.Exec(ctx, stmt); err != nil {
+			t.Fatal(stmt, err)
+		}
+	}
+	at := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
+	pageview := func(id string, session uint64, path string, t time.Time) event.Event {
+		return event.Event{ID: id, Time: t, SiteID: "upgrade", Type: event.Pageview, Pathname: path, VisitorID: session, SessionID: session}
+	}
+	// The old version stored the seconds alone.
+	old := []event.Event{pageview("old1", 1, "/b", at), pageview("old2", 1, "/a", at)}
+	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO events (id, ts, site_id, type, pathname, visitor_id, session_id)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range old {
+		if err := batch.Append(ev.ID, ev.Time, ev.SiteID, ev.Type, ev.Pathname, ev.VisitorID, ev.SessionID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, dsn, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fresh := []event.Event{
+		pageview("new1", 2, "/b", at.Add(100*time.Millisecond)),
+		pageview("new2", 2, "/a", at.Add(400*time.Millisecond)),
+	}
+	// The old events again (already stored) build their visit.
+	load(t, s, append(slices.Clone(old), fresh...))
+
+	var ms []uint16
+	rows, err := s.conn.Query(ctx, "SELECT ts_ms FROM events ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var m uint16
+		if err := rows.Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		ms = append(ms, m)
+	}
+	rows.Close()
+	if want := []uint16{100, 400, 0, 0}; !slices.Equal(ms, want) {
+		t.Errorf("ts_ms of new1, new2, old1, old2 = %v, want %v", ms, want)
+	}
+	ref := storetest.NewReference(append(old, fresh...))
+	q := store.Query{SiteID: "upgrade", From: at, To: at.Add(time.Hour)}
+	for _, dim := range []store.Dimension{store.DimEntryPage, store.DimExitPage} {
+		got, err := s.Breakdown(ctx, q, dim, 10, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ref.Breakdown(q, dim, 10, 0)
+		if len(want.Rows) != 2 || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v\nwant %+v (one visit each)", dim, got, want)
+		}
+	}
+}

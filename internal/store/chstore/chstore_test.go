@@ -132,7 +132,7 @@ func TestInsertRoundTrip(t *testing.T) {
 	}
 	want := slices.Clone(events)
 	for i := range want {
-		want[i].Time = want[i].Time.Truncate(time.Second) // DateTime keeps seconds
+		want[i].Time = want[i].Time.Truncate(time.Millisecond)
 		if want[i].ScreenWidth > 65535 {
 			want[i].ScreenWidth = 65535
 		}
@@ -471,12 +471,12 @@ func readEvents(tb testing.TB, s *Store) []event.Event {
 		var (
 			ev         event.Event
 			keys, vals []string
-			width      uint16
+			ms, width  uint16
 			entry      uint8
 			engaged    uint32
 			scroll     uint8
 		)
-		err := rows.Scan(&ev.ID, &ev.Time, &ev.SiteID, &ev.Type, &ev.Name, &keys, &vals,
+		err := rows.Scan(&ev.ID, &ev.Time, &ms, &ev.SiteID, &ev.Type, &ev.Name, &keys, &vals,
 			&ev.Hostname, &ev.Pathname, &ev.Title, &ev.ReferrerHost, &ev.Channel,
 			&ev.UTMSource, &ev.UTMMedium, &ev.UTMCampaign, &ev.UTMTerm, &ev.UTMContent,
 			&ev.Country, &ev.Region, &ev.City, &ev.Latitude, &ev.Longitude,
@@ -494,6 +494,7 @@ func readEvents(tb testing.TB, s *Store) []event.Event {
 				ev.Props[k] = vals[i]
 			}
 		}
+		ev.Time = ev.Time.Add(time.Duration(ms) * time.Millisecond)
 		ev.ScreenWidth = int(width)
 		ev.Entry = entry == 1
 		ev.Engaged, ev.Scroll = int(engaged), int(scroll)

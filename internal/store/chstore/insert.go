@@ -24,6 +24,7 @@ var columns = []struct {
 }{
 	{"id", strCol(func(ev *event.Event) string { return ev.ID })},
 	{"ts", col(func(ev *event.Event) time.Time { return ev.Time })},
+	{"ts_ms", col(func(ev *event.Event) uint16 { return uint16(ev.Time.Nanosecond() / 1e6) })},
 	{"site_id", strCol(func(ev *event.Event) string { return ev.SiteID })},
 	{"type", strCol(func(ev *event.Event) string { return ev.Type })},
 	{"name", strCol(func(ev *event.Event) string { return ev.Name })},

@@ -77,6 +77,8 @@ func (dialect) Time(t time.Time) sqlquery.Frag {
 
 func (dialect) Secs(ts string) string { return "toInt64(toUInt32(" + ts + "))" }
 
+func (dialect) Millis() string { return "(toInt64(toUInt32(ts)) * 1000 + ts_ms)" }
+
 func (dialect) IntDiv(a, b string) string { return "intDiv(" + a + ", " + b + ")" }
 
 func (dialect) CountIf(cond string) string { return "countIf(" + cond + ")" }
@@ -98,7 +100,7 @@ func (dialect) MinIf(expr, cond string) string { return "minIf(" + expr + ", " +
 
 func (dialect) MaxIf(expr, cond string) string { return "maxIf(" + expr + ", " + cond + ")" }
 
-func (dialect) Concat(secs, s string) string { return "concat(toString(" + secs + "), " + s + ")" }
+func (dialect) Concat(ms, s string) string { return "concat(toString(" + ms + "), " + s + ")" }
 
 func (dialect) Substr(s string, pos int) string {
 	return "substring(" + s + ", " + strconv.Itoa(pos) + ")"

@@ -50,6 +50,8 @@ func (dialect) Time(t time.Time) sqlquery.Frag { return sqlquery.Arg(t.UnixMilli
 
 func (dialect) Secs(ts string) string { return "(" + ts + " / 1000)" }
 
+func (dialect) Millis() string { return "ts" }
+
 func (dialect) IntDiv(a, b string) string { return "(" + a + " / " + b + ")" }
 
 func (dialect) CountIf(cond string) string { return "sum(CASE WHEN " + cond + " THEN 1 ELSE 0 END)" }
@@ -72,7 +74,7 @@ func (dialect) MaxIf(expr, cond string) string {
 	return "coalesce(max(CASE WHEN " + cond + " THEN " + expr + " END), '')"
 }
 
-func (dialect) Concat(secs, s string) string { return "(" + secs + " || " + s + ")" }
+func (dialect) Concat(ms, s string) string { return "(" + ms + " || " + s + ")" }
 
 func (dialect) Substr(s string, pos int) string {
 	return "substr(" + s + ", " + strconv.Itoa(pos) + ")"

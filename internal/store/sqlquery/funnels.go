@@ -9,8 +9,8 @@ import (
 
 // Funnel implements store.Querier. The store returns the rows of the
 // selected visits that reach any step, with the steps each one reaches, in
-// order of visit and second; the ordered pass over them runs here, once for
-// both stores, so ties within a second cannot be broken differently.
+// order of visit and millisecond; the ordered pass over them runs here, once
+// for both stores, so ties within a millisecond cannot be broken differently.
 // (ClickHouse's windowFunnel orders ties as they happen to be stored.)
 func (qr *Querier) Funnel(ctx context.Context, q store.Query, steps []store.Goal) ([]store.FunnelStep, error) {
 	if err := q.Validate(); err != nil {
@@ -25,10 +25,10 @@ func (qr *Querier) Funnel(ctx context.Context, q store.Query, steps []store.Goal
 	for i, s := range steps {
 		mask[i] = Cat("(CASE WHEN ", g.goalCond(s), " THEN ", num(1<<i), " ELSE 0 END)")
 	}
-	rows := Cat("SELECT session_id, ", d.Secs("ts"), " AS sec, ", Join(mask, " + "), " AS msk FROM events WHERE ",
+	rows := Cat("SELECT session_id, ", d.Millis(), " AS ms, ", Join(mask, " + "), " AS msk FROM events WHERE ",
 		g.rowsBase(), " AND ", g.anyGoal(steps))
 	sessions := Cat("SELECT session_id, vid FROM (", g.sessions(), ") AS v")
-	query := Cat("SELECT ", d.Int("session_id"), ", ", d.Int("vid"), ", ", d.Int("sec"), ", ", d.Int("msk"), " FROM ", d.JoinUsing(rows, sessions), " ORDER BY session_id, sec")
+	query := Cat("SELECT ", d.Int("session_id"), ", ", d.Int("vid"), ", ", d.Int("ms"), ", ", d.Int("msk"), " FROM ", d.JoinUsing(rows, sessions), " ORDER BY session_id, ms")
 
 	reached := map[int64]int{} // visitor → the most steps one of their visits reached
 	var (
@@ -43,8 +43,8 @@ func (qr *Querier) Funnel(ctx context.Context, q store.Query, steps []store.Goal
 		}
 	}
 	err := qr.each(ctx, query, func(r Rows) error {
-		var sid, v, sec, m int64
-		if err := r.Scan(&sid, &v, &sec, &m); err != nil {
+		var sid, v, ms, m int64
+		if err := r.Scan(&sid, &v, &ms, &m); err != nil {
 			return err
 		}
 		if !started || sid != current {
@@ -52,7 +52,7 @@ func (qr *Querier) Funnel(ctx context.Context, q store.Query, steps []store.Goal
 			started, current, vid = true, sid, v
 			visit = funnelVisit{steps: len(steps)}
 		}
-		visit.add(sec, uint8(m))
+		visit.add(ms, uint8(m))
 		return nil
 	})
 	if err != nil {
@@ -69,31 +69,32 @@ func (qr *Querier) Funnel(ctx context.Context, q store.Query, steps []store.Goal
 }
 
 // funnelVisit follows one visit through a funnel's steps. Rows arrive in
-// order of their second; the rows of one second may reach the steps in any
-// order, each row at most one step.
+// order of their millisecond; the rows of one millisecond may reach the
+// steps in any order, each row at most one step.
 type funnelVisit struct {
 	steps int
 	next  int     // the first step not reached yet
-	sec   int64   // the second of the rows in group
-	group []uint8 // the step masks of the rows of that second
+	ms    int64   // the millisecond of the rows in group
+	group []uint8 // the step masks of the rows of that millisecond
 }
 
-func (v *funnelVisit) add(sec int64, mask uint8) {
-	if len(v.group) > 0 && sec != v.sec {
+func (v *funnelVisit) add(ms int64, mask uint8) {
+	if len(v.group) > 0 && ms != v.ms {
 		v.settle()
 	}
-	v.sec = sec
+	v.ms = ms
 	v.group = append(v.group, mask)
 }
 
-// done settles the last second and returns how many steps the visit reached.
+// done settles the last millisecond and returns how many steps the visit
+// reached.
 func (v *funnelVisit) done() int {
 	v.settle()
 	return v.next
 }
 
 // settle advances through as many steps as distinct rows of the current
-// second can reach: each further step is added while a matching of steps to
+// millisecond can reach: each further step is added while a matching of steps to
 // rows can be augmented to include it.
 func (v *funnelVisit) settle() {
 	stepOf := make([]int, len(v.group))

@@ -82,6 +82,8 @@ type Dialect interface {
 	// Secs converts a ts-valued expression (ts, min(ts)) into signed unix
 	// seconds.
 	Secs(ts string) string
+	// Millis is the time of an events row in signed unix milliseconds.
+	Millis() string
 	// IntDiv divides non-negative integers, truncating.
 	IntDiv(a, b string) string
 	// CountIf counts the rows where cond holds; AnyIf is 1 when cond holds
@@ -101,9 +103,9 @@ type Dialect interface {
 	// cond holds, "" over no rows.
 	MinIf(expr, cond string) string
 	MaxIf(expr, cond string) string
-	// Concat concatenates a unix-seconds expression (always 10 digits for the
-	// supported range) and a string expression.
-	Concat(secs, s string) string
+	// Concat concatenates a unix-milliseconds expression (always 13 digits
+	// for the supported range) and a string expression.
+	Concat(ms, s string) string
 	// Substr returns s from the 1-based byte position pos.
 	Substr(s string, pos int) string
 	// Case is CASE WHEN conds[i] THEN vals[i] … ELSE last END.
@@ -169,15 +171,15 @@ var visitAttrs = []store.Dimension{
 // one per (site, session) with at least one pageview or custom event: its
 // first and last row, its pageviews and custom events, its first and last
 // pageview's pathname, and the attributes of its first pageview or custom
-// event. Within a second, the smallest value is first and the largest last
-// (whole seconds are the precision both stores share).
+// event. Rows are ordered by their millisecond; within one, the smallest
+// value is first and the largest last.
 func VisitsSQL(d Dialect, where Frag) Frag {
-	secs := d.Secs("ts")
-	first := func(col, cond string) string { return d.Substr(d.MinIf(d.Concat(secs, col), cond), 11) }
+	ms := d.Millis()
+	first := func(col, cond string) string { return d.Substr(d.MinIf(d.Concat(ms, col), cond), 14) }
 	cols := []string{
 		"site_id", "session_id", "min(visitor_id)", "min(ts)", "max(ts)",
 		d.Int(d.CountIf(isPageview)), d.Int(d.CountIf(isEvent)),
-		first("pathname", isPageview), d.Substr(d.MaxIf(d.Concat(secs, "pathname"), isPageview), 11),
+		first("pathname", isPageview), d.Substr(d.MaxIf(d.Concat(ms, "pathname"), isPageview), 14),
 	}
 	for _, dim := range visitAttrs {
 		cols = append(cols, first(dim.Column(), isCounted))

@@ -13,6 +13,7 @@ type textDialect struct{}
 
 func (textDialect) Time(t time.Time) Frag           { return Arg(t.Unix()) }
 func (textDialect) Secs(ts string) string           { return ts }
+func (textDialect) Millis() string                  { return "ms" }
 func (textDialect) IntDiv(a, b string) string       { return a + "/" + b }
 func (textDialect) CountIf(cond string) string      { return "countIf(" + cond + ")" }
 func (textDialect) AnyIf(cond string) string        { return "anyIf(" + cond + ")" }
@@ -22,7 +23,7 @@ func (textDialect) Sum(expr string) string          { return "sum(" + expr + ")"
 func (textDialect) Int(expr string) string          { return expr }
 func (textDialect) MinIf(expr, cond string) string  { return "minIf(" + expr + "," + cond + ")" }
 func (textDialect) MaxIf(expr, cond string) string  { return "maxIf(" + expr + "," + cond + ")" }
-func (textDialect) Concat(secs, s string) string    { return secs + "||" + s }
+func (textDialect) Concat(ms, s string) string      { return ms + "||" + s }
 func (textDialect) Substr(s string, pos int) string { return "substr(" + s + ")" }
 func (textDialect) Case(conds, vals []string, last string) string {
 	return "case(" + strings.Join(conds, ",") + strings.Join(vals, ",") + last + ")"

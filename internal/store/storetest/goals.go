@@ -154,19 +154,18 @@ func (r *Reference) goalBreakdown(q store.Query, limit, offset int) store.Breakd
 }
 
 // Funnel answers like store.Querier.Funnel, by trying every way the rows
-// of each second can reach the next steps.
+// of each millisecond can reach the next steps.
 func (r *Reference) Funnel(q store.Query, steps []store.Goal) []store.FunnelStep {
 	sessions, _ := r.eval(q)
 	best := map[uint64]int{}
 	for _, s := range sessions {
-		bySec := map[int64][]*event.Event{}
+		byMs := map[int64][]*event.Event{}
 		for _, e := range s.rows {
-			bySec[e.Time.Unix()] = append(bySec[e.Time.Unix()], e)
+			byMs[e.Time.UnixMilli()] = append(byMs[e.Time.UnixMilli()], e)
 		}
-		secs := slices.Sorted(maps.Keys(bySec))
 		next := 0
-		for _, sec := range secs {
-			next = furthest(steps, bySec[sec], next, make([]bool, len(bySec[sec])))
+		for _, ms := range slices.Sorted(maps.Keys(byMs)) {
+			next = furthest(steps, byMs[ms], next, make([]bool, len(byMs[ms])))
 		}
 		best[s.visitor] = max(best[s.visitor], next)
 	}

@@ -28,7 +28,7 @@ var (
 //	s3 (visitor 2, FR):         / 09:59 (before the range), /docs 10:10          → started before: not counted
 //	s4 (visitor 3):             ping 10:20 only                                  → not a visit
 //	s5 (visitor 4):             / 11:59:59.5, /about 12:00:00.1 (after the range) → whole visit: 2 pageviews, 1 s
-//	s6 (visitor 5, US):         /b 10:30:00.1, /a 10:30:00.9, outbound on /a 10:31 → entry /a, exit /b (same second: by value)
+//	s6 (visitor 5, US):         /b 10:30:00.1, /a 10:30:00.4, outbound on /a 10:31 → entry /b, exit /a (same second: by millisecond)
 //	another site's pageview at 10:00 (must not count)
 func KnownEvents() []event.Event {
 	at := func(h, m, s, ms int) time.Time { return time.Date(2024, 1, 1, h, m, s, ms*1e6, time.UTC) }
@@ -60,7 +60,7 @@ func KnownEvents() []event.Event {
 		ev(5, 4, event.Pageview, "/", at(11, 59, 59, 500), nil),
 		ev(5, 4, event.Pageview, "/about", at(12, 0, 0, 100), nil),
 		ev(6, 5, event.Pageview, "/b", at(10, 30, 0, 100), func(e *event.Event) { e.Country, e.Entry = "US", true }),
-		ev(6, 5, event.Pageview, "/a", at(10, 30, 0, 900), country("US")),
+		ev(6, 5, event.Pageview, "/a", at(10, 30, 0, 400), country("US")),
 		ev(6, 5, event.Custom, "/a", at(10, 31, 0, 0), func(e *event.Event) { e.Country, e.Name = "US", "outbound" }),
 		ev(7, 6, event.Pageview, "/", at(10, 0, 0, 0), func(e *event.Event) { e.SiteID = "other" }),
 	}
@@ -86,7 +86,8 @@ func CheckKnown(t *testing.T, q store.Querier) {
 		{"all", query(), ov(3, 4, 7, 2, 1.75, 25, 98)},
 		{"page is /pricing: its visits, its pageviews", query(flt(store.DimPage, store.OpIs, "/pricing")), ov(1, 2, 2, 1, 1, 50, 165)},
 		{"country is DE", query(flt(store.DimCountry, store.OpIs, "DE")), ov(1, 2, 3, 1, 1.5, 50, 165)},
-		{"entry_page is /a: same-second tie goes to the smaller value", query(flt(store.DimEntryPage, store.OpIs, "/a")), ov(1, 1, 2, 1, 2, 0, 60)},
+		{"entry_page is /b: the first of one second, 300 ms before /a", query(flt(store.DimEntryPage, store.OpIs, "/b")), ov(1, 1, 2, 1, 2, 0, 60)},
+		{"entry_page is /a: 300 ms after /b", query(flt(store.DimEntryPage, store.OpIs, "/a")), ov(0, 0, 0, 0, 0, 0, 0)},
 		{"entry_page is /docs: s3 started before the range", query(flt(store.DimEntryPage, store.OpIs, "/docs")), ov(0, 0, 0, 0, 0, 0, 0)},
 		{"channel is search: from the first pageview", query(flt(store.DimChannel, store.OpIs, "search")), ov(1, 1, 2, 1, 2, 0, 300)},
 		{"event_name is signup: pageviews of those visits", query(flt(store.DimEventName, store.OpIs, "signup")), ov(1, 1, 2, 1, 2, 0, 300)},
@@ -130,7 +131,7 @@ func CheckKnown(t *testing.T, q store.Querier) {
 			page(row("/about", 1, 1, 1, 0, 0, 1), 0, 0), page(row("/b", 1, 1, 1, 0, 0, 60), 0, 0)}}},
 		{"past the end", store.DimPage, 2, 10, store.Breakdown{Total: 5, Rows: []store.Row{}}},
 		{"exit pages", store.DimExitPage, 10, 0, store.Breakdown{Total: 3, Rows: []store.Row{
-			row("/about", 1, 1, 2, 0, 0, 1), row("/b", 1, 1, 2, 1, 0, 60), row("/pricing", 1, 2, 3, 1, 50, 165)}}},
+			row("/a", 1, 1, 2, 1, 0, 60), row("/about", 1, 1, 2, 0, 0, 1), row("/pricing", 1, 2, 3, 1, 50, 165)}}},
 		{"countries", store.DimCountry, 10, 0, store.Breakdown{Total: 3, Rows: []store.Row{
 			row("", 1, 1, 2, 0, 0, 1), row("DE", 1, 2, 3, 1, 50, 165), row("US", 1, 1, 2, 1, 0, 60)}}},
 		{"events", store.DimEventName, 10, 0, store.Breakdown{Total: 2, Rows: []store.Row{
@@ -146,6 +147,27 @@ func CheckKnown(t *testing.T, q store.Querier) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("\n got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+
+	// s6 views /b, then /a 300 ms later in the same second.
+	funnels := []struct {
+		name    string
+		steps   []store.Goal
+		reached []int64
+	}{
+		{"/b then /a, in the order of their milliseconds", []store.Goal{{Page: "/b"}, {Page: "/a"}}, []int64{1, 1}},
+		{"/a then /b, against it", []store.Goal{{Page: "/a"}, {Page: "/b"}}, []int64{1, 0}},
+	}
+	for _, tt := range funnels {
+		t.Run("funnel/"+tt.name, func(t *testing.T) {
+			got, err := q.Funnel(ctx, query(), tt.steps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := store.FunnelSteps(tt.steps, tt.reached); !reflect.DeepEqual(got, want) {
+				t.Fatalf("\n got %+v\nwant %+v", got, want)
 			}
 		})
 	}

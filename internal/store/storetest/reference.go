@@ -81,10 +81,10 @@ func positive(f store.Filter, value string, has bool) bool {
 // sessionValue returns a session dimension's value for s.
 func sessionValue(d store.Dimension, s *refSession) string {
 	type key struct {
-		sec int64
+		ms  int64
 		val string
 	}
-	less := func(a, b key) bool { return a.sec < b.sec || a.sec == b.sec && a.val < b.val }
+	less := func(a, b key) bool { return a.ms < b.ms || a.ms == b.ms && a.val < b.val }
 	var best *key
 	consider := func(k key, wantMax bool) {
 		if best == nil || (!wantMax && less(k, *best)) || (wantMax && less(*best, k)) {
@@ -92,15 +92,15 @@ func sessionValue(d store.Dimension, s *refSession) string {
 		}
 	}
 	for _, e := range s.rows {
-		sec := e.Time.Unix()
+		ms := e.Time.UnixMilli()
 		switch d {
 		case store.DimEntryPage, store.DimExitPage:
 			if e.Type == event.Pageview {
-				consider(key{sec, e.Pathname}, d == store.DimExitPage)
+				consider(key{ms, e.Pathname}, d == store.DimExitPage)
 			}
 		default:
 			if counted(e) {
-				consider(key{sec, attr(d, e)}, false)
+				consider(key{ms, attr(d, e)}, false)
 			}
 		}
 	}
