@@ -75,22 +75,14 @@ func TestDashboardProperties(t *testing.T) {
 	app := testutil.StartApp(t, testutil.AppOptions{})
 	requireRoute(t, app, "/", `<div id="app">`)
 
-	const password = "user-password-123"
-	user := testutil.Unique("user") + "@example.com"
-	_, token := app.CreateUser(t, user, password)
-	var site struct {
-		ID string `json:"id"`
-	}
-	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
-		"name": "Props", "domains": []string{"shop.pocketlytics.test"}, "timezone": "UTC",
-	}, &site, http.StatusOK)
+	owner := newSiteOwner(t, app, "Props", "UTC", "shop.pocketlytics.test")
 
 	runScript(t, "props.mjs", 2*time.Minute,
 		"CHROMIUM_PATH="+browser,
 		"APP_URL="+app.URL,
-		"USER_EMAIL="+user,
-		"USER_PASSWORD="+password,
-		"SITE_ID="+site.ID,
+		"USER_EMAIL="+owner.Email,
+		"USER_PASSWORD="+owner.Password,
+		"SITE_ID="+owner.SiteID,
 	)
 }
 
@@ -105,24 +97,16 @@ func TestLiveConversions(t *testing.T) {
 		"trustedProxy": map[string]any{"headers": []string{"X-Forwarded-For"}, "useLeftmostIP": true},
 	}, nil, http.StatusOK)
 
-	const password = "user-password-123"
-	user := testutil.Unique("user") + "@example.com"
-	_, token := app.CreateUser(t, user, password)
-	var site struct {
-		ID string `json:"id"`
-	}
-	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
-		"name": "Shop", "domains": []string{"shop.pocketlytics.test"}, "timezone": "Europe/Berlin",
-	}, &site, http.StatusOK)
-	app.Call(t, "POST", "/api/collections/goals/records", token, map[string]any{
-		"site": site.ID, "name": "Signup", "event": "signup", "props": map[string]string{"plan": "pro"},
+	owner := newSiteOwner(t, app, "Shop", "Europe/Berlin", "shop.pocketlytics.test")
+	app.Call(t, "POST", "/api/collections/goals/records", owner.Token, map[string]any{
+		"site": owner.SiteID, "name": "Signup", "event": "signup", "props": map[string]string{"plan": "pro"},
 	}, nil, http.StatusOK)
 
 	runScript(t, "liveconversions.mjs", 2*time.Minute,
 		"CHROMIUM_PATH="+browser,
 		"APP_URL="+app.URL,
-		"USER_EMAIL="+user,
-		"USER_PASSWORD="+password,
-		"SITE_ID="+site.ID,
+		"USER_EMAIL="+owner.Email,
+		"USER_PASSWORD="+owner.Password,
+		"SITE_ID="+owner.SiteID,
 	)
 }

@@ -18,17 +18,11 @@ func TestEmbed(t *testing.T) {
 	app := testutil.StartApp(t, testutil.AppOptions{})
 	requireRoute(t, app, "/", `<div id="app">`)
 
-	const password = "user-password-123"
-	user := testutil.Unique("embedder") + "@example.com"
-	_, token := app.CreateUser(t, user, password)
-	var site, share struct {
-		ID    string `json:"id"`
+	owner := newSiteOwner(t, app, "E2E embedded shop", "UTC", "shop.pocketlytics.test")
+	var share struct {
 		Token string `json:"token"`
 	}
-	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
-		"name": "E2E embedded shop", "domains": []string{"shop.pocketlytics.test"}, "timezone": "UTC",
-	}, &site, http.StatusOK)
-	app.Call(t, "POST", "/api/collections/shares/records", token, map[string]any{"site": site.ID}, &share, http.StatusOK)
+	app.Call(t, "POST", "/api/collections/shares/records", owner.Token, map[string]any{"site": owner.SiteID}, &share, http.StatusOK)
 
 	// Host pages that frame ?src, on two names of one server.
 	mux := http.NewServeMux()
@@ -47,10 +41,10 @@ func TestEmbed(t *testing.T) {
 	runScript(t, "embed.mjs", 2*time.Minute,
 		"CHROMIUM_PATH="+browser,
 		"APP_URL="+app.URL,
-		"SITE_ID="+site.ID,
+		"SITE_ID="+owner.SiteID,
 		"SHARE_URL="+app.URL+"/share/"+share.Token,
-		"USER_EMAIL="+user,
-		"USER_PASSWORD="+password,
+		"USER_EMAIL="+owner.Email,
+		"USER_PASSWORD="+owner.Password,
 		fmt.Sprintf("ALLOWED=http://allowed.pocketlytics.test:%d", port),
 		fmt.Sprintf("REFUSED=http://refused.pocketlytics.test:%d", port),
 	)

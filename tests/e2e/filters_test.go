@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"net/http"
 	"testing"
 	"time"
 
@@ -16,21 +15,13 @@ func TestDashboardFilters(t *testing.T) {
 	app := testutil.StartApp(t, testutil.AppOptions{})
 	requireRoute(t, app, "/", `<div id="app">`)
 
-	const password = "user-password-123"
-	user := testutil.Unique("user") + "@example.com"
-	_, token := app.CreateUser(t, user, password)
-	var site struct {
-		ID string `json:"id"`
-	}
-	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
-		"name": "Filters", "domains": []string{"shop.pocketlytics.test"}, "timezone": "UTC",
-	}, &site, http.StatusOK)
+	owner := newSiteOwner(t, app, "Filters", "UTC", "shop.pocketlytics.test")
 
 	runScript(t, "filters.mjs", 2*time.Minute,
 		"CHROMIUM_PATH="+browser,
 		"APP_URL="+app.URL,
-		"USER_EMAIL="+user,
-		"USER_PASSWORD="+password,
-		"SITE_ID="+site.ID,
+		"USER_EMAIL="+owner.Email,
+		"USER_PASSWORD="+owner.Password,
+		"SITE_ID="+owner.SiteID,
 	)
 }

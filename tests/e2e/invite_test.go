@@ -27,16 +27,8 @@ func TestInvitation(t *testing.T) {
 		"smtp": map[string]any{"enabled": true, "host": sink.Host, "port": sink.Port},
 	}, nil, http.StatusOK)
 
-	const password = "owner-password-123"
-	owner := testutil.Unique("owner") + "@example.com"
+	owner := newSiteOwner(t, app, "E2E team shop", "UTC", "team.pocketlytics.test")
 	invitee := testutil.Unique("invitee") + "@example.com"
-	_, token := app.CreateUser(t, owner, password)
-	var site struct {
-		ID string `json:"id"`
-	}
-	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
-		"name": "E2E team shop", "domains": []string{"team.pocketlytics.test"}, "timezone": "UTC",
-	}, &site, http.StatusOK)
 
 	// The script asks here for the link of the mail sent to an address.
 	link := regexp.MustCompile(`https?://[^\s"<]+/invite/[A-Za-z0-9]{40}`)
@@ -55,9 +47,9 @@ func TestInvitation(t *testing.T) {
 	runScript(t, "invite.mjs", 2*time.Minute,
 		"CHROMIUM_PATH="+browser,
 		"APP_URL="+app.URL,
-		"SITE_ID="+site.ID,
-		"OWNER_EMAIL="+owner,
-		"OWNER_PASSWORD="+password,
+		"SITE_ID="+owner.SiteID,
+		"OWNER_EMAIL="+owner.Email,
+		"OWNER_PASSWORD="+owner.Password,
 		"INVITEE_EMAIL="+invitee,
 		"MAIL_URL="+mails.URL,
 	)

@@ -16,22 +16,14 @@ func TestReportSettings(t *testing.T) {
 	app := testutil.StartApp(t, testutil.AppOptions{})
 	requireRoute(t, app, "/", `<div id="app">`)
 
-	const password = "owner-password-123"
-	owner := testutil.Unique("owner") + "@example.com"
-	_, token := app.CreateUser(t, owner, password)
-	var site struct {
-		ID string `json:"id"`
-	}
-	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
-		"name": "E2E reports shop", "domains": []string{"reports.pocketlytics.test"}, "timezone": "UTC",
-	}, &site, http.StatusOK)
+	owner := newSiteOwner(t, app, "E2E reports shop", "UTC", "reports.pocketlytics.test")
 
 	runScript(t, "reports.mjs", 2*time.Minute,
 		"CHROMIUM_PATH="+browser,
 		"APP_URL="+app.URL,
-		"SITE_ID="+site.ID,
-		"OWNER_EMAIL="+owner,
-		"OWNER_PASSWORD="+password,
+		"SITE_ID="+owner.SiteID,
+		"OWNER_EMAIL="+owner.Email,
+		"OWNER_PASSWORD="+owner.Password,
 	)
 
 	var alerts struct {
@@ -41,14 +33,14 @@ func TestReportSettings(t *testing.T) {
 			Webhook   string `json:"webhook"`
 		} `json:"items"`
 	}
-	app.Call(t, "GET", "/api/collections/pocketlytics_alerts/records", token, nil, &alerts, http.StatusOK)
+	app.Call(t, "GET", "/api/collections/pocketlytics_alerts/records", owner.Token, nil, &alerts, http.StatusOK)
 	if len(alerts.Items) != 1 || alerts.Items[0].Threshold != 3 || !alerts.Items[0].Email || alerts.Items[0].Webhook != "https://hooks.example.com/pl" {
 		t.Fatalf("alerts saved: %+v", alerts.Items)
 	}
 	var reports struct {
 		TotalItems int `json:"totalItems"`
 	}
-	app.Call(t, "GET", "/api/collections/pocketlytics_reports/records", token, nil, &reports, http.StatusOK)
+	app.Call(t, "GET", "/api/collections/pocketlytics_reports/records", owner.Token, nil, &reports, http.StatusOK)
 	if reports.TotalItems != 0 {
 		t.Fatalf("%d reports after turning the report off", reports.TotalItems)
 	}

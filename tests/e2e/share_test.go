@@ -21,21 +21,13 @@ func TestShareLink(t *testing.T) {
 		"trustedProxy": map[string]any{"headers": []string{"X-Forwarded-For"}, "useLeftmostIP": true},
 	}, nil, http.StatusOK)
 
-	const password = "user-password-123"
-	user := testutil.Unique("sharer") + "@example.com"
-	_, token := app.CreateUser(t, user, password)
-	var site struct {
-		ID string `json:"id"`
-	}
-	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
-		"name": "E2E shared shop", "domains": []string{"shop.pocketlytics.test"}, "timezone": "UTC",
-	}, &site, http.StatusOK)
+	owner := newSiteOwner(t, app, "E2E shared shop", "UTC", "shop.pocketlytics.test")
 
 	runScript(t, "share.mjs", 2*time.Minute,
 		"CHROMIUM_PATH="+browser,
 		"APP_URL="+app.URL,
-		"SITE_ID="+site.ID,
-		"USER_EMAIL="+user,
-		"USER_PASSWORD="+password,
+		"SITE_ID="+owner.SiteID,
+		"USER_EMAIL="+owner.Email,
+		"USER_PASSWORD="+owner.Password,
 	)
 }

@@ -17,7 +17,8 @@ func TestTracker(t *testing.T) {
 	requireRoute(t, app, "/t.js", "/api/collect")
 
 	const host = "shop.pocketlytics.test"
-	siteID, token := createSite(t, app, host, "localhost")
+	owner := newSiteOwner(t, app, "E2E shop", "UTC", host, "localhost")
+	siteID, token := owner.SiteID, owner.Token
 	rec := startRecorder(t, app.URL)
 	pages := startPageServer(t, rec.URL, siteID)
 
@@ -60,18 +61,24 @@ func TestTracker(t *testing.T) {
 	}
 }
 
-// createSite creates a site for the given domains, owned by a new user,
-// and returns its id and the owner's token.
-func createSite(t *testing.T, app *testutil.App, domains ...string) (id, token string) {
+// siteOwner is a new user who owns a new site, as a scenario signs in.
+type siteOwner struct {
+	Email, Password, Token, SiteID string
+}
+
+// newSiteOwner creates a user and a site of theirs for the domains.
+func newSiteOwner(t *testing.T, app *testutil.App, name, timezone string, domains ...string) siteOwner {
 	t.Helper()
-	_, token = app.CreateUser(t, testutil.Unique("owner")+"@example.com", "owner-password-123")
+	o := siteOwner{Email: testutil.Unique("owner") + "@example.com", Password: "owner-password-123"}
+	_, o.Token = app.CreateUser(t, o.Email, o.Password)
 	var site struct {
 		ID string `json:"id"`
 	}
-	app.Call(t, "POST", "/api/collections/sites/records", token, map[string]any{
-		"name": "E2E shop", "domains": domains, "timezone": "UTC",
+	app.Call(t, "POST", "/api/collections/sites/records", o.Token, map[string]any{
+		"name": name, "domains": domains, "timezone": timezone,
 	}, &site, http.StatusOK)
-	return site.ID, token
+	o.SiteID = site.ID
+	return o
 }
 
 // TestTrackerAutoEvents runs the opt-in auto-tracked events and the
@@ -84,7 +91,8 @@ func TestTrackerAutoEvents(t *testing.T) {
 	requireRoute(t, app, "/t.js", "/api/collect")
 
 	const host = "docs.pocketlytics.test"
-	siteID, token := createSite(t, app, host)
+	owner := newSiteOwner(t, app, "E2E shop", "UTC", host)
+	siteID, token := owner.SiteID, owner.Token
 	rec := startRecorder(t, app.URL)
 	pages := startPageServer(t, rec.URL, siteID)
 	page := "http://" + host + ":" + pages.port
