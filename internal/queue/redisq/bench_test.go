@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
+	"github.com/pocketlytics/pocketlytics/internal/testutil"
 )
 
 // benchParallelism approximates concurrent ingest handlers: goroutines per
@@ -70,14 +71,61 @@ func BenchmarkBareXAddParallel(b *testing.B) {
 	})
 }
 
+// ingestRate is the ingest target's rate, hits a second.
+const ingestRate = 5000
+
+// BenchmarkEnqueueAt5000 is the latency of Enqueue alone at the ingest
+// target's rate: one event a call, calls from goroutines of their own.
+func BenchmarkEnqueueAt5000(b *testing.B) {
+	c := testClient(b)
+	q := newQueue(b, c, testOptions(b, c))
+	events := benchEvents()
+	ctx := context.Background()
+
+	testutil.AtRate(b, ingestRate, func(i int) {
+		if err := q.Enqueue(ctx, events[i%len(events)]); err != nil {
+			b.Error(err)
+		}
+	})
+}
+
+// BenchmarkBareXAddAt5000 is BenchmarkEnqueueAt5000's baseline: one XADD of
+// its own a call, on go-redis's pool.
+func BenchmarkBareXAddAt5000(b *testing.B) {
+	c := testClient(b)
+	opts := testOptions(b, c)
+	events := benchEvents()
+	ctx := context.Background()
+
+	testutil.AtRate(b, ingestRate, func(i int) {
+		data, err := appendFramed(nil, &events[i%len(events)])
+		if err == nil {
+			err = c.XAdd(ctx, &redis.XAddArgs{Stream: opts.Stream, Values: []any{fieldBatch, data}}).Err()
+		}
+		if err != nil {
+			b.Error(err)
+		}
+	})
+}
+
+// benchEvents returns pageviews filled in as enrichment fills them.
+func benchEvents() []event.Event {
+	events := make([]event.Event, 1000)
+	for i := range events {
+		ev := testEvent(i)
+		ev.Hostname, ev.Title, ev.ReferrerHost, ev.Channel = "example.com", "Docs", "www.google.com", "search"
+		ev.Region, ev.City, ev.Latitude, ev.Longitude = "BE", "Berlin", 52.52, 13.4
+		ev.Device, ev.Browser, ev.OS, ev.ScreenWidth = "desktop", "Firefox", "Linux", 1920
+		events[i] = ev
+	}
+	return events
+}
+
 // BenchmarkRead measures the flusher's side, reading and acknowledging
 // batches of 1000. cpu-ns/op is this process' CPU time per event (wall time
 // is mostly Redis').
 func BenchmarkRead(b *testing.B) {
-	ev := testEvent(1)
-	ev.Hostname, ev.Title, ev.ReferrerHost, ev.Channel = "example.com", "Docs", "www.google.com", "search"
-	ev.Region, ev.City, ev.Latitude, ev.Longitude = "BE", "Berlin", 52.52, 13.4
-	ev.Device, ev.Browser, ev.OS, ev.ScreenWidth = "desktop", "Firefox", "Linux", 1920
+	ev := benchEvents()[1]
 	c := testClient(b)
 	q := newQueue(b, c, testOptions(b, c))
 	ctx := context.Background()
