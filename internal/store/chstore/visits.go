@@ -156,10 +156,7 @@ func (s *Store) updateVisits(ctx context.Context, keys map[sessionKey]struct{}, 
 		if !ok {
 			return nil
 		}
-		x.VisitorID, x.Start, x.Duration = v.VisitorID, v.Start, v.duration()
-		if v.Pageviews == 1 && v.Events == 0 {
-			x.Bounce = 1
-		}
+		x.complete(v)
 		if values[k] == nil {
 			values[k] = map[valueKey]visitValue{}
 		}
@@ -345,6 +342,14 @@ type visitValue struct {
 func (v *visitValue) scanTargets() []any {
 	return []any{&v.SiteID, &v.SessionID, &v.Dim, &v.Value, &v.Pageviews, &v.Events, &v.Engaged, &v.Depth,
 		&v.VisitorID, &v.Start, &v.Bounce, &v.Duration}
+}
+
+// complete sets the columns a visit value copies from its visit.
+func (x *visitValue) complete(v visit) {
+	x.VisitorID, x.Start, x.Duration = v.VisitorID, v.Start, v.duration()
+	if v.Pageviews == 1 && v.Events == 0 {
+		x.Bounce = 1
+	}
 }
 
 func (v visitValue) equal(w visitValue) bool {
