@@ -33,9 +33,10 @@ func engagementSQL(d Dialect, q store.Query, pages []string) Frag {
 }
 
 // withEngagement sets the time on page and scroll depth of a page
-// breakdown's rows; other breakdowns pass through.
-func (qr *Querier) withEngagement(ctx context.Context, q store.Query, dim store.Dimension, b store.Breakdown) (store.Breakdown, error) {
-	if dim != store.DimPage || len(b.Rows) == 0 {
+// breakdown's rows unless the breakdown read them (engaged); other
+// breakdowns pass through.
+func (qr *Querier) withEngagement(ctx context.Context, q store.Query, dim store.Dimension, engaged bool, b store.Breakdown) (store.Breakdown, error) {
+	if dim != store.DimPage || engaged || len(b.Rows) == 0 {
 		return b, nil
 	}
 	pages := make([]string, len(b.Rows))

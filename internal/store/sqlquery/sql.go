@@ -491,9 +491,13 @@ func timeseriesSQL(d Dialect, q store.Query, b *store.Buckets) Frag {
 // visitors, visits, pageviews, events, bounces, duration, and the query of
 // the number of distinct values (a single distinct count, which costs far
 // less than the page: a top-10 of a dimension with more values runs both).
-func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset int) (page, count Frag) {
+// With engaged set, the page also has the engagement sums of each row
+// (eng, dep, rep: engaged, depth and reported of engagementSQL), read in
+// the same pass.
+func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset int) (page, count Frag, engaged bool) {
 	g := newGen(d, q, dim)
 	var grouped Frag
+	cols := "value, visitors, visits, pageviews, events, bounces, duration"
 	if dim.Level() == store.LevelSession {
 		col := g.attr(dim)
 		rows := g.weighted()
@@ -507,6 +511,9 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 		}
 	} else if len(g.flags) == 0 && slices.Contains(ValueDims, dim) {
 		grouped, count = g.valuesBreakdown(dim)
+		if engaged = dim == store.DimPage; engaged {
+			cols += ", eng, dep, rep"
+		}
 	} else {
 		var value Frag
 		where := Cat(g.rowsBase(), " AND ", g.countedRows())
@@ -537,15 +544,16 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 			d.Sum("n_pv"), " AS pageviews, ", d.Sum("n_ev"), " AS events, ", d.Sum("bounce"), " AS bounces, ",
 			d.Sum("dur"), " AS duration FROM ", d.JoinUsing(perSession, sessions), " GROUP BY ", groupBy)
 	}
-	page = Cat("SELECT value, visitors, visits, pageviews, events, bounces, duration FROM (", grouped,
+	page = Cat("SELECT ", cols, " FROM (", grouped,
 		") AS g ORDER BY visitors DESC, value ASC LIMIT ", num(int64(limit)), " OFFSET ", num(int64(offset)))
-	return page, count
+	return page, count, engaged
 }
 
 // valuesBreakdown is the breakdown of one of ValueDims when the query has
 // only session filters: it reads visit_values, one row per visit and value
 // (weighted as the visits, see weighted), restricted by the session filters
-// through the visits.
+// through the visits. A page's rows also sum its engagement (see
+// breakdownSQL).
 func (g *gen) valuesBreakdown(dim store.Dimension) (grouped, count Frag) {
 	d := g.d
 	where := Cat("site_id = ", Arg(g.q.SiteID), " AND dim = ", Arg(string(dim)),
@@ -561,10 +569,17 @@ func (g *gen) valuesBreakdown(dim store.Dimension) (grouped, count Frag) {
 	if g.w = d.Weight() != ""; g.w {
 		weight = ", " + d.Weight() + " AS w"
 	}
-	rows := Cat("SELECT ", keyed, ", visitor_id, pageviews, events, bounce, duration", weight, " FROM visit_values WHERE ", where)
+	engaged, sums := "", ""
+	if dim == store.DimPage {
+		engaged = ", engaged, depth"
+		sums = ", " + g.wsum("engaged") + " AS eng, " + g.wsum("depth") + " AS dep, " +
+			g.wsum("(CASE WHEN depth > 0 THEN 1 ELSE 0 END)") + " AS rep"
+	}
+	rows := Cat("SELECT ", keyed, ", visitor_id, pageviews, events, bounce, duration", engaged, weight,
+		" FROM visit_values WHERE ", where)
 	grouped = Cat("SELECT ", pick, ", ", d.Uniq("visitor_id"), " AS visitors, ", g.wcount(), " AS visits, ",
 		g.wsum("pageviews"), " AS pageviews, ", g.wsum("events"), " AS events, ", g.wsum("bounce"), " AS bounces, ",
-		g.wsum("duration"), " AS duration FROM (", rows, ") AS r GROUP BY ", groupBy, g.having())
+		g.wsum("duration"), " AS duration", sums, " FROM (", rows, ") AS r GROUP BY ", groupBy, g.having())
 	if g.w {
 		count = Cat("SELECT ", d.Count(), " FROM (SELECT ", groupBy, " FROM (", rows, ") AS r GROUP BY ", groupBy, g.having(), ") AS c")
 	} else {
