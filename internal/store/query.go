@@ -17,8 +17,9 @@ import (
 //   - The rows of a query are the site's events with From <= ts < To.
 //   - A visit is a session_id with at least one pageview or custom event among
 //     those rows (sessions made of pings only do not count). Its duration is
-//     max(ts)-min(ts) in whole seconds over all its rows, pings included; its
-//     start is its first row.
+//     its visible time, the engaged milliseconds of its pings and leaves in
+//     whole seconds (rounded down), when it has any; else max(ts)-min(ts) in
+//     whole seconds over all its rows. Its start is its first row.
 //   - A bounce is a visit with exactly one pageview and no custom event.
 //   - Visitors are distinct visitor ids of the counted visits.
 //   - Session attributes (source, location, device) are those of the visit's
@@ -397,8 +398,9 @@ type Row struct {
 }
 
 // Engagement sums the pings and leaves on one page among a query's visits
-// (those its filters select, all of their rows): the page's visible time
-// and the deepest scroll each visit reported there.
+// (those its filters select, all of their rows) that viewed the page or
+// sent a custom event from it: the page's visible time and the deepest
+// scroll each visit reported there.
 type Engagement struct {
 	// Engaged is the visible time in milliseconds, summed.
 	Engaged int64

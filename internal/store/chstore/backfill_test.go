@@ -17,9 +17,10 @@ import (
 )
 
 // TestUpgradeBuildsValues opens a database as the version before
-// visit_values left it (events and visits, schema version 3) and checks
-// that the backfill at start builds the visit values, so the page and event
-// breakdowns match the reference.
+// visit_values left it (events and visits without their engagement, schema
+// version 3) and checks that the backfill at start builds the visit values
+// and the visits' engagement, so the page, event and country breakdowns
+// (time on page, scroll depth, visit duration) match the reference.
 func TestUpgradeBuildsValues(t *testing.T) {
 	ctx := context.Background()
 	opts := storetest.Options{Seed: 7, Sites: []storetest.Site{{ID: "upgrade", Timezone: "UTC"}}, Sessions: 3000,
@@ -33,6 +34,7 @@ func TestUpgradeBuildsValues(t *testing.T) {
 	load(t, s, ds.Events)
 	for _, stmt := range []string{
 		"DROP TABLE visit_values",
+		"ALTER TABLE visits DROP COLUMN engaged",
 		"DROP TABLE backfill_days",
 		"DROP TABLE schema_migrations",
 		createVersionTableForTest,
@@ -52,7 +54,7 @@ func TestUpgradeBuildsValues(t *testing.T) {
 	<-s.Backfilled()
 	ref := storetest.NewReference(ds.Events)
 	q := store.Query{SiteID: "upgrade", From: opts.From, To: opts.To.Add(24 * time.Hour)}
-	for _, dim := range []store.Dimension{store.DimPage, store.DimEventName} {
+	for _, dim := range []store.Dimension{store.DimPage, store.DimEventName, store.DimCountry} {
 		got, err := s.Breakdown(ctx, q, dim, 100, 0)
 		if err != nil {
 			t.Fatal(err)

@@ -208,15 +208,11 @@ func rebuiltVisits(t *testing.T, s *Store) (map[sessionKey]visit, map[sessionKey
 	values := map[sessionKey]map[valueKey]visitValue{}
 	each(t, s, sqlquery.VisitValuesSQL(dialect{}, all).SQL, func(r driver.Rows) error {
 		var x visitValue
-		if err := r.Scan(x.scanTargets()[:6]...); err != nil {
+		if err := r.Scan(x.scanTargets()[:len(sqlquery.VisitValueColumns)]...); err != nil {
 			return err
 		}
 		k := sessionKey{x.SiteID, x.SessionID}
-		v := visits[k]
-		x.VisitorID, x.Start, x.Duration = v.VisitorID, v.Start, v.End.Unix()-v.Start.Unix()
-		if v.Pageviews == 1 && v.Events == 0 {
-			x.Bounce = 1
-		}
+		x.complete(visits[k])
 		if values[k] == nil {
 			values[k] = map[valueKey]visitValue{}
 		}

@@ -29,6 +29,7 @@ type visit struct {
 	Start, End           time.Time
 	Pageviews, Events    int64
 	Attrs                [15]string // entry_page … os
+	Engaged              int64
 }
 
 func (v *visit) scanTargets() []any {
@@ -36,7 +37,15 @@ func (v *visit) scanTargets() []any {
 	for i := range v.Attrs {
 		t = append(t, &v.Attrs[i])
 	}
-	return t
+	return append(t, &v.Engaged)
+}
+
+// duration is the visit's duration in seconds as sqlquery.Duration defines it.
+func (v visit) duration() int64 {
+	if v.Engaged > 0 {
+		return v.Engaged / 1000
+	}
+	return v.End.Unix() - v.Start.Unix()
 }
 
 // sessionKey names a visit.
@@ -139,7 +148,7 @@ func (s *Store) updateVisits(ctx context.Context, keys map[sessionKey]struct{}, 
 	values := map[sessionKey]map[valueKey]visitValue{}
 	err = query("rebuild visit values", sqlquery.VisitValuesSQL(dialect{}, events), func(r driver.Rows) error {
 		var x visitValue
-		if err := r.Scan(x.scanTargets()[:6]...); err != nil {
+		if err := r.Scan(x.scanTargets()[:len(sqlquery.VisitValueColumns)]...); err != nil {
 			return err
 		}
 		k := sessionKey{x.SiteID, x.SessionID}
@@ -147,10 +156,7 @@ func (s *Store) updateVisits(ctx context.Context, keys map[sessionKey]struct{}, 
 		if !ok {
 			return nil
 		}
-		x.VisitorID, x.Start, x.Duration = v.VisitorID, v.Start, v.End.Unix()-v.Start.Unix()
-		if v.Pageviews == 1 && v.Events == 0 {
-			x.Bounce = 1
-		}
+		x.complete(v)
 		if values[k] == nil {
 			values[k] = map[valueKey]visitValue{}
 		}
@@ -288,7 +294,7 @@ func replace[ID comparable, R any](ctx context.Context, conn driver.Conn, insert
 
 func (v visit) equal(w visit) bool {
 	return v.SiteID == w.SiteID && v.SessionID == w.SessionID && v.VisitorID == w.VisitorID &&
-		v.Start.Equal(w.Start) && v.End.Equal(w.End) && v.Pageviews == w.Pageviews && v.Events == w.Events && v.Attrs == w.Attrs
+		v.Start.Equal(w.Start) && v.End.Equal(w.End) && v.Pageviews == w.Pageviews && v.Events == w.Events && v.Attrs == w.Attrs && v.Engaged == w.Engaged
 }
 
 // visitSelect reads the visits columns with the types VisitsSQL gives them.
@@ -296,7 +302,7 @@ var visitSelect = func() string {
 	cols := make([]string, len(sqlquery.VisitColumns))
 	for i, c := range sqlquery.VisitColumns {
 		switch c {
-		case "pageviews", "events":
+		case "pageviews", "events", "engaged":
 			cols[i] = "toInt64(" + c + ")"
 		default:
 			cols[i] = c
@@ -314,7 +320,7 @@ func appendVisit(b appender, v visit, sign int8, version uint32) error {
 	for _, a := range v.Attrs {
 		args = append(args, a)
 	}
-	if err := b.Append(append(args, sign, version)...); err != nil {
+	if err := b.Append(append(args, uint32(v.Engaged), sign, version)...); err != nil {
 		return &Error{Op: "append visit", Err: err, permanent: true}
 	}
 	return nil
@@ -327,34 +333,44 @@ type visitValue struct {
 	SessionID         uint64
 	Dim, Value        string
 	Pageviews, Events int64
+	Engaged, Depth    int64
 	VisitorID         uint64
 	Start             time.Time
 	Bounce, Duration  int64
 }
 
 func (v *visitValue) scanTargets() []any {
-	return []any{&v.SiteID, &v.SessionID, &v.Dim, &v.Value, &v.Pageviews, &v.Events, &v.VisitorID, &v.Start, &v.Bounce, &v.Duration}
+	return []any{&v.SiteID, &v.SessionID, &v.Dim, &v.Value, &v.Pageviews, &v.Events, &v.Engaged, &v.Depth,
+		&v.VisitorID, &v.Start, &v.Bounce, &v.Duration}
+}
+
+// complete sets the columns a visit value copies from its visit.
+func (x *visitValue) complete(v visit) {
+	x.VisitorID, x.Start, x.Duration = v.VisitorID, v.Start, v.duration()
+	if v.Pageviews == 1 && v.Events == 0 {
+		x.Bounce = 1
+	}
 }
 
 func (v visitValue) equal(w visitValue) bool {
 	return v.Start.Equal(w.Start) && v.SiteID == w.SiteID && v.Dim == w.Dim && v.Value == w.Value &&
 		v.SessionID == w.SessionID && v.VisitorID == w.VisitorID && v.Pageviews == w.Pageviews &&
-		v.Events == w.Events && v.Bounce == w.Bounce && v.Duration == w.Duration
+		v.Events == w.Events && v.Engaged == w.Engaged && v.Depth == w.Depth && v.Bounce == w.Bounce && v.Duration == w.Duration
 }
 
 // valueKey names a visit value within its visit.
 type valueKey struct{ dim, value string }
 
 // valueSelect reads the visit_values columns in scanTargets' order.
-const valueSelect = "site_id, session_id, dim, value, toInt64(pageviews), toInt64(events), visitor_id, start_ts, " +
-	"toInt64(bounce), toInt64(duration)"
+const valueSelect = "site_id, session_id, dim, value, toInt64(pageviews), toInt64(events), toInt64(engaged), " +
+	"toInt64(depth), visitor_id, start_ts, toInt64(bounce), toInt64(duration)"
 
-var valuesInsert = "INSERT INTO visit_values (site_id, session_id, dim, value, pageviews, events, visitor_id, " +
-	"start_ts, bounce, duration, sign, version)"
+var valuesInsert = "INSERT INTO visit_values (site_id, session_id, dim, value, pageviews, events, engaged, depth, " +
+	"visitor_id, start_ts, bounce, duration, sign, version)"
 
 func appendValue(b appender, x visitValue, sign int8, version uint32) error {
-	err := b.Append(x.SiteID, x.SessionID, x.Dim, x.Value, uint32(x.Pageviews), uint32(x.Events), x.VisitorID,
-		x.Start, uint8(x.Bounce), uint32(max(x.Duration, 0)), sign, version)
+	err := b.Append(x.SiteID, x.SessionID, x.Dim, x.Value, uint32(x.Pageviews), uint32(x.Events), uint32(x.Engaged),
+		uint8(x.Depth), x.VisitorID, x.Start, uint8(x.Bounce), uint32(max(x.Duration, 0)), sign, version)
 	if err != nil {
 		return &Error{Op: "append visit value", Err: err, permanent: true}
 	}
@@ -369,8 +385,9 @@ const backfillChunk = 20000
 func (s *Store) Backfilled() <-chan struct{} { return s.backfilled }
 
 // backfillVisits builds the visits and visit values of the days that had
-// events before those tables existed (backfill_days), a day at a time, oldest first,
-// and marks each day done. Inserts and the backfill rebuild visits the same
+// events before those tables existed or gained columns (backfill_days), a
+// day at a time, oldest first, and marks each day done for the step that
+// queued it. Inserts and the backfill rebuild visits the same
 // way and take turns (visitsMu), so they may overlap freely; a restart
 // resumes with the first day not done.
 func (s *Store) backfillVisits(ctx context.Context, log *slog.Logger) {
@@ -386,25 +403,32 @@ func (s *Store) backfillVisits(ctx context.Context, log *slog.Logger) {
 	for i, day := range days {
 		if err := s.backfillDay(ctx, day); err != nil {
 			if ctx.Err() == nil {
-				log.Error("chstore: visits backfill stopped; it resumes at the next start", "day", day.Format(time.DateOnly), "error", err)
+				log.Error("chstore: visits backfill stopped; it resumes at the next start", "day", day.day.Format(time.DateOnly), "error", err)
 			}
 			return
 		}
-		log.Info("chstore: building visits", "day", day.Format(time.DateOnly), "done", fmt.Sprintf("%d/%d", i+1, len(days)))
+		log.Info("chstore: building visits", "day", day.day.Format(time.DateOnly), "done", fmt.Sprintf("%d/%d", i+1, len(days)))
 	}
 	log.Info("chstore: visits built", "took", time.Since(started).Round(time.Millisecond))
 }
 
-func (s *Store) backfillDays(ctx context.Context) ([]time.Time, error) {
-	rows, err := s.conn.Query(ctx, "SELECT day FROM backfill_days GROUP BY day HAVING max(done) = 0 ORDER BY day")
+// queuedDay is a day to build and the latest schema step that queued it.
+type queuedDay struct {
+	day  time.Time
+	step uint32
+}
+
+func (s *Store) backfillDays(ctx context.Context) ([]queuedDay, error) {
+	rows, err := s.conn.Query(ctx, "SELECT day, max(step) FROM backfill_days GROUP BY day "+
+		"HAVING maxIf(step, done = 1) < max(step) ORDER BY day")
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var days []time.Time
+	var days []queuedDay
 	for rows.Next() {
-		var d time.Time
-		if err := rows.Scan(&d); err != nil {
+		var d queuedDay
+		if err := rows.Scan(&d.day, &d.step); err != nil {
 			return nil, err
 		}
 		days = append(days, d)
@@ -412,8 +436,9 @@ func (s *Store) backfillDays(ctx context.Context) ([]time.Time, error) {
 	return days, rows.Err()
 }
 
-// backfillDay rebuilds the visits of the sessions with events on day.
-func (s *Store) backfillDay(ctx context.Context, day time.Time) error {
+// backfillDay rebuilds the visits of the sessions with events on d's day.
+func (s *Store) backfillDay(ctx context.Context, d queuedDay) error {
+	day := d.day
 	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC)
 	to := from.Add(24*time.Hour - time.Second)
 	rows, err := s.conn.Query(ctx, "SELECT DISTINCT site_id, session_id FROM events WHERE toDate(ts) = toDate(toDateTime(?))", from.Unix())
@@ -442,5 +467,6 @@ func (s *Store) backfillDay(ctx context.Context, day time.Time) error {
 			return err
 		}
 	}
-	return s.conn.Exec(ctx, "INSERT INTO backfill_days (day, done) SELECT toDate(toDateTime(?)), toUInt8(1)", from.Unix())
+	return s.conn.Exec(ctx, "INSERT INTO backfill_days (day, done, step) SELECT toDate(toDateTime(?)), toUInt8(1), toUInt32(?)",
+		from.Unix(), d.step)
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // TestUpgradeBuildsVisits opens a store as the version before visit_values
-// left it (events, visits, no values) and checks that the backfill at start
-// builds the visits and their values from the stored events.
+// left it (events, visits without their engagement, no values) and checks
+// that the backfill at start builds the visits and their values, engagement
+// included, from the stored events.
 func TestUpgradeBuildsVisits(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "analytics.db")
 	s, err := Open(path)
@@ -27,6 +28,7 @@ func TestUpgradeBuildsVisits(t *testing.T) {
 	// Back to schema version 3, with half of its visits missing as well.
 	for _, stmt := range []string{
 		"DROP TABLE visit_values",
+		"ALTER TABLE visits DROP COLUMN engaged",
 		"ALTER TABLE events DROP COLUMN engaged",
 		"ALTER TABLE events DROP COLUMN scroll",
 		"ALTER TABLE events DROP COLUMN revenue_amount",

@@ -134,13 +134,14 @@ var visitsUpsert = sqlquery.Cat("INSERT OR REPLACE INTO visits (", strings.Join(
 
 // valueColumns are the columns of visit_values in the order valuesSQL
 // selects them.
-const valueColumns = "site_id, dim, start_ts, session_id, value, visitor_id, pageviews, events, bounce, duration"
+const valueColumns = "site_id, dim, start_ts, session_id, value, visitor_id, pageviews, events, bounce, duration, engaged, depth"
 
 // valuesSQL returns the visit values of the events where holds, completed
 // from their visits rows.
 func valuesSQL(where string) string {
 	return sqlquery.Cat("SELECT x.site_id, x.dim, v.start_ts, x.session_id, x.value, v.visitor_id, x.pageviews, x.events, ",
-		"(CASE WHEN v.pageviews = 1 AND v.events = 0 THEN 1 ELSE 0 END), (v.end_ts / 1000) - (v.start_ts / 1000) FROM (",
+		"(CASE WHEN v.pageviews = 1 AND v.events = 0 THEN 1 ELSE 0 END), ",
+		sqlquery.Duration(dialect{}, "v.start_ts", "v.end_ts", "v.engaged"), ", x.engaged, x.depth FROM (",
 		sqlquery.VisitValuesSQL(dialect{}, sqlquery.Frag{SQL: where}),
 		") AS x JOIN visits AS v ON v.site_id = x.site_id AND v.session_id = x.session_id").SQL
 }

@@ -112,6 +112,14 @@ ALTER TABLE events ADD COLUMN scroll INTEGER NOT NULL DEFAULT 0;`,
 	// 6: the revenue of custom events (event.Event.RevenueAmount, millionths).
 	`ALTER TABLE events ADD COLUMN revenue_amount INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN revenue_currency TEXT NOT NULL DEFAULT '';`,
+	// 7: the engagement kept per visit (its visible time) and per visit and
+	// page (visible time and deepest scroll there), so the page breakdown's
+	// time on page and scroll depth read visit_values instead of grouping
+	// the range's pings. The visits backfill starts over to fill them.
+	`ALTER TABLE visits ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE visit_values ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE visit_values ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
+INSERT OR REPLACE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, coalesce(max(rowid), 0) FROM events;`,
 }
 
 // migrate applies the migrations the database has not seen yet, each in

@@ -9,26 +9,34 @@ import (
 
 // engagementSQL returns the query of the engagement sums of the given pages
 // among q's visits (see store.Engagement): pathname, engaged, depth,
-// reported. A visit's deepest scroll is the largest its pings and leaves on
-// the page reported; a visit reporting none (0, from trackers that measure
-// no scroll) adds nothing to the depth.
+// reported. It reads the sums each visit keeps per page in visit_values
+// (VisitValuesSQL), weighted as the breakdowns read them; a visit that
+// reported no scroll on the page (depth 0) adds nothing to the depth.
 func engagementSQL(d Dialect, q store.Query, pages []string) Frag {
 	g := newGen(d, q)
 	vals := make([]Frag, len(pages))
 	for i, p := range pages {
 		vals[i] = Arg(p)
 	}
-	perVisit := Cat("SELECT session_id, pathname, ", d.Sum("engaged"), " AS eng, ", d.Int("max(scroll)"), " AS depth FROM events WHERE ",
-		g.rowsBase(), " AND type IN ('ping', 'leave') AND pathname IN (", Join(vals, ", "), ")",
-		" AND session_id IN (SELECT session_id FROM (", g.sessions(), ") AS v) GROUP BY session_id, pathname")
-	return Cat("SELECT pathname, ", d.Sum("eng"), ", ", d.Sum("depth"), ", ", d.Int(d.CountIf("depth > 0")),
-		" FROM (", perVisit, ") AS e GROUP BY pathname")
+	where := Cat("site_id = ", Arg(q.SiteID), " AND dim = ", Arg(string(store.DimPage)),
+		" AND start_ts >= ", d.Time(q.From), " AND start_ts < ", d.Time(q.To), " AND value IN (", Join(vals, ", "), ")")
+	if len(q.Filters) > 0 {
+		where = Cat(where, " AND session_id IN (SELECT session_id FROM (", g.sessions(), ") AS v)")
+	}
+	weight := ""
+	if g.w = d.Weight() != ""; g.w {
+		weight = ", " + d.Weight() + " AS w"
+	}
+	rows := Cat("SELECT value, engaged, depth", weight, " FROM visit_values WHERE ", where)
+	return Cat("SELECT value, ", g.wsum("engaged"), ", ", g.wsum("depth"), ", ",
+		g.wsum("(CASE WHEN depth > 0 THEN 1 ELSE 0 END)"), " FROM (", rows, ") AS r GROUP BY value")
 }
 
 // withEngagement sets the time on page and scroll depth of a page
-// breakdown's rows; other breakdowns pass through.
-func (qr *Querier) withEngagement(ctx context.Context, q store.Query, dim store.Dimension, b store.Breakdown) (store.Breakdown, error) {
-	if dim != store.DimPage || len(b.Rows) == 0 {
+// breakdown's rows unless the breakdown read them (engaged); other
+// breakdowns pass through.
+func (qr *Querier) withEngagement(ctx context.Context, q store.Query, dim store.Dimension, engaged bool, b store.Breakdown) (store.Breakdown, error) {
+	if dim != store.DimPage || engaged || len(b.Rows) == 0 {
 		return b, nil
 	}
 	pages := make([]string, len(b.Rows))

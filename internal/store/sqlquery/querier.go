@@ -115,15 +115,24 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	}
 	// One row past the page tells whether there are more values: when there
 	// are none, the total needs no second query.
-	pageSQL, countSQL := breakdownSQL(qr.Dialect, q, dim, limit+1, offset)
+	pageSQL, countSQL, engaged := breakdownSQL(qr.Dialect, q, dim, limit+1, offset)
 	out := store.Breakdown{Rows: []store.Row{}}
 	err := qr.each(ctx, pageSQL, func(r Rows) error {
 		var v string
 		var t store.Totals
-		if err := r.Scan(&v, &t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration); err != nil {
+		var e store.Engagement
+		dest := []any{&v, &t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration}
+		if engaged {
+			dest = append(dest, &e.Engaged, &e.Depth, &e.Reported)
+		}
+		if err := r.Scan(dest...); err != nil {
 			return err
 		}
-		out.Rows = append(out.Rows, t.Row(v))
+		row := t.Row(v)
+		if engaged {
+			e.SetOn(&row)
+		}
+		out.Rows = append(out.Rows, row)
 		return nil
 	})
 	if err != nil {
@@ -133,7 +142,7 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	// counting.
 	if len(out.Rows) <= limit && (len(out.Rows) > 0 || offset == 0) {
 		out.Total = offset + len(out.Rows)
-		return qr.withEngagement(ctx, q, dim, out)
+		return qr.withEngagement(ctx, q, dim, engaged, out)
 	}
 	out.Rows = out.Rows[:min(len(out.Rows), limit)]
 	err = qr.each(ctx, countSQL, func(r Rows) error {
@@ -145,5 +154,5 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	if err != nil {
 		return store.Breakdown{}, fmt.Errorf("breakdown count: %w", err)
 	}
-	return qr.withEngagement(ctx, q, dim, out)
+	return qr.withEngagement(ctx, q, dim, engaged, out)
 }

@@ -157,7 +157,7 @@ var VisitColumns = []string{
 	"site_id", "session_id", "visitor_id", "start_ts", "end_ts", "pageviews", "events",
 	"entry_page", "exit_page", "referrer_host", "channel",
 	"utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
-	"country", "region", "city", "device", "browser", "os",
+	"country", "region", "city", "device", "browser", "os", "engaged",
 }
 
 // visitAttrs are the session dimensions after the pages in VisitColumns.
@@ -170,8 +170,9 @@ var visitAttrs = []store.Dimension{
 // VisitsSQL returns the visits (VisitColumns) of the events where holds,
 // one per (site, session) with at least one pageview or custom event: its
 // first and last row, its pageviews and custom events, its first and last
-// pageview's pathname, and the attributes of its first pageview or custom
-// event. Rows are ordered by their millisecond; within one, the smallest
+// pageview's pathname, the attributes of its first pageview or custom
+// event, and its visible time (the engaged milliseconds of its pings and
+// leaves). Rows are ordered by their millisecond; within one, the smallest
 // value is first and the largest last.
 func VisitsSQL(d Dialect, where Frag) Frag {
 	ms := d.Millis()
@@ -184,6 +185,7 @@ func VisitsSQL(d Dialect, where Frag) Frag {
 	for _, dim := range visitAttrs {
 		cols = append(cols, first(dim.Column(), isCounted))
 	}
+	cols = append(cols, d.Sum("engaged"))
 	return Cat("SELECT ", strings.Join(cols, ", "), " FROM events WHERE ", where,
 		" GROUP BY site_id, session_id HAVING ", d.CountIf(isCounted), " > 0")
 }
@@ -194,21 +196,31 @@ func VisitsSQL(d Dialect, where Frag) Frag {
 var ValueDims = []store.Dimension{store.DimPage, store.DimEventName}
 
 // VisitValueColumns are the columns VisitValuesSQL selects.
-var VisitValueColumns = []string{"site_id", "session_id", "dim", "value", "pageviews", "events"}
+var VisitValueColumns = []string{"site_id", "session_id", "dim", "value", "pageviews", "events", "engaged", "depth"}
 
 // VisitValuesSQL returns, for the events where holds, one row per (site,
 // session) and value of each of ValueDims (VisitValueColumns): the page of
 // its pageviews and custom events, the name of its custom events, with the
-// pageviews and custom events it counts. where appears twice in the text.
-// The stores complete each row with its visit's visitor, start, bounce and
-// duration.
+// pageviews and custom events it counts. A page's row also sums the visible
+// time of the visit's pings and leaves from it and keeps the deepest scroll
+// they reported (0 when none did); other rows have 0 for both. where appears
+// twice in the text. The stores complete each row with its visit's visitor,
+// start, bounce and duration.
 func VisitValuesSQL(d Dialect, where Frag) Frag {
 	return Cat("SELECT site_id, session_id, '", string(store.DimPage), "' AS dim, pathname AS value, ",
-		d.Int(d.CountIf(isPageview)), " AS pageviews, ", d.Int(d.CountIf(isEvent)), " AS events FROM events WHERE ", where,
-		" AND ", isCounted, " GROUP BY site_id, session_id, pathname UNION ALL ",
+		d.Int(d.CountIf(isPageview)), " AS pageviews, ", d.Int(d.CountIf(isEvent)), " AS events, ",
+		d.Sum("engaged"), " AS engaged, ", d.Int("max(scroll)"), " AS depth FROM events WHERE ", where,
+		" GROUP BY site_id, session_id, pathname HAVING ", d.CountIf(isCounted), " > 0 UNION ALL ",
 		"SELECT site_id, session_id, '", string(store.DimEventName), "' AS dim, name AS value, ",
-		d.Int("0"), " AS pageviews, ", d.Count(), " AS events FROM events WHERE ", where,
-		" AND ", isEvent, " GROUP BY site_id, session_id, name")
+		d.Int("0"), " AS pageviews, ", d.Count(), " AS events, ", d.Int("0"), " AS engaged, ", d.Int("0"),
+		" AS depth FROM events WHERE ", where, " AND ", isEvent, " GROUP BY site_id, session_id, name")
+}
+
+// Duration is a visit's duration in seconds from its visits columns: its
+// visible time when its tracker reported any, else the time from its first
+// to its last row.
+func Duration(d Dialect, start, end, engaged string) string {
+	return d.Case([]string{engaged + " > 0"}, []string{d.Int(d.IntDiv(engaged, "1000"))}, d.Secs(end)+" - "+d.Secs(start))
 }
 
 // gen builds the queries of one store.Query.
@@ -390,12 +402,12 @@ func (g *gen) visitRows(raw bool) Frag {
 		}
 		conds = append(conds, c)
 	}
-	start, end := d.Secs("start_ts"), d.Secs("end_ts")
 	var attrs strings.Builder
 	for i, dim := range g.attrs {
 		attrs.WriteString(", " + dim.VisitColumn() + " AS a" + strconv.Itoa(i))
 	}
-	live := Cat("SELECT session_id, visitor_id AS vid, ", start, " AS start_s, ", end, " - ", start, " AS dur, ",
+	live := Cat("SELECT session_id, visitor_id AS vid, ", d.Secs("start_ts"), " AS start_s, ",
+		Duration(d, "start_ts", "end_ts", "engaged"), " AS dur, ",
 		"pageviews AS pv_all, events AS ev_all", attrs.String(), weight, " FROM ", table, " WHERE ", Join(conds, " AND "))
 	cols := "session_id, vid, start_s, dur, pv_all, ev_all, "
 	bounce := ", (CASE WHEN pv_all = 1 AND ev_all = 0 THEN 1 ELSE 0 END) AS bounce" + attrCols(len(g.attrs))
@@ -481,9 +493,13 @@ func timeseriesSQL(d Dialect, q store.Query, b *store.Buckets) Frag {
 // visitors, visits, pageviews, events, bounces, duration, and the query of
 // the number of distinct values (a single distinct count, which costs far
 // less than the page: a top-10 of a dimension with more values runs both).
-func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset int) (page, count Frag) {
+// With engaged set, the page also has the engagement sums of each row
+// (eng, dep, rep: engaged, depth and reported of engagementSQL), read in
+// the same pass.
+func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset int) (page, count Frag, engaged bool) {
 	g := newGen(d, q, dim)
 	var grouped Frag
+	cols := "value, visitors, visits, pageviews, events, bounces, duration"
 	if dim.Level() == store.LevelSession {
 		col := g.attr(dim)
 		rows := g.weighted()
@@ -497,6 +513,9 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 		}
 	} else if len(g.flags) == 0 && slices.Contains(ValueDims, dim) {
 		grouped, count = g.valuesBreakdown(dim)
+		if engaged = dim == store.DimPage; engaged {
+			cols += ", eng, dep, rep"
+		}
 	} else {
 		var value Frag
 		where := Cat(g.rowsBase(), " AND ", g.countedRows())
@@ -527,15 +546,16 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 			d.Sum("n_pv"), " AS pageviews, ", d.Sum("n_ev"), " AS events, ", d.Sum("bounce"), " AS bounces, ",
 			d.Sum("dur"), " AS duration FROM ", d.JoinUsing(perSession, sessions), " GROUP BY ", groupBy)
 	}
-	page = Cat("SELECT value, visitors, visits, pageviews, events, bounces, duration FROM (", grouped,
+	page = Cat("SELECT ", cols, " FROM (", grouped,
 		") AS g ORDER BY visitors DESC, value ASC LIMIT ", num(int64(limit)), " OFFSET ", num(int64(offset)))
-	return page, count
+	return page, count, engaged
 }
 
 // valuesBreakdown is the breakdown of one of ValueDims when the query has
 // only session filters: it reads visit_values, one row per visit and value
 // (weighted as the visits, see weighted), restricted by the session filters
-// through the visits.
+// through the visits. A page's rows also sum its engagement (see
+// breakdownSQL).
 func (g *gen) valuesBreakdown(dim store.Dimension) (grouped, count Frag) {
 	d := g.d
 	where := Cat("site_id = ", Arg(g.q.SiteID), " AND dim = ", Arg(string(dim)),
@@ -551,10 +571,17 @@ func (g *gen) valuesBreakdown(dim store.Dimension) (grouped, count Frag) {
 	if g.w = d.Weight() != ""; g.w {
 		weight = ", " + d.Weight() + " AS w"
 	}
-	rows := Cat("SELECT ", keyed, ", visitor_id, pageviews, events, bounce, duration", weight, " FROM visit_values WHERE ", where)
+	engaged, sums := "", ""
+	if dim == store.DimPage {
+		engaged = ", engaged, depth"
+		sums = ", " + g.wsum("engaged") + " AS eng, " + g.wsum("depth") + " AS dep, " +
+			g.wsum("(CASE WHEN depth > 0 THEN 1 ELSE 0 END)") + " AS rep"
+	}
+	rows := Cat("SELECT ", keyed, ", visitor_id, pageviews, events, bounce, duration", engaged, weight,
+		" FROM visit_values WHERE ", where)
 	grouped = Cat("SELECT ", pick, ", ", d.Uniq("visitor_id"), " AS visitors, ", g.wcount(), " AS visits, ",
 		g.wsum("pageviews"), " AS pageviews, ", g.wsum("events"), " AS events, ", g.wsum("bounce"), " AS bounces, ",
-		g.wsum("duration"), " AS duration FROM (", rows, ") AS r GROUP BY ", groupBy, g.having())
+		g.wsum("duration"), " AS duration", sums, " FROM (", rows, ") AS r GROUP BY ", groupBy, g.having())
 	if g.w {
 		count = Cat("SELECT ", d.Count(), " FROM (SELECT ", groupBy, " FROM (", rows, ") AS r GROUP BY ", groupBy, g.having(), ") AS c")
 	} else {

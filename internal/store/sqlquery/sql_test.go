@@ -62,8 +62,8 @@ func TestValuesAreBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	series := timeseriesSQL(textDialect{}, q, b)
-	page, count := breakdownSQL(textDialect{}, q, store.PropDimension(evil[1]), 10, 0)
-	page2, _ := breakdownSQL(textDialect{}, q, store.DimExitPage, 10, 0)
+	page, count, _ := breakdownSQL(textDialect{}, q, store.PropDimension(evil[1]), 10, 0)
+	page2, _, _ := breakdownSQL(textDialect{}, q, store.DimExitPage, 10, 0)
 	for name, f := range map[string]Frag{
 		"overview": overviewSQL(textDialect{}, q), "timeseries": series,
 		"breakdown": page, "breakdown count": count, "session breakdown": page2,

@@ -6,7 +6,8 @@ import (
 )
 
 // engagement returns the engagement sums of every page among the visits,
-// from their pings and leaves (see store.Engagement).
+// from their pings and leaves on the pages they viewed or sent a custom
+// event from (see store.Engagement).
 func engagement(sessions map[uint64]*refSession) map[string]store.Engagement {
 	type visitPage struct {
 		session uint64
@@ -14,8 +15,12 @@ func engagement(sessions map[uint64]*refSession) map[string]store.Engagement {
 	}
 	type acc struct{ engaged, depth int64 }
 	perVisit := map[visitPage]*acc{}
+	viewed := map[visitPage]bool{}
 	for id, s := range sessions {
 		for _, e := range s.rows {
+			if counted(e) {
+				viewed[visitPage{id, e.Pathname}] = true
+			}
 			if e.Type != event.Ping && e.Type != event.Leave {
 				continue
 			}
@@ -31,6 +36,9 @@ func engagement(sessions map[uint64]*refSession) map[string]store.Engagement {
 	}
 	out := map[string]store.Engagement{}
 	for k, a := range perVisit {
+		if !viewed[k] {
+			continue
+		}
 		e := out[k.page]
 		e.Engaged += a.engaged
 		if a.depth > 0 {

@@ -344,7 +344,15 @@ func (g *generator) count(site string, evs []event.Event) {
 	if pv == 1 && ev == 0 {
 		tot.Bounces++
 	}
-	tot.Duration += evs[len(evs)-1].Time.Unix() - evs[0].Time.Unix()
+	var engaged int64
+	for _, e := range evs {
+		engaged += int64(e.Engaged)
+	}
+	if engaged > 0 {
+		tot.Duration += engaged / 1000
+	} else {
+		tot.Duration += evs[len(evs)-1].Time.Unix() - evs[0].Time.Unix()
+	}
 	if g.seen[site] == nil {
 		g.seen[site] = map[uint64]bool{}
 	}

@@ -29,10 +29,20 @@ type refSession struct {
 	pvAll     int64
 	evAll     int64
 	pv, ev    int64 // counted (filtered) rows
+	engaged   int64 // visible milliseconds of its pings and leaves
 	qualified bool
 }
 
 func (s *refSession) bounce() bool { return s.pvAll == 1 && s.evAll == 0 }
+
+// duration is the visible time in whole seconds when the visit reported
+// any, else the time from its first to its last row.
+func (s *refSession) duration() int64 {
+	if s.engaged > 0 {
+		return s.engaged / 1000
+	}
+	return s.end - s.start
+}
 
 func counted(e *event.Event) bool {
 	return e.Type == event.Pageview || e.Type == event.Custom
@@ -179,6 +189,7 @@ func (r *Reference) eval(q store.Query) (map[uint64]*refSession, []*event.Event)
 		s.rows = append(s.rows, e)
 		s.visitor = min(s.visitor, e.VisitorID)
 		s.start, s.end = min(s.start, e.Time.Unix()), max(s.end, e.Time.Unix())
+		s.engaged += int64(e.Engaged)
 		if e.Time.Before(first[e.SessionID]) {
 			first[e.SessionID] = e.Time
 		}
@@ -241,7 +252,7 @@ func sessionTotals(ss []*refSession) store.Totals {
 		t.Visits++
 		t.Pageviews += s.pv
 		t.Events += s.ev
-		t.Duration += s.end - s.start
+		t.Duration += s.duration()
 		if s.bounce() {
 			t.Bounces++
 		}

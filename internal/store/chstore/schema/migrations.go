@@ -194,6 +194,23 @@ ORDER BY (site_id, dim, toDate(start_ts), session_id, value)`,
 		},
 	},
 	{
+		Version:     7,
+		Description: "keep the engagement per visit and per visit and page, and build visits and their values again",
+		Up: func(Features) []string {
+			// A visit's visible time; per visit and page, the visible time
+			// and deepest scroll there. backfill_days gains the step that
+			// queued a day: a day is built again until it is marked done
+			// for its latest step (see the store's backfill).
+			return []string{
+				"ALTER TABLE visits ADD COLUMN engaged UInt32 DEFAULT 0",
+				"ALTER TABLE visit_values ADD COLUMN engaged UInt32 DEFAULT 0",
+				"ALTER TABLE visit_values ADD COLUMN depth UInt8 DEFAULT 0",
+				"ALTER TABLE backfill_days ADD COLUMN step UInt32 DEFAULT 4",
+				"INSERT INTO backfill_days (day, done, step) SELECT DISTINCT toDate(ts), toUInt8(0), toUInt32(7) FROM events",
+			}
+		},
+	},
+	{
 		Version:     8,
 		Description: "add the milliseconds of the events' times",
 		Up: func(Features) []string {
