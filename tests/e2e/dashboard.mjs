@@ -7,7 +7,7 @@
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, OTHER_EMAIL,
 // OTHER_PASSWORD, SCREENSHOTS (a directory for PNGs).
-import { launch, env, assert, waitFor, step, run, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
 import { join } from 'node:path';
 
 const APP = env('APP_URL');
@@ -24,15 +24,8 @@ const IPS = ['81.2.69.160', '89.160.20.112', '216.160.83.56', '175.16.199.10', '
 // (Date.now(), the same clock as the browser's) at which the app's 202
 // arrived. A hit the app drops (answered 202 with a reason) fails the test.
 async function hit(site, ip, type, path = '/pricing') {
-  const res = await fetch(`${APP}/api/collect`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'text/plain', 'User-Agent': DESKTOP_UA, 'X-Forwarded-For': ip, Origin: `https://${DOMAIN}` },
-    body: JSON.stringify({ site, type, url: `https://${DOMAIN}${path}`, referrer: 'https://news.ycombinator.com/', title: 'Pricing', w: 1280 }),
-  });
-  const accepted = Date.now();
-  assert(res.status === 202, `${type} hit answered ${res.status}: ${await res.text()}`);
-  assert(!res.headers.get('x-pocketlytics-dropped'), `${type} hit dropped: ${res.headers.get('x-pocketlytics-dropped')}`);
-  return accepted;
+  const body = { site, type, url: `https://${DOMAIN}${path}`, referrer: 'https://news.ycombinator.com/', title: 'Pricing', w: 1280 };
+  return collect(APP, body, { ip, origin: `https://${DOMAIN}` });
 }
 
 function watchConsole(page, errors) {

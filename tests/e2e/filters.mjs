@@ -3,7 +3,7 @@
 // saved segment applied and deleted, the previous period's overlay.
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, SITE_ID.
-import { launch, env, assert, waitFor, step, run, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -12,12 +12,7 @@ const DOMAIN = 'shop.pocketlytics.test';
 // send posts a pageview as a browser with the given User-Agent (one
 // visitor per agent) would.
 async function send(ua, path) {
-  const res = await fetch(`${APP}/api/collect`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'text/plain', 'User-Agent': ua },
-    body: JSON.stringify({ site: SITE, url: `https://${DOMAIN}${path}`, w: 1280, type: 'pageview' }),
-  });
-  assert(res.status === 202 && !res.headers.get('x-pocketlytics-dropped'), `hit answered ${res.status} ${res.headers.get('x-pocketlytics-dropped') || ''}`);
+  await collect(APP, { site: SITE, url: `https://${DOMAIN}${path}`, w: 1280, type: 'pageview' }, { ua });
 }
 
 run(async () => {

@@ -52,6 +52,20 @@ export async function launch() {
   return { context, close };
 }
 
+// collect posts one hit to app's /api/collect as a browser on a page would
+// (text/plain; X-Forwarded-For and Origin when given) and fails the script
+// unless the hit was accepted and kept. It returns Date.now() at the 202.
+export async function collect(app, body, { ua = DESKTOP_UA, ip, origin } = {}) {
+  const headers = { 'Content-Type': 'text/plain', 'User-Agent': ua };
+  if (ip) headers['X-Forwarded-For'] = ip;
+  if (origin) headers.Origin = origin;
+  const res = await fetch(`${app}/api/collect`, { method: 'POST', headers, body: JSON.stringify(body) });
+  const accepted = Date.now();
+  assert(res.status === 202, `${body.type} hit answered ${res.status}: ${await res.text()}`);
+  assert(!res.headers.get('x-pocketlytics-dropped'), `${body.type} hit dropped: ${res.headers.get('x-pocketlytics-dropped')}`);
+  return accepted;
+}
+
 export function assert(cond, msg) {
   if (!cond) throw new Error(`assertion failed: ${msg}`);
 }

@@ -4,19 +4,15 @@
 // with SSE blocked the polled count follows the store.
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, SITE_ID.
-import { launch, env, assert, waitFor, step, run, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
 const DOMAIN = 'shop.pocketlytics.test';
 
 async function send(ua, body) {
-  const res = await fetch(`${APP}/api/collect`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'text/plain', 'User-Agent': ua, 'X-Forwarded-For': '81.2.69.160', Origin: `https://${DOMAIN}` },
-    body: JSON.stringify({ site: SITE, url: `https://${DOMAIN}/pricing`, referrer: 'https://news.ycombinator.com/', w: 1280, ...body }),
-  });
-  assert(res.status === 202 && !res.headers.get('x-pocketlytics-dropped'), `hit answered ${res.status} ${res.headers.get('x-pocketlytics-dropped') || ''}`);
+  const hit = { site: SITE, url: `https://${DOMAIN}/pricing`, referrer: 'https://news.ycombinator.com/', w: 1280, ...body };
+  await collect(APP, hit, { ua, ip: '81.2.69.160', origin: `https://${DOMAIN}` });
 }
 
 const signupCount = async (page) => {

@@ -2,7 +2,7 @@
 // property key, and a click on a value that filters the whole view by it.
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, SITE_ID.
-import { launch, env, assert, waitFor, step, run, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -11,12 +11,7 @@ const DOMAIN = 'shop.pocketlytics.test';
 // send posts one hit as a browser with the given User-Agent (one visitor
 // per agent) would.
 async function send(ua, body) {
-  const res = await fetch(`${APP}/api/collect`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'text/plain', 'User-Agent': ua },
-    body: JSON.stringify({ site: SITE, url: `https://${DOMAIN}/pricing`, w: 1280, ...body }),
-  });
-  assert(res.status === 202 && !res.headers.get('x-pocketlytics-dropped'), `hit answered ${res.status} ${res.headers.get('x-pocketlytics-dropped') || ''}`);
+  await collect(APP, { site: SITE, url: `https://${DOMAIN}/pricing`, w: 1280, ...body }, { ua });
 }
 
 run(async () => {

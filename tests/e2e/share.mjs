@@ -9,7 +9,7 @@
 //
 // Env: CHROMIUM_PATH, APP_URL, SITE_ID, USER_EMAIL, USER_PASSWORD.
 import { readFileSync } from 'node:fs';
-import { launch, env, assert, waitFor, step, run, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -20,12 +20,8 @@ let ipSeq = 10;
 // DOMAIN would, from a new address unless ip names one; the rest of the
 // options (e, s) go into the body.
 async function hit(path = '/pricing', { ip = `81.2.69.${ipSeq++}`, type = 'pageview', ...extra } = {}) {
-  const res = await fetch(`${APP}/api/collect`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'text/plain', 'User-Agent': DESKTOP_UA, 'X-Forwarded-For': ip, Origin: `https://${DOMAIN}` },
-    body: JSON.stringify({ site: SITE, type, url: `https://${DOMAIN}${path}`, referrer: '', title: 'Pricing', w: 1280, ...extra }),
-  });
-  assert(res.status === 202 && !res.headers.get('x-pocketlytics-dropped'), `hit answered ${res.status} ${res.headers.get('x-pocketlytics-dropped')}`);
+  const body = { site: SITE, type, url: `https://${DOMAIN}${path}`, referrer: '', title: 'Pricing', w: 1280, ...extra };
+  await collect(APP, body, { ip, origin: `https://${DOMAIN}` });
   return path;
 }
 
