@@ -7,7 +7,7 @@
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, OTHER_EMAIL,
 // OTHER_PASSWORD, SCREENSHOTS (a directory for PNGs).
-import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA, signIn } from './lib.mjs';
 import { join } from 'node:path';
 
 const APP = env('APP_URL');
@@ -35,15 +35,6 @@ function watchConsole(page, errors) {
     // some on purpose (blocked SSE, a site without access).
     if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) errors.push(`console: ${m.text()}`);
   });
-}
-
-async function signIn(page, email, password) {
-  await page.goto(`${APP}/`);
-  await page.waitForURL(/\/login/);
-  await page.getByLabel('E-mail').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
 }
 
 const count = async (page) => Number((await page.locator('.live-count').first().textContent()).replace(/\D/g, '') || 0);
@@ -110,7 +101,7 @@ run(async () => {
     assert(failed.length === 0, `the sign-in page made failing requests: ${failed.join('; ')}`);
 
     step('sign in');
-    await signIn(page, env('USER_EMAIL'), env('USER_PASSWORD'));
+    await signIn(page, APP, env('USER_EMAIL'), env('USER_PASSWORD'));
 
     step('session survives a reload');
     await page.reload();
@@ -271,7 +262,7 @@ run(async () => {
     try {
       const otherPage = await second.context.newPage();
       watchConsole(otherPage, errors);
-      await signIn(otherPage, env('OTHER_EMAIL'), env('OTHER_PASSWORD'));
+      await signIn(otherPage, APP, env('OTHER_EMAIL'), env('OTHER_PASSWORD'));
       await otherPage.goto(`${APP}/sites/${site}`);
       await otherPage.getByText('does not exist or you have no access').waitFor();
       assert(!(await otherPage.locator('.metric-value').count()), 'no figures for a foreign site');

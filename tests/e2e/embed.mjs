@@ -5,7 +5,7 @@
 //
 // Env: CHROMIUM_PATH, APP_URL, SITE_ID, SHARE_URL, USER_EMAIL, USER_PASSWORD,
 // ALLOWED (origin), REFUSED (origin).
-import { launch, env, assert, step, run } from './lib.mjs';
+import { launch, env, assert, step, run, signIn } from './lib.mjs';
 
 const APP = env('APP_URL');
 
@@ -14,11 +14,7 @@ run(async () => {
   try {
     const page = context.pages()[0] || (await context.newPage());
     step('the owner lists the allowed origin');
-    await page.goto(`${APP}/login`);
-    await page.getByLabel('E-mail').fill(env('USER_EMAIL'));
-    await page.getByLabel('Password').fill(env('USER_PASSWORD'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
+    await signIn(page, APP, env('USER_EMAIL'), env('USER_PASSWORD'));
     await page.goto(`${APP}/sites/${env('SITE_ID')}/settings`);
     await page.getByLabel('Sites that may show share links in an iframe').fill(env('ALLOWED'));
     await page.getByRole('button', { name: 'Save origins' }).click();

@@ -3,7 +3,7 @@
 // saved segment applied and deleted, the previous period's overlay.
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, SITE_ID.
-import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA, signIn } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -43,12 +43,7 @@ run(async () => {
     };
 
     step('sign in');
-    await page.goto(`${APP}/`);
-    await page.waitForURL(/\/login/);
-    await page.getByLabel('E-mail').fill(env('USER_EMAIL'));
-    await page.getByLabel('Password').fill(env('USER_PASSWORD'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
+    await signIn(page, APP, env('USER_EMAIL'), env('USER_PASSWORD'));
 
     step('the three visitors, once the flusher stored them');
     await page.goto(`${APP}/sites/${SITE}?period=today`);

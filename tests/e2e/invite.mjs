@@ -6,7 +6,7 @@
 //
 // Env: CHROMIUM_PATH, APP_URL, SITE_ID, OWNER_EMAIL, OWNER_PASSWORD,
 // INVITEE_EMAIL, MAIL_URL.
-import { launch, env, assert, waitFor, step, run } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, signIn } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -27,11 +27,7 @@ run(async () => {
     const page = owner.context.pages()[0] || (await owner.context.newPage());
     watchConsole(page, errors);
     step('owner signs in and opens the settings');
-    await page.goto(`${APP}/login`);
-    await page.getByLabel('E-mail').fill(env('OWNER_EMAIL'));
-    await page.getByLabel('Password').fill(env('OWNER_PASSWORD'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
+    await signIn(page, APP, env('OWNER_EMAIL'), env('OWNER_PASSWORD'));
     await page.goto(`${APP}/sites/${SITE}/settings`);
 
     step('invite an admin');

@@ -66,6 +66,17 @@ export async function collect(app, body, { ua = DESKTOP_UA, ip, origin } = {}) {
   return accepted;
 }
 
+// signIn opens the dashboard at app signed out, is sent to the login page,
+// signs the user in and waits for their sites.
+export async function signIn(page, app, email, password) {
+  await page.goto(`${app}/`);
+  await page.waitForURL(/\/login/);
+  await page.getByLabel('E-mail').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
+}
+
 export function assert(cond, msg) {
   if (!cond) throw new Error(`assertion failed: ${msg}`);
 }

@@ -4,7 +4,7 @@
 // with SSE blocked the polled count follows the store.
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, SITE_ID.
-import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA, signIn } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -33,12 +33,7 @@ run(async () => {
     page.on('pageerror', (e) => errors.push(e.message));
 
     step('sign in and open the live view');
-    await page.goto(`${APP}/`);
-    await page.waitForURL(/\/login/);
-    await page.getByLabel('E-mail').fill(env('USER_EMAIL'));
-    await page.getByLabel('Password').fill(env('USER_PASSWORD'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
+    await signIn(page, APP, env('USER_EMAIL'), env('USER_PASSWORD'));
     // The flusher writes in batches: reload until the store has the signup.
     await waitFor('the store’s signup count', async () => {
       await page.goto(`${APP}/sites/${SITE}/live`);

@@ -2,7 +2,7 @@
 // property key, and a click on a value that filters the whole view by it.
 //
 // Env: CHROMIUM_PATH, APP_URL, USER_EMAIL, USER_PASSWORD, SITE_ID.
-import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA, signIn } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -30,12 +30,7 @@ run(async () => {
     page.on('pageerror', (e) => errors.push(e.message));
 
     step('sign in');
-    await page.goto(`${APP}/`);
-    await page.waitForURL(/\/login/);
-    await page.getByLabel('E-mail').fill(env('USER_EMAIL'));
-    await page.getByLabel('Password').fill(env('USER_PASSWORD'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
+    await signIn(page, APP, env('USER_EMAIL'), env('USER_PASSWORD'));
 
     step('filter on the event, then break it down by a property key');
     await page.goto(`${APP}/sites/${SITE}?period=today&event_name=Signup`);

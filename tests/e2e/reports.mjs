@@ -3,7 +3,7 @@
 // there after a reload.
 //
 // Env: CHROMIUM_PATH, APP_URL, SITE_ID, OWNER_EMAIL, OWNER_PASSWORD.
-import { launch, env, assert, step, run } from './lib.mjs';
+import { launch, env, assert, step, run, signIn } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -15,11 +15,7 @@ run(async () => {
     const page = context.pages()[0] || (await context.newPage());
     page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
     step('sign in and open the settings');
-    await page.goto(`${APP}/login`);
-    await page.getByLabel('E-mail').fill(env('OWNER_EMAIL'));
-    await page.getByLabel('Password').fill(env('OWNER_PASSWORD'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
+    await signIn(page, APP, env('OWNER_EMAIL'), env('OWNER_PASSWORD'));
     await page.goto(`${APP}/sites/${SITE}/settings`);
 
     step('choose a weekly report');

@@ -9,7 +9,7 @@
 //
 // Env: CHROMIUM_PATH, APP_URL, SITE_ID, USER_EMAIL, USER_PASSWORD.
 import { readFileSync } from 'node:fs';
-import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA } from './lib.mjs';
+import { launch, env, assert, waitFor, step, run, collect, DESKTOP_UA, signIn } from './lib.mjs';
 
 const APP = env('APP_URL');
 const SITE = env('SITE_ID');
@@ -69,11 +69,7 @@ run(async () => {
     const page = owner.context.pages()[0] || (await owner.context.newPage());
     watchConsole(page, errors);
     step('owner signs in and opens the settings');
-    await page.goto(`${APP}/login`);
-    await page.getByLabel('E-mail').fill(env('USER_EMAIL'));
-    await page.getByLabel('Password').fill(env('USER_PASSWORD'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('heading', { name: 'Sites', exact: true, level: 1 }).waitFor();
+    await signIn(page, APP, env('USER_EMAIL'), env('USER_PASSWORD'));
     await page.goto(`${APP}/sites/${SITE}/settings`);
 
     step('create a share link with the live view');
