@@ -235,7 +235,7 @@ func (a *alerter) mail(site *core.Record, d alertPayload) {
 		html.EscapeString(name), d.Count, d.Threshold, html.EscapeString(d.Dashboard))
 	for _, u := range users {
 		err := a.app.NewMailClient().Send(&mailer.Message{
-			From:    mail.Address{Name: a.app.Settings().Meta.SenderName, Address: a.app.Settings().Meta.SenderAddress},
+			From:    sender(a.app),
 			To:      []mail.Address{{Address: u.Email()}},
 			Subject: subject,
 			HTML:    body,

@@ -296,21 +296,7 @@ func (h *analyticsAPI) overview(e *core.RequestEvent) error {
 	}
 	defer release()
 
-	// The comparison runs beside the current period's query.
-	type result struct {
-		ov  store.Overview
-		err error
-	}
-	prev := make(chan result, 1)
-	go func() {
-		ov, err := h.cfg.Store.Overview(ctx, p.Previous())
-		prev <- result{ov, err}
-	}()
-	cur, err := h.cfg.Store.Overview(ctx, p.Query)
-	pr := <-prev
-	if err == nil {
-		err = pr.err
-	}
+	cur, prev, err := withPrevious(ctx, p, h.cfg.Store.Overview)
 	if err != nil {
 		return storeError(e, err)
 	}
@@ -319,7 +305,7 @@ func (h *analyticsAPI) overview(e *core.RequestEvent) error {
 		Current       store.Overview `json:"current"`
 		Previous      store.Overview `json:"previous"`
 		PreviousRange spanJSON       `json:"previousRange"`
-	}{newRange(p, loc, ""), cur, pr.ov, spanJSON{p.PrevFrom.In(loc), p.PrevTo.In(loc)}})
+	}{newRange(p, loc, ""), cur, prev, spanJSON{p.PrevFrom.In(loc), p.PrevTo.In(loc)}})
 }
 
 func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
@@ -357,21 +343,9 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 		}{newRange(p, loc, p.Interval), points})
 	}
 
-	// The comparison runs beside the current period's query, as in overview.
-	type result struct {
-		points []store.Point
-		err    error
-	}
-	prev := make(chan result, 1)
-	go func() {
-		points, err := h.cfg.Store.Timeseries(ctx, p.Previous(), p.Interval)
-		prev <- result{points, err}
-	}()
-	points, err := h.cfg.Store.Timeseries(ctx, p.Query, p.Interval)
-	pr := <-prev
-	if err == nil {
-		err = pr.err
-	}
+	points, prev, err := withPrevious(ctx, p, func(ctx context.Context, q store.Query) ([]store.Point, error) {
+		return h.cfg.Store.Timeseries(ctx, q, p.Interval)
+	})
 	if err != nil {
 		return storeError(e, err)
 	}
@@ -380,7 +354,27 @@ func (h *analyticsAPI) timeseries(e *core.RequestEvent) error {
 		Points         []store.Point `json:"points"`
 		PreviousRange  spanJSON      `json:"previousRange"`
 		PreviousPoints []store.Point `json:"previousPoints"`
-	}{newRange(p, loc, p.Interval), points, spanJSON{p.PrevFrom.In(loc), p.PrevTo.In(loc)}, pr.points})
+	}{newRange(p, loc, p.Interval), points, spanJSON{p.PrevFrom.In(loc), p.PrevTo.In(loc)}, prev})
+}
+
+// withPrevious runs query for p's period and, beside it, for the period
+// before, which the overview and the time series compare against.
+func withPrevious[T any](ctx context.Context, p queryparams.Params, query func(context.Context, store.Query) (T, error)) (cur, prev T, err error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := query(ctx, p.Previous())
+		ch <- result{v, err}
+	}()
+	cur, err = query(ctx, p.Query)
+	pr := <-ch
+	if err == nil {
+		err = pr.err
+	}
+	return cur, pr.v, err
 }
 
 // wantsPrevious reads the time series' compare parameter: "previous" adds

@@ -130,7 +130,7 @@ func sendInvitation(app core.App, inv, site *core.Record, path string) error {
 		esc(by), esc(site.GetString("name")), esc(app.Settings().Meta.AppName), role, esc(link),
 		esc(inv.GetDateTime("expires").Time().Format("2 January 2006 15:04 MST")))
 	return app.NewMailClient().Send(&mailer.Message{
-		From:    mail.Address{Name: app.Settings().Meta.SenderName, Address: app.Settings().Meta.SenderAddress},
+		From:    sender(app),
 		To:      []mail.Address{{Address: inv.GetString("email")}},
 		Subject: "Invitation to " + strings.Join(strings.Fields(site.GetString("name")), " "),
 		HTML:    body,
@@ -255,4 +255,9 @@ func siteTeam(e *core.RequestEvent) error {
 		out = append(out, teamMember{Id: id, Email: emails[id], Role: roleOf(site, id)})
 	}
 	return e.JSON(http.StatusOK, out)
+}
+
+// sender is the From of the mails the app sends, as set in the admin UI.
+func sender(app core.App) mail.Address {
+	return mail.Address{Name: app.Settings().Meta.SenderName, Address: app.Settings().Meta.SenderAddress}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/pocketbase/pocketbase/apis"
 	"github.com/pocketbase/pocketbase/core"
@@ -79,14 +78,7 @@ func liveStatus(e *core.RequestEvent, cfg LiveConfig) error {
 		n = v
 	}
 
-	loc := time.UTC
-	if tz := site.GetString("timezone"); tz != "" {
-		if l, err := time.LoadLocation(tz); err == nil {
-			loc = l
-		}
-	}
-
-	st, err := cfg.Live.Status(e.Request.Context(), site.Id, loc, n)
+	st, err := cfg.Live.Status(e.Request.Context(), site.Id, siteLocation(site), n)
 	if err != nil {
 		return e.Error(http.StatusServiceUnavailable, "Live state is unavailable, try again shortly.", err)
 	}

@@ -195,14 +195,6 @@ func (r *reporter) setPeriod(sub *core.Record, from, to string) (bool, error) {
 	return n == 1, err
 }
 
-// siteLocation is the site's time zone, UTC when unknown.
-func siteLocation(site *core.Record) *time.Location {
-	if loc, err := time.LoadLocation(site.GetString("timezone")); err == nil {
-		return loc
-	}
-	return time.UTC
-}
-
 // reportData is what a report mail shows. Values from hits (pages,
 // sources, the site's name) are escaped by html/template.
 type reportData struct {
@@ -277,7 +269,7 @@ func (r *reporter) message(sub, site, user *core.Record, p reportPeriod) (*maile
 		return nil, err
 	}
 	return &mailer.Message{
-		From:    mail.Address{Name: r.app.Settings().Meta.SenderName, Address: r.app.Settings().Meta.SenderAddress},
+		From:    sender(r.app),
 		To:      []mail.Address{{Address: user.Email()}},
 		Subject: fmt.Sprintf("%s report for %s: %s", d.Title, name, d.Range),
 		HTML:    html.String(),

@@ -180,3 +180,11 @@ func normalizeDomains(raw string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// siteLocation is the site's time zone, UTC when unknown.
+func siteLocation(site *core.Record) *time.Location {
+	if loc, err := time.LoadLocation(site.GetString("timezone")); err == nil {
+		return loc
+	}
+	return time.UTC
+}
