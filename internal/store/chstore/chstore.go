@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -67,6 +68,10 @@ type Store struct {
 	visitsMu     sync.Mutex
 	stopBackfill context.CancelFunc
 	backfilled   chan struct{}
+
+	// rollups is set once the rollups hold every stored visit (see
+	// rollup.go); off on a cluster, whose servers each keep their own.
+	rollups atomic.Bool
 }
 
 // Open connects to the ClickHouse server of dsn over the native protocol,
@@ -120,12 +125,21 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 
+	var pending []time.Time
+	if opts.Cluster == "" {
+		if pending, err = s.pendingRollups(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("chstore: %w", err)
+		}
+		s.rollups.Store(len(pending) == 0)
+	}
 	var bctx context.Context
 	bctx, s.stopBackfill = context.WithCancel(context.Background())
 	s.backfilled = make(chan struct{})
 	go func() {
 		defer close(s.backfilled)
 		s.backfillVisits(bctx, opts.Logger)
+		s.backfillRollups(bctx, pending, opts.Logger)
 	}()
 
 	if opts.RetentionDays > 0 {

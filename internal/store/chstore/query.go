@@ -20,16 +20,27 @@ var _ store.Store = (*Store)(nil)
 
 // Overview implements store.Querier.
 func (s *Store) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+	if s.fromRollups(q) {
+		return s.rollupOverview(ctx, q)
+	}
 	return newQuerier(s.conn).Overview(ctx, q)
 }
 
 // Timeseries implements store.Querier.
 func (s *Store) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
+	if s.fromRollups(q) {
+		if b, err := store.NewBuckets(q, interval); err == nil && wholeHours(b) {
+			return s.rollupTimeseries(ctx, q, b)
+		}
+	}
 	return newQuerier(s.conn).Timeseries(ctx, q, interval)
 }
 
 // Breakdown implements store.Querier.
 func (s *Store) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
+	if rolledUp[dim] && s.fromRollups(q) && store.ValidatePage(limit, offset) == nil {
+		return s.rollupBreakdown(ctx, q, dim, limit, offset)
+	}
 	return newQuerier(s.conn).Breakdown(ctx, q, dim, limit, offset)
 }
 

@@ -37,9 +37,14 @@ func TestQueriesMatchReference(t *testing.T) {
 }
 
 // TestVisitsRedelivery: visits rebuilt as their events arrive out of order
-// and again do not count twice (see storetest.CheckRedelivery).
+// and again do not count twice (see storetest.CheckRedelivery). It reads
+// the visits tables: the reversed order moves visits' starts out of the
+// range, and the rollups keep the visitors of the hours they left (see
+// TestRollupRedelivery and TestRollupsOutOfOrder).
 func TestVisitsRedelivery(t *testing.T) {
-	storetest.CheckRedelivery(t, openTest(t, Options{}))
+	s := openTest(t, Options{})
+	s.rollups.Store(false)
+	storetest.CheckRedelivery(t, s)
 }
 
 // TestQueryGuards: the largest accepted filters run, deadlines give

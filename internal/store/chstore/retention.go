@@ -21,7 +21,7 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	// The visits and their values go by the month they started in, with
 	// their events.
 	rows, err := s.conn.Query(ctx,
-		"SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND table IN ('events', 'visits', 'visit_values') AND active",
+		"SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND table IN ('events', 'visits', 'visit_values', 'rollup_hours') AND active",
 		s.database)
 	if err != nil {
 		return 0, classify("list partitions", err)

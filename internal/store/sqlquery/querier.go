@@ -54,6 +54,13 @@ func (qr *Querier) each(ctx context.Context, f Frag, scan func(Rows) error) erro
 	return err
 }
 
+// Each runs f as the Querier's own queries run (store.ErrTimeout when the
+// deadline or the database's limit cut it) and calls scan for every row, for
+// a store's queries of its own.
+func (qr *Querier) Each(ctx context.Context, f Frag, scan func(Rows) error) error {
+	return qr.each(ctx, f, scan)
+}
+
 // Overview implements store.Querier.
 func (qr *Querier) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
 	if err := q.Validate(); err != nil {

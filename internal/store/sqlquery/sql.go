@@ -449,8 +449,9 @@ func overviewSQL(d Dialect, q store.Query) Frag {
 		g.wsum("bounce"), ", ", g.wsum("dur"), " FROM (", rows, ") AS v")
 }
 
-// bucketKey is the expression of a row's bucket key (see store.Buckets).
-func bucketKey(d Dialect, b *store.Buckets, secs string) string {
+// BucketKey is the expression of a row's bucket key (see store.Buckets), for
+// the row's time in unix seconds secs.
+func BucketKey(d Dialect, b *store.Buckets, secs string) string {
 	if b.Interval == store.IntervalMonth {
 		if len(b.MonthBounds) == 0 {
 			return "0"
@@ -484,7 +485,7 @@ func bucketKey(d Dialect, b *store.Buckets, secs string) string {
 func timeseriesSQL(d Dialect, q store.Query, b *store.Buckets) Frag {
 	g := newGen(d, q)
 	rows := g.weighted()
-	return Cat("SELECT ", d.Int(bucketKey(d, b, "start_s")), " AS k, ", d.Uniq("vid"), ", ", g.wcount(), ", ",
+	return Cat("SELECT ", d.Int(BucketKey(d, b, "start_s")), " AS k, ", d.Uniq("vid"), ", ", g.wcount(), ", ",
 		g.wsum("pv"), ", ", g.wsum("ev"), ", ", g.wsum("bounce"), ", ", g.wsum("dur"),
 		" FROM (", rows, ") AS v GROUP BY k", g.having())
 }
