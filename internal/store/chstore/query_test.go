@@ -37,14 +37,9 @@ func TestQueriesMatchReference(t *testing.T) {
 }
 
 // TestVisitsRedelivery: visits rebuilt as their events arrive out of order
-// and again do not count twice (see storetest.CheckRedelivery). It reads
-// the visits tables: the reversed order moves visits' starts out of the
-// range, and the rollups keep the visitors of the hours they left (see
-// TestRollupRedelivery and TestRollupsOutOfOrder).
+// and again do not count twice (see storetest.CheckRedelivery).
 func TestVisitsRedelivery(t *testing.T) {
-	s := openTest(t, Options{})
-	s.rollups.Store(false)
-	storetest.CheckRedelivery(t, s)
+	storetest.CheckRedelivery(t, openTest(t, Options{}))
 }
 
 // TestQueryGuards: the largest accepted filters run, deadlines give

@@ -14,10 +14,9 @@ import (
 // The per-hour rollups (rollup_hours, kept by the materialized views of
 // schema.Rollups) answer the unfiltered views over whole hours: the
 // overview, the time series and the page, custom event and entry page
-// breakdowns read a row per hour and value instead of every visit of the
-// range. Their sums are those of the rows they roll up; their visitors are
-// a merged uniq state, which also keeps the visitor of a visit whose start
-// moved to another hour in the hour it left.
+// breakdowns add up a row per hour and value instead of every visit of the
+// range, and read only the visitor ids of those visits for their distinct
+// count. The sums are exact; the visitors are uniq's, as on the rows.
 
 // rolledUp are the breakdowns that rollup_hours holds, by their dim there.
 var rolledUp = map[store.Dimension]bool{store.DimPage: true, store.DimEventName: true, store.DimEntryPage: true}
@@ -48,9 +47,13 @@ func wholeHours(b *store.Buckets) bool {
 	return true
 }
 
-// rollupSums are the columns of store.Totals merged from the rollup rows.
-const rollupSums = "toInt64(uniqMerge(visitors_uniq)) AS n_visitors, sumMerge(visits_sum) AS n_visits, " +
-	"sumMerge(pageviews_sum), sumMerge(events_sum), sumMerge(bounces_sum), sumMerge(duration_sum)"
+// rollupSums are the sums of store.Totals but the visitors, from the
+// rollup rows.
+const rollupSums = "sum(visits_sum) AS n_visits, sum(pageviews_sum) AS n_pageviews, sum(events_sum) AS n_events, " +
+	"sum(bounces_sum) AS n_bounces, sum(duration_sum) AS n_duration"
+
+// totalsCols are the columns of store.Totals once the visitors are joined.
+const totalsCols = "n_visitors, n_visits, n_pageviews, n_events, n_bounces, n_duration"
 
 // rollupWhere selects the rollup rows of a dimension ("" for the visits)
 // in q's range.
@@ -60,9 +63,24 @@ func rollupWhere(q store.Query, dim store.Dimension) sqlquery.Frag {
 		" AND hour >= ", d.Time(q.From), " AND hour < ", d.Time(q.To))
 }
 
+// visitors is the distinct visitors of the visits rolled up under dim, per
+// key (an expression of the table's row), as columns k and n_visitors. It
+// reads the rows as stored, as the visits' own queries do.
+func visitors(q store.Query, dim store.Dimension, key func(value string) string) sqlquery.Frag {
+	d := dialect{}
+	table, value, where := "visits", string(dim), sqlquery.Arg(q.SiteID)
+	if dim != store.DimEntryPage && dim != "" {
+		table, value, where = "visit_values", "value", sqlquery.Cat(where, " AND dim = ", sqlquery.Arg(string(dim)))
+	}
+	return sqlquery.Cat("SELECT ", key(value), " AS k, toInt64(uniq(visitor_id)) AS n_visitors FROM ", table,
+		" WHERE site_id = ", where, " AND start_ts >= ", d.Time(q.From), " AND start_ts < ", d.Time(q.To), " GROUP BY k")
+}
+
 func (s *Store) rollupOverview(ctx context.Context, q store.Query) (store.Overview, error) {
 	var t store.Totals
-	f := sqlquery.Cat("SELECT ", rollupSums, " FROM rollup_hours WHERE ", rollupWhere(q, ""))
+	all := func(string) string { return "0" }
+	f := sqlquery.Cat("SELECT ", totalsCols, " FROM (SELECT toUInt8(0) AS k, ", rollupSums, " FROM rollup_hours WHERE ",
+		rollupWhere(q, ""), ") AS s ANY LEFT JOIN (", visitors(q, "", all), ") AS v USING k")
 	err := newQuerier(s.conn).Each(ctx, f, func(r sqlquery.Rows) error {
 		return r.Scan(&t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration)
 	})
@@ -76,9 +94,10 @@ func (s *Store) rollupOverview(ctx context.Context, q store.Query) (store.Overvi
 }
 
 func (s *Store) rollupTimeseries(ctx context.Context, q store.Query, b *store.Buckets) ([]store.Point, error) {
-	key := sqlquery.BucketKey(dialect{}, b, "toInt64(toUInt32(hour))")
-	f := sqlquery.Cat("SELECT toInt64(", key, ") AS k, ", rollupSums, " FROM rollup_hours WHERE ", rollupWhere(q, ""),
-		" GROUP BY k HAVING n_visits > 0")
+	key := func(secs string) string { return "toInt64(" + sqlquery.BucketKey(dialect{}, b, secs) + ")" }
+	f := sqlquery.Cat("SELECT k, ", totalsCols, " FROM (SELECT ", key("toInt64(toUInt32(hour))"), " AS k, ", rollupSums,
+		" FROM rollup_hours WHERE ", rollupWhere(q, ""), " GROUP BY k HAVING n_visits > 0) AS s ANY LEFT JOIN (",
+		visitors(q, "", func(string) string { return key("toInt64(toUInt32(start_ts))") }), ") AS v USING k")
 	totals := map[int64]store.Totals{}
 	err := newQuerier(s.conn).Each(ctx, f, func(r sqlquery.Rows) error {
 		var k int64
@@ -96,19 +115,22 @@ func (s *Store) rollupTimeseries(ctx context.Context, q store.Query, b *store.Bu
 }
 
 // rollupBreakdown is a breakdown of one of rolledUp, with the engagement
-// of each page for the page breakdown.
+// of each page for the page breakdown. The values are joined by a 64-bit
+// hash, as the breakdowns of the rows group them (see dialect.ValueKey).
 func (s *Store) rollupBreakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
 	qr := newQuerier(s.conn)
 	where := rollupWhere(q, dim)
 	engaged := dim == store.DimPage
-	cols := ""
+	sums, cols := rollupSums, ""
 	if engaged {
-		cols = ", sumMerge(engaged_sum), sumMerge(depth_sum), sumMerge(reported_sum)"
+		sums += ", sum(engaged_sum) AS n_engaged, sum(depth_sum) AS n_depth, sum(reported_sum) AS n_reported"
+		cols = ", n_engaged, n_depth, n_reported"
 	}
+	hash := func(value string) string { return "cityHash64(" + value + ")" }
 	// One row past the page tells whether there are more values.
-	page := sqlquery.Cat("SELECT value, ", rollupSums, cols, " FROM rollup_hours WHERE ", where,
-		" GROUP BY value HAVING n_visits > 0 ORDER BY n_visitors DESC, value ASC LIMIT ",
-		fmt.Sprint(limit+1), " OFFSET ", fmt.Sprint(offset))
+	page := sqlquery.Cat("SELECT value, ", totalsCols, cols, " FROM (SELECT cityHash64(value) AS k, * FROM (SELECT value, ", sums,
+		" FROM rollup_hours WHERE ", where, " GROUP BY value HAVING n_visits > 0)) AS s ANY LEFT JOIN (", visitors(q, dim, hash),
+		") AS v USING k ORDER BY n_visitors DESC, value ASC LIMIT ", fmt.Sprint(limit+1), " OFFSET ", fmt.Sprint(offset))
 	out := store.Breakdown{Rows: []store.Row{}}
 	err := qr.Each(ctx, page, func(r sqlquery.Rows) error {
 		var v string
@@ -137,7 +159,7 @@ func (s *Store) rollupBreakdown(ctx context.Context, q store.Query, dim store.Di
 	}
 	out.Rows = out.Rows[:min(len(out.Rows), limit)]
 	count := sqlquery.Cat("SELECT toInt64(count()) FROM (SELECT value FROM rollup_hours WHERE ", where,
-		" GROUP BY value HAVING sumMerge(visits_sum) > 0)")
+		" GROUP BY value HAVING sum(visits_sum) > 0)")
 	err = qr.Each(ctx, count, func(r sqlquery.Rows) error {
 		var n int64
 		err := r.Scan(&n)

@@ -93,26 +93,3 @@ func rollupRows(t *testing.T, s *Store) uint64 {
 	}
 	return n
 }
-
-// TestRollupsOutOfOrder states the rollups' one error beyond uniq's: events
-// delivered last to first move s3's start from 10:10 to 09:59, out of the
-// range; its sums leave the 10:00 hour with it, its visitor stays there.
-func TestRollupsOutOfOrder(t *testing.T) {
-	s := openTest(t, Options{})
-	evs := storetest.KnownEvents()
-	for i := len(evs) - 1; i >= 0; i-- {
-		if err := s.Insert(context.Background(), "one", evs[i:i+1]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	q := store.Query{SiteID: storetest.KnownSite, From: storetest.KnownFrom, To: storetest.KnownTo}
-	got, err := s.Overview(context.Background(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// CheckKnown's overview "all", with visitor 2 of s3 as the fourth.
-	want := store.Overview{Visitors: 4, Visits: 4, Pageviews: 7, Events: 2, ViewsPerVisit: 1.75, BounceRate: 25, VisitDuration: 83}
-	if got != want {
-		t.Errorf("from the rollups\n got %+v\nwant %+v", got, want)
-	}
-}

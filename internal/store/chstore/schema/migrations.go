@@ -222,30 +222,29 @@ ORDER BY (site_id, dim, toDate(start_ts), session_id, value)`,
 	},
 	{
 		Version:     9,
-		Description: "keep per-hour rollups of the visits, their entry pages and their values",
+		Description: "keep per-hour sums of the visits, their entry pages and their values",
 		Up: func(f Features) []string {
-			sum := "AggregateFunction(sum, Int64)"
 			stmts := []string{
 				// The days whose rollups the store's backfill builds from the
 				// rows stored before this step (see Rollups).
 				`CREATE TABLE IF NOT EXISTS rollup_days (day Date, done UInt8) ENGINE = MergeTree() ORDER BY day`,
 				`INSERT INTO rollup_days (day, done) SELECT DISTINCT toDate(start_ts, 'UTC'), toUInt8(0) FROM visits`,
-				// Per site, dimension, value and hour of the visits' start.
+				// Per site, dimension, value and hour of the visits' start;
+				// a merge adds up the rows of one key.
 				`CREATE TABLE IF NOT EXISTS rollup_hours (
 	site_id String,
 	dim ` + lowCardinality(f) + `,
 	value String,
 	hour DateTime,
-	visitors_uniq AggregateFunction(uniq, UInt64),
-	visits_sum ` + sum + `,
-	pageviews_sum ` + sum + `,
-	events_sum ` + sum + `,
-	bounces_sum ` + sum + `,
-	duration_sum ` + sum + `,
-	engaged_sum ` + sum + `,
-	depth_sum ` + sum + `,
-	reported_sum ` + sum + `
-) ENGINE = AggregatingMergeTree() PARTITION BY toYYYYMM(hour)
+	visits_sum Int64,
+	pageviews_sum Int64,
+	events_sum Int64,
+	bounces_sum Int64,
+	duration_sum Int64,
+	engaged_sum Int64,
+	depth_sum Int64,
+	reported_sum Int64
+) ENGINE = SummingMergeTree() PARTITION BY toYYYYMM(hour)
 ORDER BY (site_id, dim, hour, value)`,
 			}
 			for _, r := range Rollups {

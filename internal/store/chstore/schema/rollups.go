@@ -1,8 +1,8 @@
 package schema
 
 // Rollup is one materialized view that feeds rollup_hours (schema step 9)
-// from the rows inserted into a table, one row per site, dimension, value
-// and hour of the visit's start.
+// from the rows inserted into a table: the sums of the visits' rows per
+// site, dimension, value and hour of the visit's start.
 type Rollup struct {
 	// View names the materialized view and Table the table it reads.
 	View, Table string
@@ -18,21 +18,18 @@ func (r Rollup) Query(cond string) string {
 }
 
 // RollupColumns are the columns of rollup_hours, in the order of a Query.
-const RollupColumns = "site_id, dim, value, hour, visitors_uniq, visits_sum, pageviews_sum, events_sum, bounces_sum, duration_sum, " +
+const RollupColumns = "site_id, dim, value, hour, visits_sum, pageviews_sum, events_sum, bounces_sum, duration_sum, " +
 	"engaged_sum, depth_sum, reported_sum"
 
 const (
 	rollupHour = "toDateTime(intDiv(toUInt32(start_ts), 3600) * 3600) AS hour"
 
 	// A visit's replaced row and its cancelling copy (sign -1) both reach
-	// the view, so the sums are weighted by sign. A uniq state cannot take
-	// a visitor back: one stays counted in the hour of a row that was
-	// replaced by a row of another hour.
-	rollupVisitSums = "uniqState(visitor_id) AS visitors_uniq, sumState(toInt64(sign)) AS visits_sum, " +
-		"sumState(toInt64(sign * pageviews)) AS pageviews_sum, sumState(toInt64(sign * events)) AS events_sum, " +
-		"sumState(toInt64(sign * (pageviews = 1 AND events = 0))) AS bounces_sum, " +
-		"sumState(toInt64(sign * if(engaged > 0, intDiv(engaged, 1000), toInt64(toUInt32(end_ts)) - toInt64(toUInt32(start_ts))))) AS duration_sum, " +
-		"sumState(toInt64(0)) AS engaged_sum, sumState(toInt64(0)) AS depth_sum, sumState(toInt64(0)) AS reported_sum"
+	// the view, so the sums are weighted by sign and stay exact.
+	rollupVisitSums = "sum(toInt64(sign)) AS visits_sum, sum(toInt64(sign * pageviews)) AS pageviews_sum, " +
+		"sum(toInt64(sign * events)) AS events_sum, sum(toInt64(sign * (pageviews = 1 AND events = 0))) AS bounces_sum, " +
+		"sum(toInt64(sign * if(engaged > 0, intDiv(engaged, 1000), toInt64(toUInt32(end_ts)) - toInt64(toUInt32(start_ts))))) AS duration_sum, " +
+		"toInt64(0) AS engaged_sum, toInt64(0) AS depth_sum, toInt64(0) AS reported_sum"
 )
 
 // Rollups are the views of step 9. They are part of a shipped step: a new
@@ -51,11 +48,10 @@ var Rollups = []Rollup{
 	{
 		View: "rollup_values", Table: "visit_values", Dims: "dim NOT IN ('', 'entry_page')",
 		cols: "site_id, dim, value, " + rollupHour + ", " +
-			"uniqState(visitor_id) AS visitors_uniq, sumState(toInt64(sign)) AS visits_sum, " +
-			"sumState(toInt64(sign * pageviews)) AS pageviews_sum, sumState(toInt64(sign * events)) AS events_sum, " +
-			"sumState(toInt64(sign * bounce)) AS bounces_sum, sumState(toInt64(sign * duration)) AS duration_sum, " +
-			"sumState(toInt64(sign * engaged)) AS engaged_sum, sumState(toInt64(sign * depth)) AS depth_sum, " +
-			"sumState(toInt64(sign * (depth > 0))) AS reported_sum",
+			"sum(toInt64(sign)) AS visits_sum, sum(toInt64(sign * pageviews)) AS pageviews_sum, " +
+			"sum(toInt64(sign * events)) AS events_sum, sum(toInt64(sign * bounce)) AS bounces_sum, " +
+			"sum(toInt64(sign * duration)) AS duration_sum, sum(toInt64(sign * engaged)) AS engaged_sum, " +
+			"sum(toInt64(sign * depth)) AS depth_sum, sum(toInt64(sign * (depth > 0))) AS reported_sum",
 		groupBy: "site_id, dim, value, hour",
 	},
 }
