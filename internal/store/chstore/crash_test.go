@@ -27,7 +27,7 @@ func crashOptions() storetest.Options {
 // counted twice, none without its events (a visit can only lag its events,
 // until the batch is delivered again); and that delivering every batch
 // again, as the queue would, gives the full data once, with the visits and
-// values of the events.
+// values of the events; the rollups match the rows stored at each point.
 func TestKillDuringInsert(t *testing.T) {
 	const size = 2000
 	if dsn := os.Getenv("PL_CRASH_WRITER"); dsn != "" {
@@ -85,6 +85,7 @@ func TestKillDuringInsert(t *testing.T) {
 		}
 	}
 	t.Logf("killed with %d events and %d visits stored, %d visits behind their events", n, len(visits), lagging)
+	checkRollups(t, s)
 
 	_, err := storetest.Stream(crashOptions(), size, func(evs []event.Event) error {
 		return s.Insert(ctx, "", evs)
@@ -114,6 +115,7 @@ func TestKillDuringInsert(t *testing.T) {
 			t.Fatalf("visit %v after redelivery: %d values, its events make %d", k, len(values[k]), len(wantValues[k]))
 		}
 	}
+	checkRollups(t, s)
 }
 
 // openWithDSN opens a Store on an existing database, closed at cleanup.
