@@ -48,7 +48,8 @@ type Options struct {
 
 	// Cluster names a cluster of the server's remote_servers: the tables are
 	// then created on each of its servers and used through Distributed
-	// tables (see cluster.go). Retention is not supported on a cluster yet.
+	// tables (see cluster.go). Retention is not supported on a cluster yet,
+	// and the queries read the rows, not the rollups (see rollup.go).
 	Cluster string
 }
 
