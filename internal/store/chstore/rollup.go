@@ -68,12 +68,17 @@ func rollupWhere(q store.Query, dim store.Dimension) sqlquery.Frag {
 // reads the rows as stored, as the visits' own queries do.
 func visitors(q store.Query, dim store.Dimension, key func(value string) string) sqlquery.Frag {
 	d := dialect{}
-	table, value, where := "visits", string(dim), sqlquery.Arg(q.SiteID)
-	if dim != store.DimEntryPage && dim != "" {
-		table, value, where = "visit_values", "value", sqlquery.Cat(where, " AND dim = ", sqlquery.Arg(string(dim)))
+	table, value, where := "visits", "", sqlquery.Cat("site_id = ", sqlquery.Arg(q.SiteID))
+	switch dim {
+	case "":
+	case store.DimEntryPage:
+		value = dim.VisitColumn()
+	default: // the values of visit_values
+		table, value = "visit_values", "value"
+		where = sqlquery.Cat(where, " AND dim = ", sqlquery.Arg(string(dim)))
 	}
 	return sqlquery.Cat("SELECT ", key(value), " AS k, toInt64(uniq(visitor_id)) AS n_visitors FROM ", table,
-		" WHERE site_id = ", where, " AND start_ts >= ", d.Time(q.From), " AND start_ts < ", d.Time(q.To), " GROUP BY k")
+		" WHERE ", where, " AND start_ts >= ", d.Time(q.From), " AND start_ts < ", d.Time(q.To), " GROUP BY k")
 }
 
 func (s *Store) rollupOverview(ctx context.Context, q store.Query) (store.Overview, error) {
