@@ -18,8 +18,8 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int, error) {
 	t = t.UTC()
 	cutoff := t.Year()*100 + int(t.Month())
 
-	// The visits and their values go by the month they started in, with
-	// their events.
+	// The visits, their values and their rollups go by the month they
+	// started in, with their events.
 	rows, err := s.conn.Query(ctx,
 		"SELECT DISTINCT table, partition FROM system.parts WHERE database = ? AND table IN ('events', 'visits', 'visit_values', 'rollup_hours') AND active",
 		s.database)
