@@ -91,12 +91,10 @@ func refreshRollups(ctx context.Context, tx *sql.Tx, site string, from, to int64
 	return err
 }
 
-// backfillSlots is how many slots one rollups backfill step rebuilds.
-const backfillSlots = 24
-
 // backfillRollups builds the rollups of the visits stored before the
-// rollups existed, a day of slots of every site at a time, each step in its
-// own transaction with its progress. Inserts rebuild the slots they touch,
+// rollups existed, a slot of every site at a time, each step in its own
+// transaction with its progress, so the flusher's inserts wait at most one
+// step. Inserts rebuild the slots they touch,
 // so the two may overlap freely.
 func (s *Store) backfillRollups(ctx context.Context, log *slog.Logger) {
 	var next, end int64
@@ -115,8 +113,8 @@ func (s *Store) backfillRollups(ctx context.Context, log *slog.Logger) {
 	first := next - next%sqlquery.Slot
 	log.Info("analytics: building rollups from stored visits", "hours", (end-first)/sqlquery.Slot+1)
 	started, lastLog := time.Now(), time.Now()
-	for next = first; next <= end; next += backfillSlots * sqlquery.Slot {
-		if err := s.backfillRollupStep(ctx, sites, next, next+backfillSlots*sqlquery.Slot); err != nil {
+	for next = first; next <= end; next += sqlquery.Slot {
+		if err := s.backfillRollupStep(ctx, sites, next, next+sqlquery.Slot); err != nil {
 			if ctx.Err() == nil {
 				log.Error("analytics: rollups backfill stopped; it resumes at the next start", "error", err)
 			}
@@ -124,7 +122,7 @@ func (s *Store) backfillRollups(ctx context.Context, log *slog.Logger) {
 		}
 		if time.Since(lastLog) > 10*time.Second {
 			lastLog = time.Now()
-			log.Info("analytics: building rollups", "done", fmt.Sprintf("%.0f%%", 100*float64(next-first)/float64(end-first+1)))
+			log.Info("analytics: building rollups", "done", fmt.Sprintf("%.0f%%", 100*float64(next+sqlquery.Slot-first)/float64(end-first+1)))
 		}
 	}
 	log.Info("analytics: rollups built", "took", time.Since(started).Round(time.Millisecond))
