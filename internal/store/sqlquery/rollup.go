@@ -21,8 +21,8 @@ var RollupDims = slices.Concat([]store.Dimension{store.DimEntryPage, store.DimEx
 // per site and slot of the visits' start (column slot, its start as the
 // stores' ts), the visits' sums (visits, pageviews, events, bounces,
 // duration, and for pages engaged, depth, reported as in visit_values) and
-// the set of their visitors (visitors), all of them under dim ” and
-// value ”, and by the value of each of RollupDims. A query with no
+// the set of their visitors (visitors), all of them under an empty dim
+// and value, and by the value of each of RollupDims. A query with no
 // filters over whole slots reads it instead of the visits.
 type Rollup interface {
 	// UniqMerge counts the distinct visitors of the visitor sets it
