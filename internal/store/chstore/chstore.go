@@ -100,10 +100,11 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		if opts.RetentionDays > 0 {
 			return nil, errors.New("chstore: retention is not supported on a cluster yet")
 		}
-		if err := createCluster(ctx, chOpts, database, opts.Cluster); err != nil {
+		replicas, err := createCluster(ctx, chOpts, database, opts.Cluster)
+		if err != nil {
 			return nil, err
 		}
-		chOpts.Settings = withClusterSettings(chOpts.Settings)
+		chOpts.Settings = withClusterSettings(chOpts.Settings, replicas)
 	} else if err := ensureDatabase(ctx, dsn, database); err != nil {
 		return nil, err
 	}

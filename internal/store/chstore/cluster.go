@@ -26,13 +26,20 @@ var clusterSettings = clickhouse.Settings{
 	"insert_distributed_sync": 1,
 }
 
-func withClusterSettings(dsn clickhouse.Settings) clickhouse.Settings {
+// withClusterSettings adds clusterSettings to the DSN's. On a cluster with
+// replicas an insert also returns only once every replica of its shard has
+// the rows (insert_quorum), since a read may go to any of them: the next
+// batch must find the events and visits this one wrote.
+func withClusterSettings(dsn clickhouse.Settings, replicas uint32) clickhouse.Settings {
 	settings := clickhouse.Settings{}
 	for k, v := range dsn {
 		settings[k] = v
 	}
 	for k, v := range clusterSettings {
 		settings[k] = v
+	}
+	if replicas > 1 {
+		settings["insert_quorum"] = int(replicas)
 	}
 	return settings
 }
@@ -72,21 +79,21 @@ type clusterServer struct {
 // through its own connection since 18.16 runs ON CLUSTER statements only
 // with ZooKeeper, and creates the Distributed tables on each of them and on
 // the DSN's server. A shard with several replicas gets Replicated tables.
-func createCluster(ctx context.Context, chOpts *clickhouse.Options, database, cluster string) error {
+func createCluster(ctx context.Context, chOpts *clickhouse.Options, database, cluster string) (replicas uint32, err error) {
 	entry, err := openOn(chOpts, chOpts.Addr, "default")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer entry.Close()
 
 	servers, err := clusterServers(ctx, entry, cluster)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	replicated := false
 	for _, s := range servers {
-		replicated = replicated || s.replica > 1
+		replicas = max(replicas, s.replica)
 	}
+	replicated := replicas > 1
 
 	local := database + localSuffix
 	steps := []uint32{0} // every step at once
@@ -99,13 +106,13 @@ func createCluster(ctx context.Context, chOpts *clickhouse.Options, database, cl
 	for _, upTo := range steps {
 		for _, s := range servers {
 			if err := createShardTables(ctx, chOpts, s, local, replicated, upTo); err != nil {
-				return fmt.Errorf("chstore: cluster %s, server %s: %w", cluster, s.addr, err)
+				return 0, fmt.Errorf("chstore: cluster %s, server %s: %w", cluster, s.addr, err)
 			}
 		}
 	}
 	first, err := openOn(chOpts, []string{servers[0].addr}, local)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer first.Close()
 
@@ -115,10 +122,10 @@ func createCluster(ctx context.Context, chOpts *clickhouse.Options, database, cl
 	}
 	for _, addr := range addrs {
 		if err := distribute(ctx, chOpts, addr, database, first, cluster, local); err != nil {
-			return fmt.Errorf("chstore: cluster %s, server %s: %w", cluster, addr[0], err)
+			return 0, fmt.Errorf("chstore: cluster %s, server %s: %w", cluster, addr[0], err)
 		}
 	}
-	return nil
+	return replicas, nil
 }
 
 // clusterServers reads the servers of cluster from the server behind conn.
