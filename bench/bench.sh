@@ -5,7 +5,8 @@
 #
 #   load     5,000 hits/s for $LOAD_DURATION against a fresh app with Redis +
 #            ClickHouse, then a fresh embedded app: latency percentiles,
-#            queue→store lag, peak RSS (VmHWM)
+#            queue→store lag, peak RSS (VmHWM); then the bare handler.
+#            LOAD_SETUPS picks some of redis_clickhouse, embedded, baseline
 #   ingest   flat-out throughput, the app (Redis + ClickHouse) against
 #            bench/baseline (bare net/http + one XADD per hit), alternating,
 #            $ROUNDS rounds each: medians and the ratio, with a
@@ -31,6 +32,8 @@ DURATION=${DURATION:-10s}         # each flat-out ingest round
 CONCURRENCY=${CONCURRENCY:-32}    # loadgen senders, same for app and baseline
 LOAD_RATE=${LOAD_RATE:-5000}
 LOAD_DURATION=${LOAD_DURATION:-30s}
+LOAD_SETUPS=${LOAD_SETUPS:-redis_clickhouse embedded baseline} # the load part's set-ups
+APP_ENV=${APP_ENV:-}              # settings for the app alone, e.g. GOMAXPROCS=4
 BACKLOG=${BACKLOG:-300000}
 BENCH_OUT=${BENCH_OUT:-/tmp/pocketlytics-bench}
 BENCHTIME=${BENCHTIME:-1s}
@@ -40,6 +43,7 @@ QUERY_ROWS_CH=${QUERY_ROWS_CH:-10000000}
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(load ingest backlog scale go queries)
 want() { [[ " ${parts[*]} " == *" $1 "* ]]; }
+setup() { [[ " $LOAD_SETUPS " == *" $1 "* ]]; }
 
 log() { echo "bench: $*" >&2; }
 section() { echo; echo "## $*"; echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"; }
@@ -112,7 +116,7 @@ start_app() {
 	local dir=$BENCH_OUT/$name
 	rm -rf "$dir"; mkdir -p "$dir"
 	local port; port=$(free_port)
-	local -a env=(env -u REDIS_URL -u CLICKHOUSE_URL RATE_LIMIT=1000000000 METRICS_TOKEN=bench REDIS_PREFIX="$prefix$name:" "$@")
+	local -a env=(env -u REDIS_URL -u CLICKHOUSE_URL RATE_LIMIT=1000000000 METRICS_TOKEN=bench REDIS_PREFIX="$prefix$name:" $APP_ENV "$@")
 	"${env[@]}" "$bin/pocketlytics" superuser upsert bench@example.com bench-password-123 --dir "$dir" --dev=false >/dev/null
 	"${nice[@]}" "${env[@]}" "$bin/pocketlytics" serve --http "127.0.0.1:$port" --dir "$dir" --dev=false >"$dir/app.log" 2>&1 &
 	app_pid=$!
@@ -189,11 +193,15 @@ start_baseline() {
 	for _ in $(seq 1 100); do curl -s -o /dev/null "$base_url/" && break; sleep 0.1; done
 }
 
-if want load; then
-	section "p99, lag and RSS at $LOAD_RATE hits/s for $LOAD_DURATION"
+want load && section "p99, lag and RSS at $LOAD_RATE hits/s for $LOAD_DURATION"
+if want load && setup redis_clickhouse; then
 	load_run redis_clickhouse REDIS_URL="$REDIS_URL" CLICKHOUSE_URL="$(ch_url redis_clickhouse)"
+fi
+if want load && setup embedded; then
 	load_run embedded
-	# The same load on the bare handler: the latency floor of this machine.
+fi
+# The same load on the bare handler: the latency floor of this machine.
+if want load && setup baseline; then
 	start_baseline
 	loadgen "$base_url" "$BENCH_OUT/baseline-rate$LOAD_RATE.json" -sites any=example.com \
 		-rate "$LOAD_RATE" -duration "$LOAD_DURATION" -concurrency 64
