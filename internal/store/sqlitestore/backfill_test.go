@@ -2,20 +2,17 @@ package sqlitestore
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/pocketlytics/pocketlytics/internal/event"
-	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
 )
 
 // TestUpgradeBuildsVisits opens a store as the version before visit_values
-// left it (events, visits without their engagement, no values, no rollups)
-// and checks that the backfills at start build the visits and their values,
-// engagement included, from the stored events, and the rollups.
+// left it (events, visits without their engagement, no values) and checks
+// that the backfill at start builds the visits and their values, engagement
+// included, from the stored events.
 func TestUpgradeBuildsVisits(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "analytics.db")
 	s, err := Open(path)
@@ -30,8 +27,6 @@ func TestUpgradeBuildsVisits(t *testing.T) {
 	}
 	// Back to schema version 3, with half of its visits missing as well.
 	for _, stmt := range []string{
-		"DROP TABLE rollups",
-		"DELETE FROM backfill WHERE name = 'rollups'",
 		"DROP TABLE visit_values",
 		"ALTER TABLE visits DROP COLUMN engaged",
 		"ALTER TABLE events DROP COLUMN engaged",
@@ -63,55 +58,4 @@ func TestUpgradeBuildsVisits(t *testing.T) {
 		t.Fatalf("backfill stopped at row %d of %d", next, end)
 	}
 	checkVisitsMatchEvents(t, s)
-}
-
-// TestUpgradeBuildsRollups opens a store as the version before the rollups
-// left it and checks that the backfill at start builds them, logging its
-// progress, and that the views read them.
-func TestUpgradeBuildsRollups(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "analytics.db")
-	s, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := crashOptions()
-	ds := storetest.Generate(opts)
-	load(t, s, ds.Events)
-	for _, stmt := range []string{
-		"DROP TABLE rollups",
-		"DELETE FROM backfill WHERE name = 'rollups'",
-		"PRAGMA user_version = 7",
-	} {
-		if _, err := s.wdb.Exec(stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	var logged strings.Builder
-	defer slog.SetDefault(slog.Default())
-	slog.SetDefault(slog.New(slog.NewTextHandler(&logged, nil)))
-	s, err = Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	<-s.Backfilled()
-	for _, line := range []string{`building rollups from stored visits" hours=24`, `msg="analytics: rollups built"`} {
-		if !strings.Contains(logged.String(), line) {
-			t.Errorf("the log has no %q:\n%s", line, logged.String())
-		}
-	}
-	var n int
-	if err := s.db.QueryRow("SELECT count(*) FROM rollups").Scan(&n); err != nil || n == 0 {
-		t.Fatalf("%d rollups after the upgrade (%v)", n, err)
-	}
-	checkVisitsMatchEvents(t, s)
-	q := store.Query{SiteID: opts.Sites[0].ID, From: opts.From, To: opts.To}
-	want := storetest.NewReference(ds.Events).Overview(q)
-	if got, err := s.Overview(context.Background(), q); err != nil || got != want {
-		t.Fatalf("overview after the upgrade: %+v (%v), want %+v", got, err, want)
-	}
 }

@@ -150,31 +150,16 @@ func valuesSQL(where string) string {
 var valuesInsert = "INSERT INTO visit_values (" + valueColumns + ") " + valuesSQL(sessionsWhere)
 
 // upsertVisits replaces the visits and visit values of a site's sessions (a
-// JSON array of ids) and rebuilds the rollups of the slots they left or
-// entered.
+// JSON array of ids).
 func upsertVisits(ctx context.Context, tx *sql.Tx, site, ids string) error {
-	slots := map[int64]bool{}
-	if err := slotsOf(ctx, tx, site, ids, slots); err != nil {
-		return err
-	}
 	if _, err := tx.ExecContext(ctx, visitsUpsert.SQL, site, ids); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "DELETE FROM visit_values WHERE "+sessionsWhere, site, ids); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, valuesInsert, site, ids); err != nil {
-		return err
-	}
-	if err := slotsOf(ctx, tx, site, ids, slots); err != nil {
-		return err
-	}
-	for slot := range slots {
-		if err := refreshRollups(ctx, tx, site, slot, slot+sqlquery.Slot); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := tx.ExecContext(ctx, valuesInsert, site, ids)
+	return err
 }
 
 func validate(ev *event.Event) error {

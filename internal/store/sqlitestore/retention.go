@@ -3,19 +3,15 @@ package sqlitestore
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/pocketlytics/pocketlytics/internal/store/sqlquery"
 )
 
 // deleteChunk is how many rows one retention DELETE removes; inserts get
 // the writer connection between chunks.
 const deleteChunk = 5000
 
-// DeleteBefore deletes the events older than t, the visits (and their
-// values) that started before t and their rollups, and returns how many
-// events.
+// DeleteBefore deletes the events older than t, and the visits (and their
+// values) that started before t, and returns how many events.
 //
 // It deletes in chunks, each its own short transaction, so the flusher's
 // inserts are never held up for long. Rows arrive roughly in time order, so
@@ -39,20 +35,13 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 			break
 		}
 	}
-	slot := t.UnixMilli() - t.UnixMilli()%sqlquery.Slot
 	for _, stmt := range []string{
 		"DELETE FROM visits WHERE (site_id, start_ts, session_id) IN (SELECT site_id, start_ts, session_id FROM visits WHERE start_ts < ? LIMIT ?)",
 		"DELETE FROM visit_values WHERE (site_id, dim, start_ts, session_id, value) IN " +
 			"(SELECT site_id, dim, start_ts, session_id, value FROM visit_values WHERE start_ts < ? LIMIT ?)",
-		"DELETE FROM rollups WHERE (site_id, dim, slot, value) IN " +
-			"(SELECT site_id, dim, slot, value FROM rollups WHERE slot < ? LIMIT ?)",
 	} {
-		before := t.UnixMilli()
-		if strings.Contains(stmt, "rollups") {
-			before = slot
-		}
 		for {
-			res, err := s.wdb.ExecContext(ctx, stmt, before, deleteChunk)
+			res, err := s.wdb.ExecContext(ctx, stmt, t.UnixMilli(), deleteChunk)
 			if err != nil {
 				return total, fmt.Errorf("sqlitestore: retention: %w", err)
 			}
@@ -63,12 +52,6 @@ func (s *Store) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 			if n < deleteChunk {
 				break
 			}
-		}
-	}
-	if slot < t.UnixMilli() {
-		// The slot of t lost its visits before t.
-		if err := s.refreshSlot(ctx, slot); err != nil {
-			return total, fmt.Errorf("sqlitestore: retention: %w", err)
 		}
 	}
 	return total, nil

@@ -120,28 +120,6 @@ ALTER TABLE events ADD COLUMN revenue_currency TEXT NOT NULL DEFAULT '';`,
 ALTER TABLE visit_values ADD COLUMN engaged INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE visit_values ADD COLUMN depth INTEGER NOT NULL DEFAULT 0;
 INSERT OR REPLACE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, coalesce(max(rowid), 0) FROM events;`,
-	// 8: the rollups of the visits by the slot of their start (see
-	// rollup.go), so a view over whole slots reads a row per slot and value
-	// instead of every visit. The rollups backfill builds them for the
-	// slots of the stored visits, from the first slot on.
-	`CREATE TABLE IF NOT EXISTS rollups (
-  site_id   TEXT    NOT NULL,
-  dim       TEXT    NOT NULL,
-  slot      INTEGER NOT NULL,
-  value     TEXT    NOT NULL,
-  visits    INTEGER NOT NULL,
-  pageviews INTEGER NOT NULL,
-  events    INTEGER NOT NULL,
-  bounces   INTEGER NOT NULL,
-  duration  INTEGER NOT NULL,
-  engaged   INTEGER NOT NULL,
-  depth     INTEGER NOT NULL,
-  reported  INTEGER NOT NULL,
-  visitors  BLOB    NOT NULL,
-  PRIMARY KEY (site_id, dim, slot, value)
-) WITHOUT ROWID;
-INSERT OR REPLACE INTO backfill (name, next_row, end_row)
-  SELECT 'rollups', coalesce(min(start_ts), 0), coalesce(max(start_ts), -1) FROM visits;`,
 }
 
 // migrate applies the migrations the database has not seen yet, each in

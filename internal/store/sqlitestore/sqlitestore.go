@@ -55,8 +55,7 @@ type Store struct {
 
 	insertChunk *sql.Stmt // multi-row insert of chunkRows rows, prepared on wdb
 
-	// stop ends the visits and rollups backfills, which close done when
-	// they return.
+	// stop ends the visits backfill, which closes done when it returns.
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -109,7 +108,6 @@ func Open(path string) (*Store, error) {
 	go func() {
 		defer close(s.done)
 		s.backfillVisits(bctx, slog.Default())
-		s.backfillRollups(bctx, slog.Default())
 	}()
 	return s, nil
 }

@@ -443,9 +443,6 @@ func attrCols(n int) string {
 // overviewSQL returns the query of the overview sums: visitors, visits,
 // pageviews, events, bounces, duration.
 func overviewSQL(d Dialect, q store.Query) Frag {
-	if r, ok := rollup(d, q); ok {
-		return Cat("SELECT ", rollupSums(d, r), " ", rollupRows(d, q, ""))
-	}
 	g := newGen(d, q)
 	rows := g.weighted()
 	return Cat("SELECT ", d.Uniq("vid"), ", ", g.wcount(), ", ", g.wsum("pv"), ", ", g.wsum("ev"), ", ",
@@ -486,10 +483,6 @@ func BucketKey(d Dialect, b *store.Buckets, secs string) string {
 // timeseriesSQL returns the query of the visits' sums by the bucket of
 // their start: key, visitors, visits, pageviews, events, bounces, duration.
 func timeseriesSQL(d Dialect, q store.Query, b *store.Buckets) Frag {
-	if r, ok := rollup(d, q); ok && hourly(b) {
-		return Cat("SELECT ", d.Int(BucketKey(d, b, d.Secs("slot"))), " AS k, ", rollupSums(d, r), " ",
-			rollupRows(d, q, ""), " GROUP BY k")
-	}
 	g := newGen(d, q)
 	rows := g.weighted()
 	return Cat("SELECT ", d.Int(BucketKey(d, b, "start_s")), " AS k, ", d.Uniq("vid"), ", ", g.wcount(), ", ",
@@ -508,18 +501,7 @@ func breakdownSQL(d Dialect, q store.Query, dim store.Dimension, limit, offset i
 	g := newGen(d, q, dim)
 	var grouped Frag
 	cols := "value, visitors, visits, pageviews, events, bounces, duration"
-	if r, ok := rollup(d, q); ok && slices.Contains(RollupDims, dim) {
-		from := rollupRows(d, q, string(dim))
-		sums := ""
-		if engaged = dim == store.DimPage; engaged {
-			cols += ", eng, dep, rep"
-			sums = ", " + d.Sum("engaged") + " AS eng, " + d.Sum("depth") + " AS dep, " + d.Sum("reported") + " AS rep"
-		}
-		grouped = Cat("SELECT value, ", r.UniqMerge("visitors"), " AS visitors, ", d.Sum("visits"), " AS visits, ",
-			d.Sum("pageviews"), " AS pageviews, ", d.Sum("events"), " AS events, ", d.Sum("bounces"), " AS bounces, ",
-			d.Sum("duration"), " AS duration", sums, " ", from, " GROUP BY value")
-		count = Cat("SELECT ", d.Uniq("value"), " ", from)
-	} else if dim.Level() == store.LevelSession {
+	if dim.Level() == store.LevelSession {
 		col := g.attr(dim)
 		rows := g.weighted()
 		grouped = Cat("SELECT ", col, " AS value, ", d.Uniq("vid"), " AS visitors, ", g.wcount(), " AS visits, ",
