@@ -60,7 +60,10 @@ func (dialect) AnyIf(cond string) string { return "max(CASE WHEN " + cond + " TH
 
 func (dialect) Count() string { return "count(*)" }
 
-func (dialect) Uniq(expr string) string { return "count(DISTINCT " + expr + ")" }
+// Uniq and UniqMerge count exactly, in Go (see uniq.go).
+func (dialect) Uniq(expr string) string { return "uniq_exact(" + expr + ")" }
+
+func (dialect) UniqMerge(sets string) string { return "uniq_merge(" + sets + ")" }
 
 func (dialect) Sum(expr string) string { return "coalesce(sum(" + expr + "), 0)" }
 
