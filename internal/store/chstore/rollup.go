@@ -136,45 +136,9 @@ func (s *Store) rollupBreakdown(ctx context.Context, q store.Query, dim store.Di
 	page := sqlquery.Cat("SELECT value, ", totalsCols, cols, " FROM (SELECT cityHash64(value) AS k, * FROM (SELECT value, ", sums,
 		" FROM rollup_hours WHERE ", where, " GROUP BY value HAVING n_visits > 0)) AS s ANY LEFT JOIN (", visitors(q, dim, hash),
 		") AS v USING k ORDER BY n_visitors DESC, value ASC LIMIT ", fmt.Sprint(limit+1), " OFFSET ", fmt.Sprint(offset))
-	out := store.Breakdown{Rows: []store.Row{}}
-	err := qr.Each(ctx, page, func(r sqlquery.Rows) error {
-		var v string
-		var t store.Totals
-		var e store.Engagement
-		dest := []any{&v, &t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration}
-		if engaged {
-			dest = append(dest, &e.Engaged, &e.Depth, &e.Reported)
-		}
-		if err := r.Scan(dest...); err != nil {
-			return err
-		}
-		row := t.Row(v)
-		if engaged {
-			e.SetOn(&row)
-		}
-		out.Rows = append(out.Rows, row)
-		return nil
-	})
-	if err != nil {
-		return store.Breakdown{}, fmt.Errorf("breakdown: %w", err)
-	}
-	if len(out.Rows) <= limit && (len(out.Rows) > 0 || offset == 0) {
-		out.Total = offset + len(out.Rows)
-		return out, nil
-	}
-	out.Rows = out.Rows[:min(len(out.Rows), limit)]
 	count := sqlquery.Cat("SELECT toInt64(count()) FROM (SELECT value FROM rollup_hours WHERE ", where,
 		" GROUP BY value HAVING sum(visits_sum) > 0)")
-	err = qr.Each(ctx, count, func(r sqlquery.Rows) error {
-		var n int64
-		err := r.Scan(&n)
-		out.Total = int(n)
-		return err
-	})
-	if err != nil {
-		return store.Breakdown{}, fmt.Errorf("breakdown count: %w", err)
-	}
-	return out, nil
+	return qr.Page(ctx, page, count, engaged, limit, offset)
 }
 
 // pendingRollups returns the days whose rollups are still to be built

@@ -123,6 +123,17 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	// One row past the page tells whether there are more values: when there
 	// are none, the total needs no second query.
 	pageSQL, countSQL, engaged := breakdownSQL(qr.Dialect, q, dim, limit+1, offset)
+	out, err := qr.Page(ctx, pageSQL, countSQL, engaged, limit, offset)
+	if err != nil {
+		return store.Breakdown{}, err
+	}
+	return qr.withEngagement(ctx, q, dim, engaged, out)
+}
+
+// Page runs a breakdown's query of the rows [offset, offset+limit] (one past
+// the page: value, the totals' columns and, when engaged, the engagement's)
+// and, only when the page does not tell it, count, the number of values.
+func (qr *Querier) Page(ctx context.Context, pageSQL, countSQL Frag, engaged bool, limit, offset int) (store.Breakdown, error) {
 	out := store.Breakdown{Rows: []store.Row{}}
 	err := qr.each(ctx, pageSQL, func(r Rows) error {
 		var v string
@@ -149,7 +160,7 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	// counting.
 	if len(out.Rows) <= limit && (len(out.Rows) > 0 || offset == 0) {
 		out.Total = offset + len(out.Rows)
-		return qr.withEngagement(ctx, q, dim, engaged, out)
+		return out, nil
 	}
 	out.Rows = out.Rows[:min(len(out.Rows), limit)]
 	err = qr.each(ctx, countSQL, func(r Rows) error {
@@ -161,5 +172,5 @@ func (qr *Querier) Breakdown(ctx context.Context, q store.Query, dim store.Dimen
 	if err != nil {
 		return store.Breakdown{}, fmt.Errorf("breakdown count: %w", err)
 	}
-	return qr.withEngagement(ctx, q, dim, engaged, out)
+	return out, nil
 }
