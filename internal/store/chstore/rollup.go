@@ -82,20 +82,9 @@ func visitors(q store.Query, dim store.Dimension, key func(value string) string)
 }
 
 func (s *Store) rollupOverview(ctx context.Context, q store.Query) (store.Overview, error) {
-	var t store.Totals
 	all := func(string) string { return "0" }
-	f := sqlquery.Cat("SELECT ", totalsCols, " FROM (SELECT toUInt8(0) AS k, ", rollupSums, " FROM rollup_hours WHERE ",
-		rollupWhere(q, ""), ") AS s ANY LEFT JOIN (", visitors(q, "", all), ") AS v USING k")
-	err := newQuerier(s.conn).Each(ctx, f, func(r sqlquery.Rows) error {
-		return r.Scan(&t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration)
-	})
-	if err != nil {
-		return store.Overview{}, fmt.Errorf("overview: %w", err)
-	}
-	if t.Visits == 0 {
-		t.Visitors = 0 // only replaced visits' visitors are left
-	}
-	return t.Overview(), nil
+	return newQuerier(s.conn).Totals(ctx, sqlquery.Cat("SELECT ", totalsCols, " FROM (SELECT toUInt8(0) AS k, ", rollupSums,
+		" FROM rollup_hours WHERE ", rollupWhere(q, ""), ") AS s ANY LEFT JOIN (", visitors(q, "", all), ") AS v USING k"))
 }
 
 func (s *Store) rollupTimeseries(ctx context.Context, q store.Query, b *store.Buckets) ([]store.Point, error) {
@@ -103,20 +92,7 @@ func (s *Store) rollupTimeseries(ctx context.Context, q store.Query, b *store.Bu
 	f := sqlquery.Cat("SELECT k, ", totalsCols, " FROM (SELECT ", key("toInt64(toUInt32(hour))"), " AS k, ", rollupSums,
 		" FROM rollup_hours WHERE ", rollupWhere(q, ""), " GROUP BY k HAVING n_visits > 0) AS s ANY LEFT JOIN (",
 		visitors(q, "", func(string) string { return key("toInt64(toUInt32(start_ts))") }), ") AS v USING k")
-	totals := map[int64]store.Totals{}
-	err := newQuerier(s.conn).Each(ctx, f, func(r sqlquery.Rows) error {
-		var k int64
-		var t store.Totals
-		if err := r.Scan(&k, &t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration); err != nil {
-			return err
-		}
-		totals[k] = t
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("timeseries: %w", err)
-	}
-	return b.Fill(totals), nil
+	return newQuerier(s.conn).Points(ctx, f, b)
 }
 
 // rollupBreakdown is a breakdown of one of rolledUp, with the engagement

@@ -54,20 +54,19 @@ func (qr *Querier) each(ctx context.Context, f Frag, scan func(Rows) error) erro
 	return err
 }
 
-// Each runs f as the Querier's own queries run (store.ErrTimeout when the
-// deadline or the database's limit cut it) and calls scan for every row, for
-// a store's queries of its own.
-func (qr *Querier) Each(ctx context.Context, f Frag, scan func(Rows) error) error {
-	return qr.each(ctx, f, scan)
-}
-
 // Overview implements store.Querier.
 func (qr *Querier) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
 	if err := q.Validate(); err != nil {
 		return store.Overview{}, err
 	}
+	return qr.Totals(ctx, overviewSQL(qr.Dialect, q))
+}
+
+// Totals runs an overview's query (visitors, visits, pageviews, events,
+// bounces, duration) and returns its one row's overview.
+func (qr *Querier) Totals(ctx context.Context, f Frag) (store.Overview, error) {
 	var t store.Totals
-	err := qr.each(ctx, overviewSQL(qr.Dialect, q), func(r Rows) error {
+	err := qr.each(ctx, f, func(r Rows) error {
 		return r.Scan(&t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration)
 	})
 	if err != nil {
@@ -90,8 +89,14 @@ func (qr *Querier) Timeseries(ctx context.Context, q store.Query, interval store
 	if err != nil {
 		return nil, err
 	}
+	return qr.Points(ctx, timeseriesSQL(qr.Dialect, q, b), b)
+}
+
+// Points runs a time series' query (bucket key, then the totals' columns)
+// and returns a point per bucket of b, empty buckets included.
+func (qr *Querier) Points(ctx context.Context, f Frag, b *store.Buckets) ([]store.Point, error) {
 	totals := map[int64]store.Totals{}
-	err = qr.each(ctx, timeseriesSQL(qr.Dialect, q, b), func(r Rows) error {
+	err := qr.each(ctx, f, func(r Rows) error {
 		var k int64
 		var t store.Totals
 		if err := r.Scan(&k, &t.Visitors, &t.Visits, &t.Pageviews, &t.Events, &t.Bounces, &t.Duration); err != nil {
