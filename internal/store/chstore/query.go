@@ -102,6 +102,13 @@ func (dialect) Count() string { return "toInt64(count())" }
 // off at a million visitors, where uniqExact took 1.6 times as long.
 func (dialect) Uniq(expr string) string { return "toInt64(uniq(" + expr + "))" }
 
+// GroupUniq counts the visitors per value of a breakdown or per day: uniq's
+// hash set of a group (up to 512 KiB) leaves the cache once several groups
+// are large, where uniqCombined (exact for small sets, then a HyperLogLog of
+// 2^17 cells, about 0.3% off) costs less per row; for one group or many
+// small ones (the overview, hours) uniq is faster.
+func (dialect) GroupUniq(expr string) string { return "toInt64(uniqCombined(" + expr + "))" }
+
 func (dialect) Sum(expr string) string { return "toInt64(sum(" + expr + "))" }
 
 func (dialect) Int(expr string) string { return "toInt64(" + expr + ")" }

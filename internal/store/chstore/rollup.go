@@ -16,7 +16,7 @@ import (
 // overview, the time series and the page, custom event and entry page
 // breakdowns add up a row per hour and value instead of every visit of the
 // range, and read only the visitor ids of those visits for their distinct
-// count. The sums are exact; the visitors are uniq's, as on the rows.
+// count. The sums are exact; the visitors are approximate, as on the rows.
 
 // rolledUp are the breakdowns that rollup_hours holds, by their dim there.
 var rolledUp = map[store.Dimension]bool{store.DimPage: true, store.DimEventName: true, store.DimEntryPage: true}
@@ -64,9 +64,10 @@ func rollupWhere(q store.Query, dim store.Dimension) sqlquery.Frag {
 }
 
 // visitors is the distinct visitors of the visits rolled up under dim, per
-// key (an expression of the table's row), as columns k and n_visitors. It
-// reads the rows as stored, as the visits' own queries do.
-func visitors(q store.Query, dim store.Dimension, key func(value string) string) sqlquery.Frag {
+// key (an expression of the table's row), as columns k and n_visitors, by
+// uniq (dialect.Uniq or dialect.GroupUniq). It reads the rows as stored, as
+// the visits' own queries do.
+func visitors(q store.Query, dim store.Dimension, key func(value string) string, uniq func(expr string) string) sqlquery.Frag {
 	d := dialect{}
 	table, value, where := "visits", "", sqlquery.Cat("site_id = ", sqlquery.Arg(q.SiteID))
 	switch dim {
@@ -77,21 +78,25 @@ func visitors(q store.Query, dim store.Dimension, key func(value string) string)
 		table, value = "visit_values", "value"
 		where = sqlquery.Cat(where, " AND dim = ", sqlquery.Arg(string(dim)))
 	}
-	return sqlquery.Cat("SELECT ", key(value), " AS k, toInt64(uniq(visitor_id)) AS n_visitors FROM ", table,
+	return sqlquery.Cat("SELECT ", key(value), " AS k, ", uniq("visitor_id"), " AS n_visitors FROM ", table,
 		" WHERE ", where, " AND start_ts >= ", d.Time(q.From), " AND start_ts < ", d.Time(q.To), " GROUP BY k")
 }
 
 func (s *Store) rollupOverview(ctx context.Context, q store.Query) (store.Overview, error) {
 	all := func(string) string { return "0" }
 	return newQuerier(s.conn).Totals(ctx, sqlquery.Cat("SELECT ", totalsCols, " FROM (SELECT toUInt8(0) AS k, ", rollupSums,
-		" FROM rollup_hours WHERE ", rollupWhere(q, ""), ") AS s ANY LEFT JOIN (", visitors(q, "", all), ") AS v USING k"))
+		" FROM rollup_hours WHERE ", rollupWhere(q, ""), ") AS s ANY LEFT JOIN (", visitors(q, "", all, dialect{}.Uniq), ") AS v USING k"))
 }
 
 func (s *Store) rollupTimeseries(ctx context.Context, q store.Query, b *store.Buckets) ([]store.Point, error) {
 	key := func(secs string) string { return "toInt64(" + sqlquery.BucketKey(dialect{}, b, secs) + ")" }
+	uniq := dialect{}.GroupUniq
+	if b.Interval == store.IntervalHour {
+		uniq = dialect{}.Uniq
+	}
 	f := sqlquery.Cat("SELECT k, ", totalsCols, " FROM (SELECT ", key("toInt64(toUInt32(hour))"), " AS k, ", rollupSums,
 		" FROM rollup_hours WHERE ", rollupWhere(q, ""), " GROUP BY k HAVING n_visits > 0) AS s ANY LEFT JOIN (",
-		visitors(q, "", func(string) string { return key("toInt64(toUInt32(start_ts))") }), ") AS v USING k")
+		visitors(q, "", func(string) string { return key("toInt64(toUInt32(start_ts))") }, uniq), ") AS v USING k")
 	return newQuerier(s.conn).Points(ctx, f, b)
 }
 
@@ -110,7 +115,7 @@ func (s *Store) rollupBreakdown(ctx context.Context, q store.Query, dim store.Di
 	hash := func(value string) string { return "cityHash64(" + value + ")" }
 	// One row past the page tells whether there are more values.
 	page := sqlquery.Cat("SELECT value, ", totalsCols, cols, " FROM (SELECT cityHash64(value) AS k, * FROM (SELECT value, ", sums,
-		" FROM rollup_hours WHERE ", where, " GROUP BY value HAVING n_visits > 0)) AS s ANY LEFT JOIN (", visitors(q, dim, hash),
+		" FROM rollup_hours WHERE ", where, " GROUP BY value HAVING n_visits > 0)) AS s ANY LEFT JOIN (", visitors(q, dim, hash, dialect{}.GroupUniq),
 		") AS v USING k ORDER BY n_visitors DESC, value ASC LIMIT ", fmt.Sprint(limit+1), " OFFSET ", fmt.Sprint(offset))
 	count := sqlquery.Cat("SELECT toInt64(count()) FROM (SELECT value FROM rollup_hours WHERE ", where,
 		" GROUP BY value HAVING sum(visits_sum) > 0)")

@@ -118,7 +118,7 @@ func BreakdownDims() []store.Dimension {
 
 // VisitorsTolerance is how far a store that counts visitors approximately
 // (Check's approx) may be from the reference: 2% of the visitors, rounded up.
-// ClickHouse's uniq is within it, and so is a visit's visitor counted also
+// ClickHouse's uniq and uniqCombined are within it, and so is a visit's visitor counted also
 // under the value it had before its rows merged.
 const VisitorsTolerance = 0.02
 
