@@ -127,23 +127,12 @@ func (s *Store) updateVisits(ctx context.Context, keys map[sessionKey]struct{}, 
 		return classify(op, rows.Err())
 	}
 	inBatch := "site_id IN ? AND %s >= toDateTime(?) AND %s <= toDateTime(?) AND session_id IN (SELECT session_id FROM batch_sessions)"
+	events := sqlquery.Frag{SQL: fmt.Sprintf(inBatch, "ts", "ts"), Args: []any{sites, from, to}}
 	stored := sqlquery.Frag{SQL: fmt.Sprintf(inBatch, "start_ts", "start_ts"), Args: []any{sites, from, to}}
-
-	// The time the sessions' events span within the lookback, from the
-	// thin key columns: the visits are rebuilt from the events of that
-	// time only, so a batch reads its visits' events, not the lookback's.
-	var spanFrom, spanTo int64
-	err := query("span visits", sqlquery.Cat("SELECT toInt64(toUInt32(min(ts))), toInt64(toUInt32(max(ts))) FROM events WHERE ",
-		sqlquery.Frag{SQL: fmt.Sprintf(inBatch, "ts", "ts"), Args: []any{sites, from, to}}),
-		func(r driver.Rows) error { return r.Scan(&spanFrom, &spanTo) })
-	if err != nil {
-		return err
-	}
-	events := sqlquery.Frag{SQL: fmt.Sprintf(inBatch, "ts", "ts"), Args: []any{sites, spanFrom, spanTo}}
 
 	// The visits and their values as their events make them now.
 	visits := map[sessionKey]map[struct{}]visit{}
-	err = query("rebuild visits", sqlquery.VisitsSQL(dialect{}, events), func(r driver.Rows) error {
+	err := query("rebuild visits", sqlquery.VisitsSQL(dialect{}, events), func(r driver.Rows) error {
 		var v visit
 		if err := r.Scan(v.scanTargets()...); err != nil {
 			return err
