@@ -49,8 +49,12 @@ func BenchmarkDrain(b *testing.B) {
 	}
 	defer q.Close()
 	evs := drainEvents(b.N, time.Now().Add(-time.Hour))
-	for i := 0; i < len(evs); i += 1000 {
-		if err := q.Enqueue(context.Background(), evs[i:min(i+1000, len(evs))]...); err != nil {
+	// Entries of 8 events, about what the app's group commit writes
+	// under load: a consumer's first read of entries of unknown size
+	// takes many at once.
+	const perEntry = 8
+	for i := 0; i < len(evs); i += perEntry {
+		if err := q.Enqueue(context.Background(), evs[i:min(i+perEntry, len(evs))]...); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -138,25 +142,29 @@ func processCPU(b *testing.B) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// drainEvents returns n events of several sessions, a third with the full
-// set of attributes an enriched pageview has, one in four a custom event
-// with props.
+// drainEvents returns n events of visits as loadgen sends them: 32 visits
+// at a time, each of six events a millisecond apart (pageviews, a custom
+// event with props, a ping and a leave), a third with the full set of
+// attributes an enriched pageview has.
 func drainEvents(n int, start time.Time) []event.Event {
-	types := []string{event.Pageview, event.Custom, event.Ping, event.Leave}
+	const concurrent, perVisit = 32, 6
+	types := [perVisit]string{event.Pageview, event.Custom, event.Pageview, event.Ping, event.Pageview, event.Leave}
 	evs := make([]event.Event, n)
 	for i := range evs {
+		pos := i / concurrent % perVisit
+		visit := i/(concurrent*perVisit)*concurrent + i%concurrent
 		ev := event.Event{
 			ID:        fmt.Sprintf("%016x%016x", start.UnixNano(), i),
 			Time:      start.Add(time.Duration(i) * time.Millisecond).UTC(),
-			SiteID:    fmt.Sprintf("site%d", i%3),
-			Type:      types[i%len(types)],
+			SiteID:    fmt.Sprintf("site%d", visit%3),
+			Type:      types[pos],
 			Hostname:  "example.com",
-			Pathname:  fmt.Sprintf("/blog/post-%d", i%200),
-			VisitorID: uint64(i%997) + 1<<40,
-			SessionID: uint64(i%331) + 1<<41,
-			Entry:     i%331 == 0,
+			Pathname:  fmt.Sprintf("/blog/post-%d", (visit+pos)%200),
+			VisitorID: uint64(visit%997) + 1<<40,
+			SessionID: uint64(visit) + 1<<41,
+			Entry:     pos == 0,
 		}
-		if i%3 == 0 {
+		if visit%3 == 0 {
 			ev.Title = "A post about privacy-friendly analytics"
 			ev.ReferrerHost = "news.ycombinator.com"
 			ev.Channel = "social"

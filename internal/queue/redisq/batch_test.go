@@ -297,3 +297,40 @@ func TestReadAppend(t *testing.T) {
 	}
 	wantAllAcked(t, q)
 }
+
+// TestHeldOverSeveralReads: what a Read took past max is handed out by the
+// next Reads in stream order, whole entries at a time, each message once.
+func TestHeldOverSeveralReads(t *testing.T) {
+	c := testClient(t)
+	q := newQueue(t, c, testOptions(t, c))
+	ctx := context.Background()
+
+	var evs []event.Event
+	for i := range 5 { // five entries of three events
+		entry := []event.Event{testEvent(3 * i), testEvent(3*i + 1), testEvent(3*i + 2)}
+		if err := q.Enqueue(ctx, entry...); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, entry...)
+	}
+	// The first Read does not know the entries' size yet and takes four
+	// entries for max 4: it hands out two and holds two, which the next
+	// two Reads of max 1 hand out one each; the third reads the last.
+	var all []queue.Message
+	for _, r := range []struct{ max, want int }{{4, 6}, {1, 3}, {1, 3}, {1, 3}} {
+		got, err := q.Read(ctx, r.max, 10*time.Millisecond)
+		if err != nil || len(got) != r.want {
+			t.Fatalf("Read(%d) after %d messages = %d, %v; want %d", r.max, len(all), len(got), err, r.want)
+		}
+		all = append(all, got...)
+	}
+	for i := range evs {
+		if all[i].Event.ID != evs[i].ID {
+			t.Fatalf("message %d: event %s, want %s (stream order)", i, all[i].Event.ID, evs[i].ID)
+		}
+	}
+	if err := q.Ack(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	wantAllAcked(t, q)
+}

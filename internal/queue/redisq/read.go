@@ -112,9 +112,7 @@ func (q *Queue) ReadAppend(ctx context.Context, dst []queue.Message, max int, wa
 	defer q.readMu.Unlock()
 
 	base := len(dst)
-	held := q.held // whole entries kept from the last Read
-	q.held = nil
-	msgs := q.cut(append(dst, held...), base, max)
+	msgs := q.takeHeld(dst, max)
 	if len(q.held) > 0 {
 		return msgs, nil
 	}
@@ -196,6 +194,25 @@ func (q *Queue) cut(msgs []queue.Message, base, max int) []queue.Message {
 	q.held = slices.Clone(msgs[end:])
 	clear(msgs[end:]) // the spare capacity keeps no held events alive
 	return msgs[:end]
+}
+
+// takeHeld appends to dst the messages held from the last Read, whole
+// entries up to max messages or more as cut keeps them, and holds the rest.
+// Taking a part of the held messages where they are spares copying all of
+// them on every Read while a large over-read is handed out.
+func (q *Queue) takeHeld(dst []queue.Message, max int) []queue.Message {
+	held := q.held
+	n := min(len(held), max)
+	for n > 0 && n < len(held) && entryID(held[n].ID) == entryID(held[n-1].ID) {
+		n++
+	}
+	dst = append(dst, held[:n]...)
+	clear(held[:n]) // the held array keeps no handed-out events alive
+	q.held = held[n:]
+	if len(q.held) == 0 {
+		q.held = nil
+	}
+	return dst
 }
 
 // partSep separates a batch entry's id from the index of one of its events
