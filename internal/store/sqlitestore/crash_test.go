@@ -85,7 +85,8 @@ func TestKillDuringInsert(t *testing.T) {
 }
 
 // checkVisitsMatchEvents compares the visits and visit_values tables with
-// those rebuilt from all stored events.
+// those rebuilt from all stored events, and the rollups with those rebuilt
+// from the visits.
 func checkVisitsMatchEvents(t *testing.T, s *Store) {
 	t.Helper()
 	cols := strings.Join(sqlquery.VisitColumns, ", ")
@@ -104,8 +105,43 @@ func checkVisitsMatchEvents(t *testing.T, s *Store) {
 			t.Fatalf("%s: %d", name, n)
 		}
 	}
-	var visits, values int
+	checkRollupsMatchVisits(t, s)
+	var visits, values, rollups int
 	s.db.QueryRow("SELECT count(*) FROM visits").Scan(&visits)
 	s.db.QueryRow("SELECT count(*) FROM visit_values").Scan(&values)
-	t.Logf("%d events, %d visits, %d visit values consistent", count(t, s.db), visits, values)
+	s.db.QueryRow("SELECT count(*) FROM rollups").Scan(&rollups)
+	t.Logf("%d events, %d visits, %d visit values, %d rollups consistent", count(t, s.db), visits, values, rollups)
+}
+
+// checkRollupsMatchVisits compares every site's rollups, counted visitor
+// sets included, with those rebuilt from its visits over all time.
+func checkRollupsMatchVisits(t *testing.T, s *Store) {
+	t.Helper()
+	rebuilt := rollupSQL("site_id = ?1 AND start_ts >= ?2 AND start_ts < ?4")
+	stored := "SELECT " + rollupColumns + " FROM rollups WHERE site_id = ?1 AND slot >= ?2 AND slot < ?4 AND ?3 = 1"
+	var sites []string
+	rows, err := s.db.Query("SELECT DISTINCT site_id FROM visits UNION SELECT DISTINCT site_id FROM rollups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var site string
+		rows.Scan(&site)
+		sites = append(sites, site)
+	}
+	rows.Close()
+	for _, site := range sites {
+		for name, q := range map[string]string{
+			"rollups not matching their visits": stored + " EXCEPT SELECT * FROM (" + rebuilt + ")",
+			"visits without their rollups":      "SELECT * FROM (" + rebuilt + ") EXCEPT " + stored,
+		} {
+			var n int
+			if err := s.db.QueryRow("SELECT count(*) FROM ("+q+")", site, int64(-1)<<62, 1, int64(1)<<62).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Fatalf("site %s: %s: %d", site, name, n)
+			}
+		}
+	}
 }
