@@ -39,40 +39,61 @@ var rollupDims = []store.Dimension{
 // rollupColumns are the columns of rollups in the order rollupSQL selects them.
 const rollupColumns = "site_id, dim, slot, value, visits, pageviews, events, bounces, duration, engaged, depth, reported, visitors"
 
-// rollupSQL selects the share of the visits (and visit values) where holds
-// (on site_id, session_id, start_ts) in the rollups, every sum times ?3 (1
-// or -1), per dim, slot and value.
-func rollupSQL(where string) string {
+// rollupSQL selects the share of the visits rows that visits selects and
+// of the visit_values rows (of rollupDims) that values selects in the
+// rollups, every sum times ?3 (1 or -1), per dim, slot and value. Both are
+// read once: the per-dim groups read them from memory.
+func rollupSQL(visits, values string) string {
 	s := "(start_ts / " + slotMillis + " * " + slotMillis + ")"
-	visits := func(dim, value string) string {
-		group := "slot"
+	group := func(dim, value string) string {
+		by := "slot"
 		if value != "''" {
-			group += ", " + value
+			by += ", " + value
 		}
 		return "SELECT site_id, '" + dim + "', " + s + " AS slot, " + value + ", sum(?3), sum(?3 * pageviews), sum(?3 * events), " +
 			"sum(CASE WHEN pageviews = 1 AND events = 0 THEN ?3 ELSE 0 END), sum(?3 * " +
-			sqlquery.Duration(dialect{}, "start_ts", "end_ts", "engaged") + "), 0, 0, 0, uniq_delta(visitor_id, ?3) FROM visits " +
-			"WHERE " + where + " GROUP BY " + group
+			sqlquery.Duration(dialect{}, "start_ts", "end_ts", "engaged") + "), 0, 0, 0, uniq_delta(visitor_id, ?3) FROM v " +
+			"GROUP BY " + by
 	}
-	parts := []string{visits("", "''")}
-	var valueDims []string
+	parts := []string{group("", "''")}
 	for _, dim := range rollupDims {
 		if col := dim.VisitColumn(); col != "" {
-			parts = append(parts, visits(string(dim), col))
-		} else {
-			valueDims = append(valueDims, "'"+string(dim)+"'")
+			parts = append(parts, group(string(dim), col))
 		}
 	}
 	parts = append(parts, "SELECT site_id, dim, "+s+" AS slot, value, sum(?3), sum(?3 * pageviews), sum(?3 * events), "+
 		"sum(?3 * bounce), sum(?3 * duration), sum(?3 * engaged), sum(?3 * depth), sum(CASE WHEN depth > 0 THEN ?3 ELSE 0 END), "+
-		"uniq_delta(visitor_id, ?3) FROM visit_values WHERE dim IN ("+strings.Join(valueDims, ", ")+") AND "+where+
-		" GROUP BY dim, slot, value")
-	return strings.Join(parts, " UNION ALL ")
+		"uniq_delta(visitor_id, ?3) FROM x GROUP BY dim, slot, value")
+	return "WITH v AS MATERIALIZED (" + visits + "), x AS MATERIALIZED (" + values + ") " + strings.Join(parts, " UNION ALL ")
 }
 
+// valueDims is the SQL list of the rollupDims kept in visit_values.
+var valueDims = func() string {
+	var dims []string
+	for _, dim := range rollupDims {
+		if dim.VisitColumn() == "" {
+			dims = append(dims, "'"+string(dim)+"'")
+		}
+	}
+	return strings.Join(dims, ", ")
+}()
+
+// The rows of a site's (?1) sessions (a JSON array of ids, ?2), looked up
+// by session: without statistics the planner would scan all of the site's
+// rows instead.
+const (
+	sessionVisits = "SELECT r.* FROM json_each(?2) AS j CROSS JOIN visits AS r INDEXED BY visits_session " +
+		"WHERE r.site_id = ?1 AND r.session_id = j.value"
+	sessionValues = "SELECT r.* FROM json_each(?2) AS j CROSS JOIN visit_values AS r INDEXED BY visit_values_session " +
+		"WHERE r.site_id = ?1 AND r.session_id = j.value AND r.dim IN ("
+)
+
+// rangeWhere selects a site's (?1) rows that started in [?2, ?4).
+const rangeWhere = "site_id = ?1 AND start_ts >= ?2 AND start_ts < ?4"
+
 // rollupAdd returns the statement that adds rollupSQL(where) to the rollups.
-func rollupAdd(where string) string {
-	return "INSERT INTO rollups (" + rollupColumns + ") SELECT * FROM (" + rollupSQL(where) + ") WHERE true " +
+func rollupAdd(visits, values string) string {
+	return "INSERT INTO rollups (" + rollupColumns + ") SELECT * FROM (" + rollupSQL(visits, values) + ") WHERE true " +
 		"ON CONFLICT (site_id, dim, slot, value) DO UPDATE SET visits = visits + excluded.visits, " +
 		"pageviews = pageviews + excluded.pageviews, events = events + excluded.events, bounces = bounces + excluded.bounces, " +
 		"duration = duration + excluded.duration, engaged = engaged + excluded.engaged, depth = depth + excluded.depth, " +
@@ -82,10 +103,11 @@ func rollupAdd(where string) string {
 var (
 	// sessionsRollup adds (?3 = 1) or takes away (-1) the share of a site's
 	// sessions (see sessionsWhere).
-	sessionsRollup = rollupAdd(sessionsWhere)
+	sessionsRollup = rollupAdd(sessionVisits, sessionValues+valueDims+")")
 	// rangeRollup adds (?3 = 1) or takes away (-1) the share of a site's
 	// (?1) visits that started in [?2, ?4).
-	rangeRollup = rollupAdd("site_id = ?1 AND start_ts >= ?2 AND start_ts < ?4")
+	rangeRollup = rollupAdd("SELECT * FROM visits WHERE "+rangeWhere,
+		"SELECT * FROM visit_values WHERE dim IN ("+valueDims+") AND "+rangeWhere)
 	// emptyRollups deletes a site's (?1) rows left without visits.
 	emptyRollups = "DELETE FROM rollups WHERE site_id = ?1 AND visits = 0"
 )
