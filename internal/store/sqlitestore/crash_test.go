@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,10 +45,11 @@ func TestKillDuringInsert(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	// Kill it once a few batches are in, in the middle of a later one.
+	// Kill it once a few batches are in, in the middle of a later one (a
+	// first batch can spill more than that to the WAL before it commits).
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 1<<20 {
+		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 1<<20 && committed(path) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -82,6 +84,17 @@ func TestKillDuringInsert(t *testing.T) {
 	if got := count(t, s.db); got != len(ds.Events) {
 		t.Fatalf("%d events after redelivery, want %d", got, len(ds.Events))
 	}
+}
+
+// committed reports whether the database at path has committed events.
+func committed(path string) bool {
+	db, err := sql.Open("sqlite", path+"?mode=ro&"+commonPragmas)
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	var n int
+	return db.QueryRow("SELECT count(*) FROM events").Scan(&n) == nil && n > 0
 }
 
 // checkVisitsMatchEvents compares the visits and visit_values tables with
