@@ -130,7 +130,8 @@ func checkVisitsMatchEvents(t *testing.T, s *Store) {
 // sets included, with those rebuilt from its visits over all time.
 func checkRollupsMatchVisits(t *testing.T, s *Store) {
 	t.Helper()
-	rebuilt := rollupSQL("SELECT * FROM visits WHERE "+rangeWhere, "SELECT * FROM visit_values WHERE dim IN ("+valueDims+") AND "+rangeWhere)
+	rebuilt := rollupSQL("SELECT ?3 AS sign, * FROM visits WHERE "+rangeWhere,
+		"SELECT ?3 AS sign, * FROM visit_values WHERE dim IN ("+valueDims+") AND "+rangeWhere)
 	stored := "SELECT " + rollupColumns + " FROM rollups WHERE site_id = ?1 AND slot >= ?2 AND slot < ?4 AND ?3 = 1"
 	var sites []string
 	rows, err := s.db.Query("SELECT DISTINCT site_id FROM visits UNION SELECT DISTINCT site_id FROM rollups")

@@ -156,11 +156,18 @@ func valuesSQL(where string) string {
 var valuesInsert = "INSERT INTO visit_values (" + valueColumns + ") " + valuesSQL(sessionsWhere)
 
 // upsertVisits replaces the visits and visit values of a site's sessions (a
-// JSON array of ids), and their share of the rollups: the old one is taken
-// away, the new one added (see rollup.go).
+// JSON array of ids), and their share of the rollups: the new one less the
+// old one is added (see rollup.go).
 func upsertVisits(ctx context.Context, tx *sql.Tx, site, ids string) error {
-	if _, err := tx.ExecContext(ctx, sessionsRollup, site, ids, -1); err != nil {
-		return err
+	for _, stmt := range oldClear {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	for _, stmt := range oldRollup {
+		if _, err := tx.ExecContext(ctx, stmt, site, ids); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, visitsUpsert.SQL, site, ids); err != nil {
 		return err
@@ -171,7 +178,7 @@ func upsertVisits(ctx context.Context, tx *sql.Tx, site, ids string) error {
 	if _, err := tx.ExecContext(ctx, valuesInsert, site, ids); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, sessionsRollup, site, ids, 1); err != nil {
+	if _, err := tx.ExecContext(ctx, sessionsRollup, site, ids); err != nil {
 		return err
 	}
 	_, err := tx.ExecContext(ctx, emptyRollups, site)

@@ -39,21 +39,24 @@ var rollupDims = []store.Dimension{
 // rollupColumns are the columns of rollups in the order rollupSQL selects them.
 const rollupColumns = "site_id, dim, slot, value, visits, pageviews, events, bounces, duration, engaged, depth, reported, visitors"
 
-// rollupSQL selects the share of the visits rows that visits selects and
-// of the visit_values rows (of rollupDims) that values selects in the
-// rollups, every sum times ?3 (1 or -1), per dim, slot and value. Both are
-// read once: the per-dim groups read them from memory.
+// rollupSQL selects what the rows of visits and of values (of visit_values,
+// rollupDims only), each with a sign column (1 to add, -1 to take away),
+// add to the rollups, per dim, slot and value, leaving out the keys they
+// do not change (a visit that goes on in the same hour and value adds
+// nothing to its visitors). Both are read once: the per-dim groups read
+// them from memory.
 func rollupSQL(visits, values string) string {
 	s := "(start_ts / " + slotMillis + " * " + slotMillis + ")"
+	sums := " AS slot, sum(sign) AS visits, sum(sign * pageviews) AS pageviews, sum(sign * events) AS events, "
 	group := func(dim, value string) string {
 		by := "slot"
 		if value != "''" {
 			by += ", " + value
 		}
-		return "SELECT site_id, '" + dim + "', " + s + " AS slot, " + value + ", sum(?3), sum(?3 * pageviews), sum(?3 * events), " +
-			"sum(CASE WHEN pageviews = 1 AND events = 0 THEN ?3 ELSE 0 END), sum(?3 * " +
-			sqlquery.Duration(dialect{}, "start_ts", "end_ts", "engaged") + "), 0, 0, 0, uniq_delta(visitor_id, ?3) FROM v " +
-			"GROUP BY " + by
+		return "SELECT site_id, '" + dim + "' AS dim, " + s + sums + " " + value + " AS value, " +
+			"sum(CASE WHEN pageviews = 1 AND events = 0 THEN sign ELSE 0 END) AS bounces, sum(sign * " +
+			sqlquery.Duration(dialect{}, "start_ts", "end_ts", "engaged") + ") AS duration, 0 AS engaged, 0 AS depth, " +
+			"0 AS reported, uniq_delta(visitor_id, sign) AS visitors FROM v GROUP BY " + by
 	}
 	parts := []string{group("", "''")}
 	for _, dim := range rollupDims {
@@ -61,10 +64,12 @@ func rollupSQL(visits, values string) string {
 			parts = append(parts, group(string(dim), col))
 		}
 	}
-	parts = append(parts, "SELECT site_id, dim, "+s+" AS slot, value, sum(?3), sum(?3 * pageviews), sum(?3 * events), "+
-		"sum(?3 * bounce), sum(?3 * duration), sum(?3 * engaged), sum(?3 * depth), sum(CASE WHEN depth > 0 THEN ?3 ELSE 0 END), "+
-		"uniq_delta(visitor_id, ?3) FROM x GROUP BY dim, slot, value")
-	return "WITH v AS MATERIALIZED (" + visits + "), x AS MATERIALIZED (" + values + ") " + strings.Join(parts, " UNION ALL ")
+	parts = append(parts, "SELECT site_id, dim, "+s+sums+" value, sum(sign * bounce) AS bounces, sum(sign * duration) AS duration, "+
+		"sum(sign * engaged) AS engaged, sum(sign * depth) AS depth, sum(CASE WHEN depth > 0 THEN sign ELSE 0 END) AS reported, "+
+		"uniq_delta(visitor_id, sign) AS visitors FROM x GROUP BY dim, slot, value")
+	return "SELECT " + rollupColumns + " FROM (WITH v AS MATERIALIZED (" + visits + "), x AS MATERIALIZED (" + values + ") " +
+		strings.Join(parts, " UNION ALL ") + ") WHERE visits != 0 OR pageviews != 0 OR events != 0 OR bounces != 0 OR " +
+		"duration != 0 OR engaged != 0 OR depth != 0 OR reported != 0 OR length(visitors) > 0"
 }
 
 // valueDims is the SQL list of the rollupDims kept in visit_values.
@@ -81,17 +86,18 @@ var valueDims = func() string {
 // The rows of a site's (?1) sessions (a JSON array of ids, ?2), looked up
 // by session: without statistics the planner would scan all of the site's
 // rows instead.
-const (
+var (
 	sessionVisits = "SELECT r.* FROM json_each(?2) AS j CROSS JOIN visits AS r INDEXED BY visits_session " +
 		"WHERE r.site_id = ?1 AND r.session_id = j.value"
 	sessionValues = "SELECT r.* FROM json_each(?2) AS j CROSS JOIN visit_values AS r INDEXED BY visit_values_session " +
-		"WHERE r.site_id = ?1 AND r.session_id = j.value AND r.dim IN ("
+		"WHERE r.site_id = ?1 AND r.session_id = j.value AND r.dim IN (" + valueDims + ")"
 )
 
 // rangeWhere selects a site's (?1) rows that started in [?2, ?4).
 const rangeWhere = "site_id = ?1 AND start_ts >= ?2 AND start_ts < ?4"
 
-// rollupAdd returns the statement that adds rollupSQL(where) to the rollups.
+// rollupAdd returns the statement that adds rollupSQL(visits, values) to
+// the rollups.
 func rollupAdd(visits, values string) string {
 	return "INSERT INTO rollups (" + rollupColumns + ") SELECT * FROM (" + rollupSQL(visits, values) + ") WHERE true " +
 		"ON CONFLICT (site_id, dim, slot, value) DO UPDATE SET visits = visits + excluded.visits, " +
@@ -100,14 +106,24 @@ func rollupAdd(visits, values string) string {
 		"reported = reported + excluded.reported, visitors = uniq_add(visitors, excluded.visitors)"
 }
 
+// A batch's upkeep: the old rows of its sessions are kept aside in temp
+// tables of the writer's connection before they are replaced (oldClear, oldRollup),
+// then the new rows less the old ones go into the rollups in one statement
+// (sessionsRollup), so each key is written once.
 var (
-	// sessionsRollup adds (?3 = 1) or takes away (-1) the share of a site's
-	// sessions (see sessionsWhere).
-	sessionsRollup = rollupAdd(sessionVisits, sessionValues+valueDims+")")
+	oldClear = []string{
+		"CREATE TEMP TABLE IF NOT EXISTS old_visits AS SELECT * FROM visits WHERE false",
+		"CREATE TEMP TABLE IF NOT EXISTS old_values AS SELECT * FROM visit_values WHERE false",
+		"DELETE FROM temp.old_visits",
+		"DELETE FROM temp.old_values",
+	}
+	oldRollup      = []string{"INSERT INTO temp.old_visits " + sessionVisits, "INSERT INTO temp.old_values " + sessionValues}
+	sessionsRollup = rollupAdd("SELECT -1 AS sign, * FROM temp.old_visits UNION ALL SELECT 1 AS sign, * FROM ("+sessionVisits+")",
+		"SELECT -1 AS sign, * FROM temp.old_values UNION ALL SELECT 1 AS sign, * FROM ("+sessionValues+")")
 	// rangeRollup adds (?3 = 1) or takes away (-1) the share of a site's
 	// (?1) visits that started in [?2, ?4).
-	rangeRollup = rollupAdd("SELECT * FROM visits WHERE "+rangeWhere,
-		"SELECT * FROM visit_values WHERE dim IN ("+valueDims+") AND "+rangeWhere)
+	rangeRollup = rollupAdd("SELECT ?3 AS sign, * FROM visits WHERE "+rangeWhere,
+		"SELECT ?3 AS sign, * FROM visit_values WHERE dim IN ("+valueDims+") AND "+rangeWhere)
 	// emptyRollups deletes a site's (?1) rows left without visits.
 	emptyRollups = "DELETE FROM rollups WHERE site_id = ?1 AND visits = 0"
 )

@@ -56,6 +56,9 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
+			if len(b) == 0 {
+				return a, nil // the driver copies it out
+			}
 			return addCounted(a, b), nil
 		},
 	})
