@@ -124,6 +124,8 @@ INSERT OR REPLACE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, co
 	// the visits that started in it (see rollup.go), kept up by Insert, so
 	// the unfiltered views read a row per hour and value instead of every
 	// visit. The rows left without visits are deleted through rollups_empty.
+	// A rowid table: WITHOUT ROWID leaves the visitor sets' overflow pages
+	// far from full.
 	// The rollups backfill builds the hours of the stored visits (start
 	// times in next_row..end_row).
 	`CREATE TABLE IF NOT EXISTS rollups (
@@ -139,9 +141,9 @@ INSERT OR REPLACE INTO backfill (name, next_row, end_row) SELECT 'visits', 1, co
   engaged   INTEGER NOT NULL,
   depth     INTEGER NOT NULL,
   reported  INTEGER NOT NULL,
-  visitors  BLOB,
-  PRIMARY KEY (site_id, dim, slot, value)
-) WITHOUT ROWID;
+  visitors  BLOB
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rollups_key ON rollups (site_id, dim, slot, value);
 CREATE INDEX IF NOT EXISTS rollups_empty ON rollups (site_id) WHERE visits = 0;
 INSERT OR REPLACE INTO backfill (name, next_row, end_row)
   SELECT 'rollups', coalesce(min(start_ts), 0), coalesce(max(start_ts), -1) FROM visits;`,
