@@ -12,8 +12,8 @@ import (
 // its own short transaction, so the flusher's inserts wait at most one step.
 const backfillChunk = 20000
 
-// Backfilled is closed once the visits and visit values of events stored
-// before those tables existed are built (or the backfill stopped).
+// Backfilled is closed once the visits, visit values and rollups of data
+// stored before those tables existed are built (or the backfills stopped).
 func (s *Store) Backfilled() <-chan struct{} { return s.done }
 
 // backfillVisits builds the visits and visit values of the events that were

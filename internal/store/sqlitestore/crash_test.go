@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,10 +45,11 @@ func TestKillDuringInsert(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	// Kill it once a few batches are in, in the middle of a later one.
+	// Kill it once a few batches are in, in the middle of a later one (a
+	// first batch can spill more than that to the WAL before it commits).
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 1<<20 {
+		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 1<<20 && committed(path) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -84,8 +86,20 @@ func TestKillDuringInsert(t *testing.T) {
 	}
 }
 
+// committed reports whether the database at path has committed events.
+func committed(path string) bool {
+	db, err := sql.Open("sqlite", path+"?mode=ro&"+commonPragmas)
+	if err != nil {
+		return false
+	}
+	defer db.Close()
+	var n int
+	return db.QueryRow("SELECT count(*) FROM events").Scan(&n) == nil && n > 0
+}
+
 // checkVisitsMatchEvents compares the visits and visit_values tables with
-// those rebuilt from all stored events.
+// those rebuilt from all stored events, and the rollups with those rebuilt
+// from the visits.
 func checkVisitsMatchEvents(t *testing.T, s *Store) {
 	t.Helper()
 	cols := strings.Join(sqlquery.VisitColumns, ", ")
@@ -104,8 +118,44 @@ func checkVisitsMatchEvents(t *testing.T, s *Store) {
 			t.Fatalf("%s: %d", name, n)
 		}
 	}
-	var visits, values int
+	checkRollupsMatchVisits(t, s)
+	var visits, values, rollups int
 	s.db.QueryRow("SELECT count(*) FROM visits").Scan(&visits)
 	s.db.QueryRow("SELECT count(*) FROM visit_values").Scan(&values)
-	t.Logf("%d events, %d visits, %d visit values consistent", count(t, s.db), visits, values)
+	s.db.QueryRow("SELECT count(*) FROM rollups").Scan(&rollups)
+	t.Logf("%d events, %d visits, %d visit values, %d rollups consistent", count(t, s.db), visits, values, rollups)
+}
+
+// checkRollupsMatchVisits compares every site's rollups, counted visitor
+// sets included, with those rebuilt from its visits over all time.
+func checkRollupsMatchVisits(t *testing.T, s *Store) {
+	t.Helper()
+	rebuilt := rollupSQL("SELECT ?3 AS sign, * FROM visits WHERE "+rangeWhere,
+		"SELECT ?3 AS sign, * FROM visit_values WHERE dim IN ("+valueDims+") AND "+rangeWhere)
+	stored := "SELECT " + rollupColumns + " FROM rollups WHERE site_id = ?1 AND slot >= ?2 AND slot < ?4 AND ?3 = 1"
+	var sites []string
+	rows, err := s.db.Query("SELECT DISTINCT site_id FROM visits UNION SELECT DISTINCT site_id FROM rollups")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var site string
+		rows.Scan(&site)
+		sites = append(sites, site)
+	}
+	rows.Close()
+	for _, site := range sites {
+		for name, q := range map[string]string{
+			"rollups not matching their visits": stored + " EXCEPT SELECT * FROM (" + rebuilt + ")",
+			"visits without their rollups":      "SELECT * FROM (" + rebuilt + ") EXCEPT " + stored,
+		} {
+			var n int
+			if err := s.db.QueryRow("SELECT count(*) FROM ("+q+")", site, int64(-1)<<62, 1, int64(1)<<62).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != 0 {
+				t.Fatalf("site %s: %s: %d", site, name, n)
+			}
+		}
+	}
 }

@@ -125,8 +125,14 @@ func refreshVisits(ctx context.Context, tx *sql.Tx, events []event.Event) error 
 	return nil
 }
 
-// sessionsWhere selects a site's sessions (?1) by a JSON array of ids (?2).
-const sessionsWhere = "site_id = ?1 AND session_id IN (SELECT value FROM json_each(?2))"
+// sessionsWhere selects the events of a site's (?1) sessions by a JSON
+// array of ids (?2), looked up by session: without statistics the planner
+// would scan all of the site's events instead.
+const sessionsWhere = "rowid IN (SELECT e.rowid FROM json_each(?2) AS j CROSS JOIN events AS e INDEXED BY events_session " +
+	"WHERE e.session_id = j.value AND e.site_id = ?1)"
+
+// valuesDelete deletes the visit values of a site's (?1) sessions (?2).
+const valuesDelete = "DELETE FROM visit_values INDEXED BY visit_values_session WHERE site_id = ?1 AND session_id IN (SELECT value FROM json_each(?2))"
 
 // visitsUpsert replaces the visits of a site's sessions.
 var visitsUpsert = sqlquery.Cat("INSERT OR REPLACE INTO visits (", strings.Join(sqlquery.VisitColumns, ", "), ") ",
@@ -150,15 +156,32 @@ func valuesSQL(where string) string {
 var valuesInsert = "INSERT INTO visit_values (" + valueColumns + ") " + valuesSQL(sessionsWhere)
 
 // upsertVisits replaces the visits and visit values of a site's sessions (a
-// JSON array of ids).
+// JSON array of ids), and their share of the rollups: the new one less the
+// old one is added (see rollup.go).
 func upsertVisits(ctx context.Context, tx *sql.Tx, site, ids string) error {
+	for _, stmt := range oldClear {
+		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	for _, stmt := range oldRollup {
+		if _, err := tx.ExecContext(ctx, stmt, site, ids); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, visitsUpsert.SQL, site, ids); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM visit_values WHERE "+sessionsWhere, site, ids); err != nil {
+	if _, err := tx.ExecContext(ctx, valuesDelete, site, ids); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, valuesInsert, site, ids)
+	if _, err := tx.ExecContext(ctx, valuesInsert, site, ids); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, sessionsRollup, site, ids); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, emptyRollups, site)
 	return err
 }
 

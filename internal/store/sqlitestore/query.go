@@ -3,6 +3,7 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,16 +14,27 @@ import (
 
 // Overview implements store.Querier.
 func (s *Store) Overview(ctx context.Context, q store.Query) (store.Overview, error) {
+	if s.fromRollups(q) {
+		return s.rollupOverview(ctx, q)
+	}
 	return newQuerier(s.db).Overview(ctx, q)
 }
 
 // Timeseries implements store.Querier.
 func (s *Store) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
+	if s.fromRollups(q) {
+		if b, err := store.NewBuckets(q, interval); err == nil && wholeHours(b) {
+			return s.rollupTimeseries(ctx, q, b)
+		}
+	}
 	return newQuerier(s.db).Timeseries(ctx, q, interval)
 }
 
 // Breakdown implements store.Querier.
 func (s *Store) Breakdown(ctx context.Context, q store.Query, dim store.Dimension, limit, offset int) (store.Breakdown, error) {
+	if slices.Contains(rollupDims, dim) && s.fromRollups(q) && store.ValidatePage(limit, offset) == nil {
+		return s.rollupBreakdown(ctx, q, dim, limit, offset)
+	}
 	return newQuerier(s.db).Breakdown(ctx, q, dim, limit, offset)
 }
 
@@ -60,10 +72,8 @@ func (dialect) AnyIf(cond string) string { return "max(CASE WHEN " + cond + " TH
 
 func (dialect) Count() string { return "count(*)" }
 
-// Uniq and UniqMerge count exactly, in Go (see uniq.go).
+// Uniq counts exactly, in Go (see uniq.go).
 func (dialect) Uniq(expr string) string { return "uniq_exact(" + expr + ")" }
-
-func (dialect) UniqMerge(sets string) string { return "uniq_merge(" + sets + ")" }
 
 func (dialect) Sum(expr string) string { return "coalesce(sum(" + expr + "), 0)" }
 

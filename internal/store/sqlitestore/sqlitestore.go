@@ -27,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver (PocketBase uses it too)
 
@@ -55,9 +56,14 @@ type Store struct {
 
 	insertChunk *sql.Stmt // multi-row insert of chunkRows rows, prepared on wdb
 
-	// stop ends the visits backfill, which closes done when it returns.
+	// stop ends the visits and rollups backfills, which close done when
+	// they return.
 	stop context.CancelFunc
 	done chan struct{}
+
+	// rollups is set once the rollups hold every stored visit (see
+	// rollup.go).
+	rollups atomic.Bool
 }
 
 // Open opens (creating if needed) the analytics database at path and brings
@@ -108,6 +114,7 @@ func Open(path string) (*Store, error) {
 	go func() {
 		defer close(s.done)
 		s.backfillVisits(bctx, slog.Default())
+		s.backfillRollups(bctx, slog.Default())
 	}()
 	return s, nil
 }

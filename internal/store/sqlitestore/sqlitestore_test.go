@@ -316,6 +316,31 @@ func TestDeleteBefore(t *testing.T) {
 	if n, err := s.DeleteBefore(ctx, cutoff); err != nil || n != 0 {
 		t.Fatalf("second run deleted %d, err %v; want 0, nil", n, err)
 	}
+	var rollups int
+	s.db.QueryRow("SELECT count(*) FROM rollups WHERE slot < ?", cutoff.UnixMilli()).Scan(&rollups)
+	if rollups != 0 {
+		t.Fatalf("%d rollups before the cutoff", rollups)
+	}
+
+	// A cutoff inside an hour takes the visits it deletes from that hour's
+	// rollups.
+	mid := testEvents("mid", 100, cutoff.Add(time.Hour))
+	for i := range mid {
+		mid[i].SiteID = "site2"
+	}
+	if err := s.Insert(ctx, "t", mid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteBefore(ctx, cutoff.Add(time.Hour+10*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	var visits int
+	s.db.QueryRow("SELECT count(*) FROM visits WHERE site_id = 'site2'").Scan(&visits)
+	s.db.QueryRow("SELECT sum(visits) FROM rollups WHERE site_id = 'site2' AND dim = ''").Scan(&rollups)
+	if visits != 31-10 || rollups != visits {
+		t.Fatalf("%d visits, %d in the rollups after a cutoff inside their hour, want 21", visits, rollups)
+	}
+	checkRollupsMatchVisits(t, s)
 }
 
 func TestConcurrentInsertAndRead(t *testing.T) {

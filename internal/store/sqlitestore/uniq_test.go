@@ -8,7 +8,8 @@ import (
 
 // TestUniq checks the Go aggregates against SQLite's own count(DISTINCT):
 // uniq_exact over integers (0 and negative ones among them) and strings,
-// per group and overall.
+// per group and overall, and uniq_merge over the counted sets of groups
+// that share many ids, as uniq_delta builds them and uniq_add sums them.
 func TestUniq(t *testing.T) {
 	s := openStore(t)
 	if _, err := s.wdb.Exec("CREATE TABLE u (g INTEGER, id INTEGER, s TEXT)"); err != nil {
@@ -41,6 +42,24 @@ func TestUniq(t *testing.T) {
 		"uniq_exact per group": {
 			"SELECT group_concat(n) FROM (SELECT g, uniq_exact(id) AS n FROM u GROUP BY g ORDER BY g)",
 			"SELECT group_concat(n) FROM (SELECT g, count(DISTINCT id) AS n FROM u GROUP BY g ORDER BY g)"},
+		"uniq_merge": {
+			"SELECT uniq_merge(v) FROM (SELECT uniq_delta(id, 1) AS v FROM u GROUP BY g)",
+			"SELECT count(DISTINCT id) FROM u"},
+		"uniq_merge per group": {
+			"SELECT group_concat(n) FROM (SELECT g % 3 AS h, uniq_merge(v) AS n FROM (SELECT g, uniq_delta(id, 1) AS v FROM u GROUP BY g) GROUP BY h ORDER BY h)",
+			"SELECT group_concat(n) FROM (SELECT g % 3 AS h, count(DISTINCT id) AS n FROM u GROUP BY h ORDER BY h)"},
+		"uniq_add taking the even ids away": {
+			"SELECT uniq_merge(uniq_add(a.v, b.v)) FROM (SELECT g, uniq_delta(id, 1) AS v FROM u GROUP BY g) AS a " +
+				"JOIN (SELECT g, uniq_delta(id, -1) AS v FROM u WHERE id % 2 = 0 GROUP BY g) AS b USING (g)",
+			"SELECT count(DISTINCT id) FROM u WHERE id % 2 != 0"},
+		"uniq_add taking all away": {
+			"SELECT sum(length(uniq_add(a.v, b.v))) FROM (SELECT g, uniq_delta(id, 1) AS v FROM u GROUP BY g) AS a " +
+				"JOIN (SELECT g, uniq_delta(id, -1) AS v FROM u GROUP BY g) AS b USING (g)",
+			"SELECT 0"},
+		"uniq_add, one visit more and one less": {
+			"SELECT uniq_merge(uniq_add(uniq_add(a.v, a.v), b.v)) FROM (SELECT g, uniq_delta(id, 1) AS v FROM u GROUP BY g) AS a " +
+				"JOIN (SELECT g, uniq_delta(id, -1) AS v FROM u GROUP BY g) AS b USING (g)",
+			"SELECT count(DISTINCT id) FROM u"},
 	} {
 		var got, want string
 		if err := s.db.QueryRow(pair[0]).Scan(&got); err != nil {
