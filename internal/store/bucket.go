@@ -184,3 +184,22 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// WholeHours reports whether each bucket is made of whole UTC hours: no
+// minutes, and every UTC offset and month bound of the range on the hour.
+func (b *Buckets) WholeHours() bool {
+	if b.Interval == IntervalMinute {
+		return false
+	}
+	for _, seg := range b.Segments {
+		if seg.Until%3600 != 0 || seg.Offset%3600 != 0 {
+			return false
+		}
+	}
+	for _, bound := range b.MonthBounds {
+		if bound%3600 != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -143,3 +143,48 @@ func TestNewBucketsLimits(t *testing.T) {
 		t.Fatal("unknown interval: want an error")
 	}
 }
+
+// A store's rollups answer only what they answer as its rows would: no
+// filters, whole hours, buckets of whole hours.
+func TestRollable(t *testing.T) {
+	from := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	q := func(from, to time.Time, loc *time.Location, filters ...Filter) Query {
+		return Query{SiteID: "s", From: from, To: to, Location: loc, Filters: filters}
+	}
+	lordHowe, err := time.LoadLocation("Australia/Lord_Howe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	country := Filter{Dimension: DimCountry, Op: OpIs, Values: []string{"DE"}}
+	scenarios := []struct {
+		name     string
+		q        Query
+		interval Interval
+		want     bool
+	}{
+		{"whole days", q(from, from.AddDate(0, 0, 30), time.UTC), IntervalDay, true},
+		{"whole hours, hourly", q(from.Add(3*time.Hour), from.Add(9*time.Hour), time.UTC), IntervalHour, true},
+		{"months in Berlin", q(from.Add(-time.Hour), from.AddDate(0, 2, 0).Add(-time.Hour), berlin), IntervalMonth, true},
+		{"a filter", q(from, from.AddDate(0, 0, 1), time.UTC, country), IntervalDay, false},
+		{"minutes", q(from, from.Add(time.Hour), time.UTC), IntervalMinute, false},
+		{"a cut hour", q(from.Add(time.Minute), from.AddDate(0, 0, 1), time.UTC), IntervalDay, false},
+		{"half-hour offsets", q(from.Add(-630*time.Minute), from.Add(810*time.Minute), lordHowe), IntervalHour, false},
+		{"invalid", q(from, from, time.UTC), IntervalDay, false},
+	}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			got := sc.q.Rollable()
+			if got {
+				b, err := NewBuckets(sc.q, sc.interval)
+				got = err == nil && b.WholeHours()
+			}
+			if got != sc.want {
+				t.Errorf("rollable: %v, want %v", got, sc.want)
+			}
+		})
+	}
+}

@@ -475,3 +475,10 @@ func (t Totals) ratios() (viewsPerVisit, bounceRate float64, duration int64) {
 func round(x, scale float64) float64 {
 	return float64(int64(x*scale+0.5)) / scale
 }
+
+// Rollable reports whether a store's per-hour rollups can answer q as its
+// rows would: q is valid, has no filters and its range is whole UTC hours
+// (so whole hours in every zone whose offset is whole hours).
+func (q Query) Rollable() bool {
+	return q.Validate() == nil && len(q.Filters) == 0 && q.From.Unix()%3600 == 0 && q.To.Unix()%3600 == 0
+}

@@ -22,29 +22,9 @@ import (
 var rolledUp = map[store.Dimension]bool{store.DimPage: true, store.DimEventName: true, store.DimEntryPage: true}
 
 // fromRollups reports whether q is answered from the rollups: they are
-// built, q is valid, has no filters and its range is whole hours (in UTC,
-// so in every zone whose offset is whole hours).
+// built and q is store.Query.Rollable.
 func (s *Store) fromRollups(q store.Query) bool {
-	return s.rollups.Load() && q.Validate() == nil && len(q.Filters) == 0 &&
-		q.From.Unix()%3600 == 0 && q.To.Unix()%3600 == 0
-}
-
-// wholeHours reports whether each bucket of b is made of whole hours.
-func wholeHours(b *store.Buckets) bool {
-	if b.Interval == store.IntervalMinute {
-		return false
-	}
-	for _, seg := range b.Segments {
-		if seg.Until%3600 != 0 || seg.Offset%3600 != 0 {
-			return false
-		}
-	}
-	for _, bound := range b.MonthBounds {
-		if bound%3600 != 0 {
-			return false
-		}
-	}
-	return true
+	return s.rollups.Load() && q.Rollable()
 }
 
 // rollupSums are the sums of store.Totals but the visitors, from the

@@ -23,7 +23,7 @@ func (s *Store) Overview(ctx context.Context, q store.Query) (store.Overview, er
 // Timeseries implements store.Querier.
 func (s *Store) Timeseries(ctx context.Context, q store.Query, interval store.Interval) ([]store.Point, error) {
 	if s.fromRollups(q) {
-		if b, err := store.NewBuckets(q, interval); err == nil && wholeHours(b) {
+		if b, err := store.NewBuckets(q, interval); err == nil && b.WholeHours() {
 			return s.rollupTimeseries(ctx, q, b)
 		}
 	}
