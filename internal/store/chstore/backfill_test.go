@@ -32,18 +32,7 @@ func TestUpgradeBuildsValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	load(t, s, ds.Events)
-	for _, stmt := range []string{
-		"DROP TABLE visit_values",
-		"ALTER TABLE visits DROP COLUMN engaged",
-		"DROP TABLE backfill_days",
-		"DROP TABLE schema_migrations",
-		createVersionTableForTest,
-		"INSERT INTO schema_migrations (version, applied_at) SELECT toUInt32(number + 1), now() FROM system.numbers LIMIT 3",
-	} {
-		if err := s.conn.Exec(ctx, stmt); err != nil {
-			t.Fatal(stmt, err)
-		}
-	}
+	rewind(t, s, 4, "DROP TABLE visit_values", "ALTER TABLE visits DROP COLUMN engaged", "DROP TABLE backfill_days")
 	s.Close()
 
 	s, err = Open(ctx, dsn, Options{})
@@ -65,7 +54,25 @@ func TestUpgradeBuildsValues(t *testing.T) {
 	}
 }
 
-const createVersionTableForTest = "CREATE TABLE schema_migrations (version UInt32, applied_at DateTime) ENGINE = MergeTree() ORDER BY version"
+// rewind makes s's database look as the version before step left it: it
+// runs undo, then records only the migrations before step as applied.
+func rewind(t *testing.T, s *Store, step uint32, undo ...string) {
+	t.Helper()
+	var before []string
+	for _, m := range schema.Migrations {
+		if m.Version < step {
+			before = append(before, strconv.Itoa(int(m.Version)))
+		}
+	}
+	for _, stmt := range append(undo, "DROP TABLE schema_migrations",
+		"CREATE TABLE schema_migrations (version UInt32, applied_at DateTime) ENGINE = MergeTree() ORDER BY version",
+		"INSERT INTO schema_migrations (version, applied_at) SELECT toUInt32(arrayJoin(["+strings.Join(before, ", ")+"])), now()",
+	) {
+		if err := s.conn.Exec(context.Background(), stmt); err != nil {
+			t.Fatal(stmt, err)
+		}
+	}
+}
 
 // TestUpgradeAddsMillis opens a database as the version before ts_ms left
 // it: its rows read the millisecond 0, so two pageviews of one second are
@@ -79,22 +86,7 @@ func TestUpgradeAddsMillis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var before []string
-	for _, m := range schema.Migrations {
-		if m.Version < 8 {
-			before = append(before, strconv.Itoa(int(m.Version)))
-		}
-	}
-	for _, stmt := range []string{
-		"ALTER TABLE events DROP COLUMN ts_ms",
-		"DROP TABLE schema_migrations",
-		createVersionTableForTest,
-		"INSERT INTO schema_migrations (version, applied_at) SELECT toUInt32(arrayJoin([" + strings.Join(before, ", ") + "])), now()",
-	} {
-		if err := s.conn.Exec(ctx, stmt); err != nil {
-			t.Fatal(stmt, err)
-		}
-	}
+	rewind(t, s, 8, "ALTER TABLE events DROP COLUMN ts_ms")
 	at := time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)
 	pageview := func(id string, session uint64, path string, t time.Time) event.Event {
 		return event.Event{ID: id, Time: t, SiteID: "upgrade", Type: event.Pageview, Pathname: path, VisitorID: session, SessionID: session}
@@ -174,16 +166,11 @@ func TestUpgradeBuildsRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	load(t, s, ds.Events[:half])
-	stmts := []string{"DROP TABLE schema_migrations", createVersionTableForTest,
-		"INSERT INTO schema_migrations (version, applied_at) SELECT toUInt32(number + 1), now() FROM system.numbers LIMIT 8"}
+	var undo []string
 	for _, r := range schema.Rollups {
-		stmts = append(stmts, "DROP TABLE "+r.View)
+		undo = append(undo, "DROP TABLE "+r.View)
 	}
-	for _, stmt := range append(stmts, "DROP TABLE rollup_hours", "DROP TABLE rollup_days") {
-		if err := s.conn.Exec(ctx, stmt); err != nil {
-			t.Fatal(stmt, err)
-		}
-	}
+	rewind(t, s, 9, append(undo, "DROP TABLE rollup_hours", "DROP TABLE rollup_days")...)
 	s.Close()
 
 	s, err = Open(ctx, dsn, Options{})

@@ -3,13 +3,11 @@ package chstore
 import (
 	"context"
 	"maps"
-	"slices"
 	"testing"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/pocketlytics/pocketlytics/internal/event"
 	"github.com/pocketlytics/pocketlytics/internal/store"
 	"github.com/pocketlytics/pocketlytics/internal/store/chstore/schema"
 	"github.com/pocketlytics/pocketlytics/internal/store/storetest"
@@ -41,11 +39,7 @@ func TestRollupRedelivery(t *testing.T) {
 	load(t, s, evs)
 	storetest.CheckKnown(t, s)
 	before := rollupRows(t, s)
-	for _, batch := range [][]event.Event{evs, evs[:len(evs)/2], evs[len(evs)/2:]} {
-		if err := s.Insert(context.Background(), "again", slices.Clone(batch)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.Redeliver(t, s, evs)
 	if after := rollupRows(t, s); after != before {
 		t.Errorf("rollup_hours has %d rows after the redelivery, %d before", after, before)
 	}

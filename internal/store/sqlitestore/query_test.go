@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
@@ -59,11 +58,7 @@ func TestRollupRedelivery(t *testing.T) {
 	load(t, s, evs)
 	storetest.CheckKnown(t, s)
 	before := rollupDump(t, s)
-	for _, batch := range [][]event.Event{evs, evs[:len(evs)/2], evs[len(evs)/2:]} {
-		if err := s.Insert(context.Background(), "again", slices.Clone(batch)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.Redeliver(t, s, evs)
 	if after := rollupDump(t, s); after != before {
 		t.Errorf("the rollups changed with the redelivery:\n%s\nbefore:\n%s", after, before)
 	}

@@ -26,12 +26,19 @@ func CheckRedelivery(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
+	Redeliver(t, s, evs)
+	CheckKnown(t, s)
+}
+
+// Redeliver inserts evs again, as one batch and then as its two halves, as
+// a queue redelivers what it could not confirm.
+func Redeliver(t testing.TB, s store.Store, evs []event.Event) {
+	t.Helper()
 	for _, batch := range [][]event.Event{evs, evs[:len(evs)/2], evs[len(evs)/2:]} {
-		if err := s.Insert(ctx, "again", slices.Clone(batch)); err != nil {
+		if err := s.Insert(context.Background(), "again", slices.Clone(batch)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	CheckKnown(t, s)
 }
 
 // CheckGuards checks the query limits on a store holding KnownEvents: the
